@@ -1,0 +1,82 @@
+"""The clock the kernel runs on: wall time, monotonic time and timers.
+
+Nothing else in ``kernel/`` reads the system clock; everything asks a :class:`Clock`.
+:class:`RealClock` is the production clock; :class:`kernel.testing.VirtualClock` is the
+one tests use, so time tests never sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Protocol
+
+__all__ = ("Clock", "RealClock", "TimerHandle")
+
+
+class TimerHandle(Protocol):
+    """A timer armed with :meth:`Clock.call_at`; ``cancel()`` disarms it."""
+
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    """Wall time (aware UTC datetimes), monotonic time (float seconds) and timers.
+
+    Monotonic time never jumps; wall time may step (NTP, suspend). Timers are armed
+    on monotonic time and run their callback on the event loop thread.
+    """
+
+    def now(self) -> datetime:
+        """The wall time, as an aware UTC datetime."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never steps; safe to call from any thread."""
+        ...
+
+    def call_at(self, deadline: float, callback: Callable[[], object]) -> TimerHandle:
+        """Run ``callback`` on the loop once ``monotonic() >= deadline``.
+
+        Must be called from the event loop thread.
+        """
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of monotonic time."""
+        ...
+
+    def external_work(self) -> contextlib.AbstractContextManager[None]:
+        """Mark work that runs outside the event loop (a worker thread) as in progress.
+
+        A virtual clock waits for such work before it moves time on; the real clock
+        ignores it.
+        """
+        ...
+
+
+class RealClock:
+    """The system's clocks: ``time.time`` for wall time, ``time.monotonic`` for timers."""
+
+    __slots__ = ()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def call_at(self, deadline: float, callback: Callable[[], object]) -> TimerHandle:
+        loop = asyncio.get_running_loop()
+        # loop.time() may run on another monotonic source (uvloop): translate.
+        return loop.call_at(loop.time() + (deadline - time.monotonic()), callback)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    @contextlib.contextmanager
+    def external_work(self) -> Iterator[None]:
+        yield

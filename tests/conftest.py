@@ -1,0 +1,69 @@
+"""Shared test set-up.
+
+* Every ``async def`` test runs on asyncio through anyio's pytest plugin.
+* Tests marked ``postgres`` / ``rabbitmq`` / ``prometheus`` need a real server or
+  binary. Outside CI they skip with a loud reason when it is absent; with
+  ``CI=true`` they run and fail instead, never skip.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import shutil
+import socket
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+POSTGRES_DSN = os.environ.get("POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _missing(marker: str) -> str | None:
+    if marker == "postgres" and not _port_open("127.0.0.1", 5432):
+        return "PostgreSQL is not listening on 127.0.0.1:5432"
+    if marker == "rabbitmq" and not _port_open("127.0.0.1", 5672):
+        return "RabbitMQ is not listening on 127.0.0.1:5672"
+    if marker == "prometheus" and not (shutil.which("prometheus") and shutil.which("promtool")):
+        return "prometheus/promtool are not installed (apt-get install prometheus)"
+    return None
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        func = getattr(item, "function", None)
+        if func is not None and inspect.iscoroutinefunction(func):
+            item.add_marker(pytest.mark.anyio)
+        for marker in ("postgres", "rabbitmq", "prometheus"):
+            if item.get_closest_marker(marker) is None:
+                continue
+            reason = _missing(marker)
+            if reason is None:
+                continue
+            if IN_CI:
+                # Under CI a missing server is a failure, never a skip.
+                item.user_properties.append(("missing", reason))
+            else:
+                item.add_marker(pytest.mark.skip(reason=f"SKIPPED LOUDLY: {reason}"))
+
+
+@pytest.fixture(autouse=True)
+def _fail_when_server_missing(request: pytest.FixtureRequest) -> None:
+    for name, reason in request.node.user_properties:
+        if name == "missing":
+            pytest.fail(f"CI=true and a required server is missing: {reason}")
