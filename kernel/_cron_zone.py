@@ -31,7 +31,6 @@ from kernel._cron import ParsedCron
 
 __all__ = ("Schedule", "schedule_for")
 
-_MINUTE: Final = timedelta(minutes=1)
 _MEMO_LIMIT: Final = 256  # answered intervals kept per schedule (about 40 KB when full)
 _end_of: Final = itemgetter(0)
 
@@ -109,9 +108,9 @@ class Schedule:
             overlap = local.utcoffset() - local.replace(fold=1).utcoffset()  # type: ignore[operator]
             if overlap > timedelta(0):
                 start -= overlap
-        # First matching minute at or after `start`.
-        floor = start.replace(second=0, microsecond=0)
-        naive = self.parsed.naive_next(floor - _MINUTE if floor == start else floor)
+        # Only wall times strictly after `start` can map to instants after `after`: `start`
+        # itself maps back to `after` (or, read as its other occurrence, to before it).
+        naive = self.parsed.naive_next(start)
         best: datetime | None = None
         while naive is not None:
             first = naive.replace(tzinfo=zone)
