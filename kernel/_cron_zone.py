@@ -87,7 +87,10 @@ class Schedule:
         i = bisect.bisect_right(memo, after, key=_end_of)
         if i < len(memo) and memo[i][1] <= after:
             return memo[i][0]
-        result = self._compute(after)
+        try:
+            result = self._compute(after)
+        except OverflowError:  # within a day of datetime.min/max: no representable answer
+            return None
         if result is not None:
             self._remember(after, result)
         return result

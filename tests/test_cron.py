@@ -354,3 +354,15 @@ def test_the_memo_stays_bounded_and_correct() -> None:
     assert current == datetime(2030, 1, 7, 22, 40, tzinfo=UTC)
     assert 0 < len(trigger._schedule._memo) <= _MEMO_LIMIT  # type: ignore[union-attr]
     assert trigger.next_fire_time(start) == datetime(2030, 1, 1, 0, 5, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("zone", "after"),
+    [
+        pytest.param("UTC", datetime(9999, 6, 1, tzinfo=UTC), id="utc"),
+        pytest.param("Asia/Shanghai", datetime(9999, 12, 31, 23, 59, tzinfo=UTC), id="shanghai"),
+        pytest.param("America/New_York", datetime(9999, 12, 31, tzinfo=UTC), id="new-york"),
+    ],
+)
+def test_no_fire_past_the_end_of_time(zone: str, after: datetime) -> None:
+    assert CronTrigger("0 0 1 1 *", zone).next_fire_time(after) is None
