@@ -92,7 +92,8 @@ class Schedule:
         except OverflowError:  # within a day of datetime.min/max: no representable answer
             return None
         if result is not None:
-            self._remember(after, result)
+            # Kept in UTC: comparisons between datetimes sharing one tzinfo are the cheap ones.
+            self._remember(after.astimezone(UTC), result)
         return result
 
     def _remember(self, start: datetime, end: datetime) -> None:
