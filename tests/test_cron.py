@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -366,3 +368,21 @@ def test_the_memo_stays_bounded_and_correct() -> None:
 )
 def test_no_fire_past_the_end_of_time(zone: str, after: datetime) -> None:
     assert CronTrigger("0 0 1 1 *", zone).next_fire_time(after) is None
+
+
+def test_threads_sharing_a_schedule_get_the_same_answers_as_one_thread() -> None:
+    expression = "*/7 1-5 * * 1-5"  # only this test uses it, so its schedule starts empty
+    starts = [datetime(2025, 1, 1, tzinfo=UTC) + timedelta(minutes=37 * i) for i in range(400)]
+    private_zone = ZoneInfo.no_cache("America/New_York")  # another zone object: own schedule
+    expected = [CronTrigger(expression, private_zone).next_fire_time(s) for s in starts]
+    shared = CronTrigger(expression, "America/New_York")
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible to expose races
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            rounds = list(
+                pool.map(lambda _: [shared.next_fire_time(s) for s in starts], range(8))
+            )
+    finally:
+        sys.setswitchinterval(interval)
+    assert rounds == [expected] * 8
