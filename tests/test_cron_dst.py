@@ -118,6 +118,17 @@ SEQUENCES = [
     pytest.param("Australia/Lord_Howe", "45 * * * *", u(4, 6, 13, 50),
                  [u(4, 6, 14, 45), u(4, 6, 15, 15), u(4, 6, 16, 15)],
                  id="lord-howe-fall-any-hour-twice"),
+    # -- Havana changes at midnight: the day's first hour is skipped or repeated. --------
+    pytest.param("America/Havana", "0 0 * * *", u(3, 9, 12),
+                 # 2024-03-10 00:00 does not exist: 01:00 CDT (05:00Z) instead
+                 [u(3, 10, 5, 0), u(3, 11, 4, 0)], id="havana-midnight-gap"),
+    pytest.param("America/Havana", "30 0 * * *", u(11, 2, 12),
+                 [u(11, 3, 4, 30), u(11, 4, 5, 30)], id="havana-midnight-overlap-fixed"),
+    # -- Apia skipped all of 2011-12-30 (-10 -> +14): that day's 09:00 runs when it ends.
+    pytest.param("Pacific/Apia", "0 9 * * *", u(12, 29, 0, year=2011),
+                 [u(12, 29, 19, 0, year=2011), u(12, 30, 10, 0, year=2011),
+                  u(12, 30, 19, 0, year=2011)],
+                 id="apia-skipped-day"),
 ]
 
 
