@@ -187,7 +187,12 @@ class LarkClient:
         value = fields.tenant_access_token if kind == "tenant" else fields.app_access_token
         if not value or fields.expire <= 0:
             raise _protocol(answer, f"the {kind} token answer lacks the token or 'expire'")
-        logger.debug("lark: obtained a %s token for app %s (%ds)", kind, self.app_id, fields.expire)
+        logger.debug(
+            "lark: obtained a new %s access token for app %s (lives %ds)",
+            kind,
+            self.app_id,
+            fields.expire,
+        )
         return value, fields.expire
 
     async def ping(self) -> float:
