@@ -253,8 +253,13 @@ class FakeLark(Handlers):
 
 
 @pytest.fixture
-async def fake_lark() -> AsyncIterator[FakeLark]:
-    """A running :class:`FakeLark` with the app ``FAKE_APP_ID`` / ``FAKE_APP_SECRET``."""
+async def fake_lark(anyio_backend: str) -> AsyncIterator[FakeLark]:
+    """A running :class:`FakeLark` with the app ``FAKE_APP_ID`` / ``FAKE_APP_SECRET``.
+
+    It asks for ``anyio_backend`` so that anyio's plugin keeps the ``parametrize`` ids
+    of the tests that use it (its collection hook re-creates, without their parameters,
+    async test items that do not depend on ``anyio_backend``).
+    """
     async with FakeLark() as fake:
         yield fake
 
