@@ -109,6 +109,9 @@ async def test_concurrent_callers_refused_together_still_share_one_refresh(
 ) -> None:
     await lark.list_departments()
     fake_lark.invalidate_tokens()
+    # Half of the refusals arrive after the first refreshed token is cached: they must
+    # not throw it away.
+    fake_lark.stall("departments", seconds=0.05, times=5)
 
     async def call() -> None:
         await lark.list_departments()
