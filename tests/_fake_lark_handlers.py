@@ -1,4 +1,4 @@
-"""The request handlers of :class:`tests.fake_lark.FakeLark` (a mixin over its state).
+"""The request handlers of :class:`tests.fake_lark.FakeLark`, over its state.
 
 Answer codes follow the Lark Open Platform where the client depends on them
 (99991400, 99991661, 99991663, 20026, 20037, 20064); the rest (10003, 10014, 40003,
@@ -118,9 +118,12 @@ class RefreshToken:
 
 
 class Handlers:
-    """Routes and handlers; every handler reads and updates the fake's state."""
+    """Routes and handlers; every handler reads and updates the state of ``fake``."""
 
-    def add_routes(self: FakeLark, app: web.Application) -> None:
+    def __init__(self, fake: FakeLark) -> None:
+        self.fake = fake
+
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_post(
             "/open-apis/auth/v3/tenant_access_token/internal",
             self._tenant_token,
@@ -143,31 +146,29 @@ class Handlers:
         )
 
     @web.middleware
-    async def _middleware(
-        self: FakeLark, request: web.Request, handler: _Handler
-    ) -> web.StreamResponse:
+    async def middleware(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
         endpoint = request.match_info.route.name
         if endpoint is None:
             return await handler(request)
-        self.calls[endpoint] += 1
-        for hook in list(self.hooks):
-            hook(endpoint, self.calls[endpoint])
-        seconds, times = self.stalls.get(endpoint, (0.0, 0))
+        self.fake.calls[endpoint] += 1
+        for hook in list(self.fake.hooks):
+            hook(endpoint, self.fake.calls[endpoint])
+        seconds, times = self.fake.stalls.get(endpoint, (0.0, 0))
         if times > 0:
-            self.stalls[endpoint] = (seconds, times - 1)
-            await self.wait_stall(seconds)
-        if self.rate_limited_calls > 0 and self.rate_limit_endpoint in (None, endpoint):
-            self.rate_limited_calls -= 1
+            self.fake.stalls[endpoint] = (seconds, times - 1)
+            await self.fake.wait_stall(seconds)
+        if self.fake.rate_limited_calls > 0 and self.fake.rate_limit_endpoint in (None, endpoint):
+            self.fake.rate_limited_calls -= 1
             headers = {"x-ogw-ratelimit-limit": "50"}
-            if self.rate_limit_reset is not None:
-                headers["x-ogw-ratelimit-reset"] = str(self.rate_limit_reset)
+            if self.fake.rate_limit_reset is not None:
+                headers["x-ogw-ratelimit-reset"] = str(self.fake.rate_limit_reset)
             return _answer(
                 {"code": 99991400, "msg": "request trigger frequency limit"}, 429, **headers
             )
         if endpoint in _LISTINGS:
             # Listings check failures per page, in the handler.
             return await handler(request)
-        failure = self.take_failure(endpoint)
+        failure = self.fake.take_failure(endpoint)
         if failure is None:
             return await handler(request)
         if failure.after_effect:
@@ -175,44 +176,54 @@ class Handlers:
         return _failure_response(failure)
 
     def _check_token(
-        self: FakeLark, request: web.Request, kind: str
+        self, request: web.Request, kind: str
     ) -> tuple[IssuedToken | None, web.Response | None]:
         header = request.headers.get("Authorization", "")
         if not header.startswith("Bearer ") or not header[len("Bearer ") :]:
             return None, _error(99991661, "Missing access token for authorization.")
-        token = self.tokens.get(header[len("Bearer ") :])
-        if token is None or not token.valid or token.kind != kind or self.clock >= token.expires_at:
+        token = self.fake.tokens.get(header[len("Bearer ") :])
+        if (
+            token is None
+            or not token.valid
+            or token.kind != kind
+            or self.fake.clock >= token.expires_at
+        ):
             return None, _error(99991663, "Invalid access token for authorization.")
         return token, None
 
-    async def _tenant_token(self: FakeLark, request: web.Request) -> web.Response:
+    async def _tenant_token(self, request: web.Request) -> web.Response:
         return await self._issue(request, "tenant")
 
-    async def _app_token(self: FakeLark, request: web.Request) -> web.Response:
+    async def _app_token(self, request: web.Request) -> web.Response:
         return await self._issue(request, "app")
 
-    async def _issue(
-        self: FakeLark, request: web.Request, kind: Literal["tenant", "app"]
-    ) -> web.Response:
+    async def _issue(self, request: web.Request, kind: Literal["tenant", "app"]) -> web.Response:
         body = await _json_body(request)
-        if body is None or body.get("app_id") not in self.apps:
+        if body is None or body.get("app_id") not in self.fake.apps:
             return _error(10003, "invalid param")
         app_id = body["app_id"]
-        if body.get("app_secret") != self.apps[app_id]:
+        if body.get("app_secret") != self.fake.apps[app_id]:
             return _error(10014, "app secret invalid")
-        value = f"{kind[0]}-fake{self.next_id():06d}-{kind}-token"
-        self.tokens[value] = IssuedToken(value, kind, app_id, self.clock + self.token_lifetime)
-        self.issued_tokens.append(value)
+        value = f"{kind[0]}-fake{self.fake.next_id():06d}-{kind}-token"
+        self.fake.tokens[value] = IssuedToken(
+            value, kind, app_id, self.fake.clock + self.fake.token_lifetime
+        )
+        self.fake.issued_tokens.append(value)
         return _answer(
-            {"code": 0, "msg": "ok", f"{kind}_access_token": value, "expire": self.token_lifetime}
+            {
+                "code": 0,
+                "msg": "ok",
+                f"{kind}_access_token": value,
+                "expire": self.fake.token_lifetime,
+            }
         )
 
-    async def _departments(self: FakeLark, request: web.Request) -> web.Response:
+    async def _departments(self, request: web.Request) -> web.Response:
         _, refused = self._check_token(request, "tenant")
         if refused is not None:
             return refused
         parent = request.match_info["department_id"]
-        if parent != "0" and parent not in self.departments:
+        if parent != "0" and parent not in self.fake.departments:
             return _error(40003, f"department {parent} not found")
         recursive = request.query.get("fetch_child") == "true"
         below = []
@@ -220,29 +231,31 @@ class Handlers:
         while frontier:
             current = frontier.pop(0)
             children = [
-                d for d, info in self.departments.items() if info["parent_department_id"] == current
+                d
+                for d, info in self.fake.departments.items()
+                if info["parent_department_id"] == current
             ]
             below.extend(children)
             if recursive:
                 frontier.extend(children)
         items = [
-            {"open_department_id": d, "status": {"is_deleted": False}, **self.departments[d]}
+            {"open_department_id": d, "status": {"is_deleted": False}, **self.fake.departments[d]}
             for d in below
         ]
         return self._page(request, "departments", parent, items)
 
-    async def _users(self: FakeLark, request: web.Request) -> web.Response:
+    async def _users(self, request: web.Request) -> web.Response:
         _, refused = self._check_token(request, "tenant")
         if refused is not None:
             return refused
         department = request.query.get("department_id", "")
-        if department != "0" and department not in self.departments:
+        if department != "0" and department not in self.fake.departments:
             return _error(40003, f"department {department!r} not found")
-        members = [u for u in self.users if department in u["department_ids"]]
+        members = [u for u in self.fake.users if department in u["department_ids"]]
         return self._page(request, "users", department, members)
 
     def _page(
-        self: FakeLark, request: web.Request, endpoint: str, scope: str, items: list[Any]
+        self, request: web.Request, endpoint: str, scope: str, items: list[Any]
     ) -> web.Response:
         try:
             page_size = int(request.query.get("page_size", "10"))
@@ -257,7 +270,7 @@ class Handlers:
             if decoded is None:
                 return _error(99992402, "field validation failed: page_token is invalid")
             offset = decoded
-        failure = self.take_failure(endpoint, offset // page_size + 1, scope)
+        failure = self.fake.take_failure(endpoint, offset // page_size + 1, scope)
         if failure is not None:
             return _failure_response(failure)
         has_more = offset + page_size < len(items)
@@ -266,7 +279,7 @@ class Handlers:
             data["page_token"] = _encode_page_token(endpoint, scope, offset + page_size)
         return _ok(data)
 
-    async def _messages(self: FakeLark, request: web.Request) -> web.Response:
+    async def _messages(self, request: web.Request) -> web.Response:
         token, refused = self._check_token(request, "tenant")
         if refused is not None:
             return refused
@@ -284,7 +297,7 @@ class Handlers:
         if not isinstance(content, dict) or (body["msg_type"] == "text" and "text" not in content):
             return _error(230001, "invalid request: content must be a JSON object string")
         uuid = body.get("uuid")
-        for sent in self.sent:
+        for sent in self.fake.sent:
             if uuid and sent.uuid == uuid and sent.app_id == token.app_id:
                 return _ok({"message_id": sent.message_id, "msg_type": sent.msg_type})
         message = SentMessage(
@@ -294,12 +307,12 @@ class Handlers:
             msg_type=body["msg_type"],
             content=content,
             uuid=uuid,
-            message_id=f"om_fake{self.next_id():08d}",
+            message_id=f"om_fake{self.fake.next_id():08d}",
         )
-        self.sent.append(message)
+        self.fake.sent.append(message)
         return _ok({"message_id": message.message_id, "msg_type": message.msg_type})
 
-    async def _refresh(self: FakeLark, request: web.Request) -> web.Response:
+    async def _refresh(self, request: web.Request) -> web.Response:
         token, refused = self._check_token(request, "app")
         if refused is not None:
             return refused
@@ -307,24 +320,24 @@ class Handlers:
         body = await _json_body(request)
         if body is None or body.get("grant_type") != "refresh_token":
             return _error(20003, "invalid grant_type", key="message")
-        current = self.refresh_tokens.get(str(body.get("refresh_token", "")))
+        current = self.fake.refresh_tokens.get(str(body.get("refresh_token", "")))
         if current is None or current.app_id != token.app_id:
             return _error(20026, "refresh token is invalid", key="message")
         if current.state == "revoked":
             return _error(20064, "refresh token has been revoked", key="message")
-        if current.state == "expired" or self.clock >= current.expires_at:
+        if current.state == "expired" or self.fake.clock >= current.expires_at:
             return _error(20037, "refresh token has expired", key="message")
         # Lark rotates refresh tokens: the old one is spent.
         current.state = "revoked"
-        new_refresh = self.grant_user_token(token.app_id)
-        access = f"u-fake{self.next_id():06d}-user-token"
-        self.issued_tokens.append(access)
+        new_refresh = self.fake.grant_user_token(token.app_id)
+        access = f"u-fake{self.fake.next_id():06d}-user-token"
+        self.fake.issued_tokens.append(access)
         data = {
             "access_token": access,
             "refresh_token": new_refresh,
             "token_type": "Bearer",
-            "expires_in": self.user_token_lifetime,
-            "refresh_expires_in": self.refresh_token_lifetime,
+            "expires_in": self.fake.user_token_lifetime,
+            "refresh_expires_in": self.fake.refresh_token_lifetime,
             "scope": "auth:user.id:read",
         }
         return _ok(data, key="message")

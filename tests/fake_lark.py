@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import itertools
 import signal
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -71,7 +70,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 
 
 @dataclass
-class FakeLark(Handlers):
+class FakeLark:
     """The fake server's state and controls; see the module docstring."""
 
     apps: dict[str, str] = field(default_factory=lambda: {FAKE_APP_ID: FAKE_APP_SECRET})
@@ -103,8 +102,9 @@ class FakeLark(Handlers):
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve on ``host:port`` (0 = a free port); answers the base URL."""
-        app = web.Application(middlewares=[self._middleware])
-        self.add_routes(app)
+        handlers = Handlers(self)
+        app = web.Application(middlewares=[handlers.middleware])
+        handlers.add_routes(app)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()
@@ -155,7 +155,7 @@ class FakeLark(Handlers):
         *,
         departments: tuple[str, ...] = ("0",),
         name: str | None = None,
-        **status: bool,
+        status: dict[str, bool] | None = None,
     ) -> dict[str, Any]:
         """Add a user; ``status`` overrides ``is_activated=True`` and friends."""
         n = len(self.users) + 1
@@ -175,7 +175,7 @@ class FakeLark(Handlers):
                 "is_activated": True,
                 "is_exited": False,
                 "is_unjoin": False,
-                **status,
+                **(status or {}),
             },
         }
         self.users.append(user)
@@ -305,4 +305,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -126,9 +126,11 @@ async def test_concurrent_callers_refused_together_still_share_one_refresh(
 async def test_token_refused_again_after_refresh_raises(
     lark: LarkClient, fake_lark: FakeLark
 ) -> None:
-    fake_lark.hooks.append(
-        lambda endpoint, _: endpoint == "departments" and fake_lark.invalidate_tokens()
-    )
+    def refuse_every_token(endpoint: str, _: int) -> None:
+        if endpoint == "departments":
+            fake_lark.invalidate_tokens()
+
+    fake_lark.hooks.append(refuse_every_token)
     with pytest.raises(LarkTokenInvalidError) as caught:
         await lark.list_departments()
     assert (caught.value.code, caught.value.http_status) == (99991663, 400)

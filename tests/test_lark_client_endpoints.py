@@ -15,6 +15,7 @@ from actors.lark import (
     LarkUnavailableError,
     LarkUser,
     MessageReceipt,
+    ReceiveIdType,
     UserStatus,
 )
 from tests.fake_lark import FAKE_APP_ID, FakeLark, SentMessage
@@ -50,7 +51,7 @@ async def test_department_users_are_read_page_by_page(
 
 async def test_user_fields_are_decoded(lark: LarkClient, fake_lark: FakeLark) -> None:
     fake_lark.add_department("od-a")
-    fake_lark.add_user("ou_x", departments=("0", "od-a"), name="张三", is_frozen=True)
+    fake_lark.add_user("ou_x", departments=("0", "od-a"), name="张三", status={"is_frozen": True})
     assert [u async for u in lark.iter_department_users()] == [
         LarkUser(
             open_id="ou_x",
@@ -79,7 +80,7 @@ async def test_user_fields_are_decoded(lark: LarkClient, fake_lark: FakeLark) ->
 async def test_user_is_active_only_when_activated_and_not_gone(
     lark: LarkClient, fake_lark: FakeLark, status: dict[str, bool], active: bool
 ) -> None:
-    fake_lark.add_user(**status)
+    fake_lark.add_user(status=status)
     assert [u.is_active async for u in lark.iter_department_users()] == [active]
 
 
@@ -199,13 +200,13 @@ async def test_token_expiring_mid_listing_is_refreshed_transparently(
     ],
 )
 async def test_send_text_posts_lark_text_message(
-    lark: LarkClient, fake_lark: FakeLark, receive_id_type: str, receive_id: str
+    lark: LarkClient, fake_lark: FakeLark, receive_id_type: ReceiveIdType, receive_id: str
 ) -> None:
     receipt = await lark.send_text(
         receive_id,
         "令牌将在 3 天后过期",
         receive_id_type,
-        idempotency_key="k1",  # type: ignore[arg-type]
+        idempotency_key="k1",
     )
     assert fake_lark.sent == [
         SentMessage(
