@@ -20,6 +20,7 @@ __all__ = (
     "TokenAnswer",
     "UserTokenData",
     "decode_data",
+    "protocol_error",
 )
 
 T = TypeVar("T")
@@ -111,3 +112,14 @@ def decode_data(answer: Answer, type_: type[T]) -> T:
             http_status=answer.http_status,
             log_id=answer.log_id,
         ) from exc
+
+
+def protocol_error(answer: Answer, what: str) -> LarkProtocolError:
+    """A :class:`LarkProtocolError` about ``answer``: ``what`` is wrong with it."""
+    return LarkProtocolError(
+        f"{answer.method} {answer.path}: {what}",
+        code=answer.code,
+        msg=answer.msg,
+        http_status=answer.http_status,
+        log_id=answer.log_id,
+    )

@@ -25,14 +25,22 @@ from typing import Any, Literal, Self
 import aiohttp
 import msgspec
 
+from ._config import check_client_config
 from ._tokens import TokenCache
 from ._transport import Transport
-from ._wire import Answer, MessageData, Page, TokenAnswer, UserTokenData, decode_data
+from ._wire import (
+    Answer,
+    MessageData,
+    Page,
+    TokenAnswer,
+    UserTokenData,
+    decode_data,
+    protocol_error,
+)
 from .errors import (
     REFRESH_TOKEN_REASONS,
     LarkAuthError,
     LarkError,
-    LarkProtocolError,
     LarkRefreshTokenError,
 )
 from .models import Department, LarkUser, MessageReceipt, UserTokenGrant
@@ -96,7 +104,9 @@ class LarkClient:
         monotonic: Callable[[], float] = time.monotonic,
         token_refresh_margin: float = _TOKEN_REFRESH_MARGIN,
     ) -> None:
-        _check_config(app_id, app_secret, base_url, timeout, max_retries, backoff_base, backoff_max)
+        check_client_config(
+            app_id, app_secret, base_url, timeout, max_retries, backoff_base, backoff_max
+        )
         self.app_id = app_id
         self.base_url = base_url.rstrip("/")
         self._app_secret = app_secret
@@ -183,10 +193,10 @@ class LarkClient:
         try:
             fields = msgspec.json.decode(answer.body, type=TokenAnswer)
         except msgspec.DecodeError as exc:
-            raise _protocol(answer, f"the {kind} token answer has the wrong shape") from exc
+            raise protocol_error(answer, f"the {kind} token answer has the wrong shape") from exc
         value = fields.tenant_access_token if kind == "tenant" else fields.app_access_token
         if not value or fields.expire <= 0:
-            raise _protocol(answer, f"the {kind} token answer lacks the token or 'expire'")
+            raise protocol_error(answer, f"the {kind} token answer lacks the token or 'expire'")
         logger.debug(
             "lark: obtained a new %s access token for app %s (lives %ds)",
             kind,
@@ -245,7 +255,9 @@ class LarkClient:
             if not page.has_more:
                 return
             if not page.page_token or page.page_token in seen:
-                raise _protocol(answer, "has_more is true but page_token is missing or repeated")
+                raise protocol_error(
+                    answer, "has_more is true but page_token is missing or repeated"
+                )
             seen.add(page.page_token)
             page_token = page.page_token
 
@@ -398,43 +410,4 @@ class LarkClient:
             refresh_token=data.refresh_token,
             refresh_expires_at=started + timedelta(seconds=data.refresh_expires_in),
             scope=data.scope,
-        )
-
-
-def _protocol(answer: Answer, what: str) -> LarkProtocolError:
-    return LarkProtocolError(
-        f"{answer.method} {answer.path}: {what}",
-        code=answer.code,
-        msg=answer.msg,
-        http_status=answer.http_status,
-        log_id=answer.log_id,
-    )
-
-
-def _check_config(
-    app_id: str,
-    app_secret: str,
-    base_url: str,
-    timeout: float,
-    max_retries: int,
-    backoff_base: float,
-    backoff_max: float,
-) -> None:
-    if not app_id:
-        raise ValueError("app_id is empty; pass the app's App ID (cli_...)")
-    if not app_secret:
-        raise ValueError(f"app_secret of app {app_id!r} is empty; pass the app's App Secret")
-    if not base_url.startswith(("http://", "https://")):
-        raise ValueError(
-            f"base_url {base_url!r} must start with http:// or https:// "
-            "(e.g. https://open.feishu.cn or https://open.larksuite.com)"
-        )
-    if not timeout > 0:
-        raise ValueError(f"timeout {timeout!r} must be > 0 seconds")
-    if max_retries < 0:
-        raise ValueError(f"max_retries {max_retries!r} must be >= 0")
-    if not 0 < backoff_base <= backoff_max:
-        raise ValueError(
-            f"backoff_base {backoff_base!r} and backoff_max {backoff_max!r} must satisfy "
-            "0 < backoff_base <= backoff_max"
         )
