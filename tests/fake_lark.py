@@ -288,7 +288,11 @@ async def _serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m tests.fake_lark --port 0``: serve, print the URL, run until stopped."""
-    parser = argparse.ArgumentParser(prog="python -m tests.fake_lark", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.fake_lark",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument(
