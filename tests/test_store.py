@@ -6,6 +6,7 @@ import os
 import sqlite3
 import stat
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,11 @@ from actors.store import (
     UserToken,
     make_store,
 )
+from actors.store._secrets import load_or_create_key
 from actors.store._sql import load_migrations, split_sqlite_script
 from actors.store.postgres import PostgresStore, quote_ident, redact_dsn
 from actors.store.sqlite import SqliteStore
-from kernel.failures import FailureRecord, MemoryFailureStore, RetryAttempt
+from kernel.failures import FailureRecord, FailureStore, MemoryFailureStore, RetryAttempt
 from tests._store_support import T0, AnyStore, Backend
 from tests.conftest import POSTGRES_DSN
 
@@ -70,8 +72,13 @@ def user(open_id: str, name: str = "", **kw: object) -> UserInfo:
 
 
 async def test_store_is_a_store_and_a_failure_store(store: AnyStore) -> None:
-    assert isinstance(store, Store)
+    # mypy checks these assignments against the protocols' signatures.
+    as_store: Store = store
+    as_failure_store: FailureStore = store
+    assert isinstance(as_store, Store)
+    assert as_failure_store is store
     assert "key=<redacted>" in repr(store)
+    assert repr(store._secret_box()) == "SecretBox(key=<redacted>)"
     await store.ping()
 
 
@@ -242,6 +249,22 @@ async def test_sqlite_key_file_is_private_and_reused(tmp_path: Path) -> None:
     os.chmod(key_file, 0o644)
     with pytest.raises(SecretKeyError, match="chmod 600"):
         await SqliteStore(db).open()
+
+
+def test_key_file_created_once_by_racing_processes(tmp_path: Path) -> None:
+    key_file = tmp_path / "lark.db.key"
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        keys = set(pool.map(lambda _: load_or_create_key(key_file), range(8)))
+    assert keys == {key_file.read_bytes().strip()}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lark.db.key"]
+
+
+def test_malformed_key_file_is_refused(tmp_path: Path) -> None:
+    key_file = tmp_path / "lark.db.key"
+    key_file.write_bytes(b"not a key")
+    key_file.chmod(0o600)
+    with pytest.raises(SecretKeyError, match="Fernet key"):
+        load_or_create_key(key_file)
 
 
 # -- users ----------------------------------------------------------------------------------

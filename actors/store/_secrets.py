@@ -54,22 +54,31 @@ def load_or_create_key(path: Path) -> bytes:
     """The Fernet key in ``path``; a new one is generated there (mode 0600) when absent.
 
     An existing key file that group or others may read is refused: the key is what keeps
-    the secrets in the database safe.
+    the secrets in the database safe. A new key is written to a private temporary file and
+    then linked into place, so a second process starting at the same moment either finds
+    no file or a complete one, never a half-written key.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            raise SecretKeyError(
-                f"key file {str(path)!r} has mode {mode:04o}; it holds the key of the app "
-                f"secrets, so allow only its owner: chmod 600 {path}"
-            ) from None
-        key = path.read_bytes().strip()
-        SecretBox(key)  # refuses a malformed file with a clear message
-        return key
-    key = Fernet.generate_key()
-    with os.fdopen(fd, "wb") as out:
-        out.write(key + b"\n")
+    if not path.exists():
+        key = Fernet.generate_key()
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(key + b"\n")
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process won the race: use its key, read below
+        else:
+            return key
+        finally:
+            tmp.unlink(missing_ok=True)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise SecretKeyError(
+            f"key file {str(path)!r} has mode {mode:04o}; it holds the key of the app "
+            f"secrets, so allow only its owner: chmod 600 {path}"
+        )
+    key = path.read_bytes().strip()
+    SecretBox(key)  # refuses a malformed file with a clear message
     return key

@@ -351,6 +351,10 @@ class Store(Protocol):
         """Claimed and sent notice slots, ordered by day, app, user and level."""
         ...
 
+    async def delete_notices_before(self, day: date) -> int:
+        """Drop notice slots of days before ``day``; answer how many."""
+        ...
+
     # health
     async def record_health(self, results: Sequence[HealthResult]) -> None: ...
 
