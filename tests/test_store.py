@@ -733,3 +733,22 @@ async def test_sqlite_locked_database_is_unavailable(tmp_path: Path) -> None:
         assert app is not None
         assert app.name == "A"
         assert (await store.update_app("cli_a", name="B")).name == "B"
+
+
+@pytest.mark.parametrize("interruption", ["cancel", "error"])
+async def test_interrupted_transaction_is_rolled_back(store: AnyStore, interruption: str) -> None:
+    await store.add_app("cli_a", "A")
+    with anyio.CancelScope() as scope:
+        try:
+            async with store._transaction() as conn:
+                await conn.execute("UPDATE apps SET name = $1 WHERE app_id = $2", "B", "cli_a")
+                if interruption == "cancel":
+                    scope.cancel()
+                    await anyio.sleep(3600)  # cancelled at once
+                raise LookupError("the body failed")
+        except LookupError:
+            assert interruption == "error"
+    app = await store.get_app("cli_a")
+    assert app is not None
+    assert app.name == "A"
+    await store.ping()

@@ -96,12 +96,21 @@ class _SqliteConn:
             await self._db.execute(statement)
 
 
+async def _rollback(db: aiosqlite.Connection) -> None:
+    if not db.in_transaction:
+        return  # SQLite already rolled back (it does on some errors, such as a full disk)
+    try:
+        await db.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass  # the connection is unusable; an unfinished transaction never reaches the file
+
+
 def _translate(exc: sqlite3.Error, path: str) -> StoreError:
     if isinstance(exc, sqlite3.IntegrityError):
         return StoreIntegrityError(f"SQLite refused a row: {exc}; nothing was written")
     text = str(exc).lower()
     if (
-        isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError)
+        isinstance(exc, sqlite3.DatabaseError)
         and any(marker in text for marker in _UNAVAILABLE)
     ) or (isinstance(exc, sqlite3.ProgrammingError) and "closed" in text):
         return StoreUnavailableError(
@@ -191,18 +200,17 @@ class SqliteStore(UsersMixin, NoticesMixin, FailuresMixin):
         async with self._lock:
             db = self._require_db()
             try:
+                # IMMEDIATE takes the write lock up front, so two writers never deadlock
+                # upgrading read locks; the other waits up to busy_timeout.
                 await db.execute("BEGIN IMMEDIATE")
                 try:
                     yield _SqliteConn(db)
+                    await db.execute("COMMIT")
                 except BaseException:
                     with anyio.CancelScope(shield=True):
-                        await db.execute("ROLLBACK")
+                        await _rollback(db)
                     raise
-                await db.execute("COMMIT")
             except sqlite3.Error as exc:
-                if db.in_transaction:
-                    with anyio.CancelScope(shield=True):
-                        await db.execute("ROLLBACK")
                 raise _translate(exc, self.path) from exc
 
     @asynccontextmanager
