@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -585,3 +585,95 @@ async def test_admin_server_binds_loopback_and_serves(kernel: FakeKernel) -> Non
     with pytest.raises(aiohttp.ClientConnectionError):
         async with aiohttp.ClientSession() as session:
             await session.get(f"{server.url}/healthz")
+
+
+# -- against the real kernel, on a virtual clock ------------------------------------------
+
+
+async def test_retry_a_failed_run_by_api_and_see_its_outcome(make_client: MakeClient) -> None:
+    from kernel import Kernel
+    from kernel.testing import VirtualClock
+
+    clock = VirtualClock(T0)
+    kernel = Kernel(timezone="UTC", clock=clock)
+    metrics = SchedulerMetrics()
+    metrics.attach(kernel)
+    calls: list[str] = []
+
+    async def flaky(label: str) -> None:
+        calls.append(label)
+        if len(calls) == 1:
+            raise RuntimeError("upstream answered 503 for app_secret=hunter2")
+
+    kernel.add_interval_job(flaky, hours=6, job_id="sync_user_info", args=("same-args",))
+    client = await make_client(create_admin_app(kernel, token=TOKEN, metrics=metrics))
+    async with kernel:
+        await clock.advance(timedelta(hours=6))
+        body = await (await client.get("/failures", headers=AUTH)).json()
+        (record,) = body["failures"]
+        assert (record["job_id"], record["exc_type"], record["retries"]) == (
+            "sync_user_info",
+            "RuntimeError",
+            [],
+        )
+        assert record["message"] == "upstream answered 503 for app_secret=***"
+        assert "hunter2" not in record["traceback"]
+
+        resp = await client.post(f"/failures/{record['id']}/retry", headers=AUTH)
+        assert resp.status == 202
+        accepted = await resp.json()
+        assert accepted["failure_id"] == record["id"]
+        await clock.advance(0)
+
+        after = await (await client.get(f"/failures/{record['id']}", headers=AUTH)).json()
+        assert [(r["run_id"], r["outcome"], r["manual"]) for r in after["retries"]] == [
+            (accepted["run_id"], "succeeded", True)
+        ]
+        assert calls == ["same-args", "same-args"]  # re-run with the same arguments
+        text = await (await client.get("/metrics")).text()
+        assert 'scheduled_task_retries_total{task_name="sync_user_info"} 1\n' in text
+        assert (
+            'scheduled_task_executions_total{status="success",task_name="sync_user_info"} 1\n'
+            in text
+        )
+
+
+async def test_every_job_endpoint_on_the_real_kernel(make_client: MakeClient) -> None:
+    from kernel import Kernel
+    from kernel.testing import VirtualClock
+
+    clock = VirtualClock(T0)
+    kernel = Kernel(timezone="UTC", clock=clock)
+
+    async def wait() -> None:
+        await clock.sleep(60)
+
+    kernel.add_interval_job(wait, hours=6, job_id="sync_user_info", kwargs={"app_secret": "x"})
+    client = await make_client(create_admin_app(kernel, token=TOKEN, metrics=None))
+    got = await error_of(await client.post("/jobs/sync_user_info/run", headers=AUTH))
+    assert got[:2] == (409, "kernel_not_running")
+    async with kernel:
+        job = await (await client.get("/jobs/sync_user_info")).json()
+        assert job["next_run_time"] == "2026-11-29T07:00:00Z"
+        assert job["trigger"] == str(kernel.get_job("sync_user_info").trigger)
+        assert "app_secret" not in json.dumps(job)
+
+        resp = await client.post("/jobs/sync_user_info/run", headers=AUTH)
+        assert resp.status == 202
+        await clock.advance(0)
+        assert (await (await client.get("/jobs/sync_user_info")).json())["running"] == 1
+        got = await error_of(await client.post("/jobs/sync_user_info/run", headers=AUTH))
+        assert got[:2] == (409, "refused")  # max_instances=1 and a run is going
+        assert "max_instances" in got[2]
+
+        paused = await (await client.post("/jobs/sync_user_info/pause", headers=AUTH)).json()
+        assert (paused["paused"], paused["next_run_time"]) == (True, None)
+        resumed = await (await client.post("/jobs/sync_user_info/resume", headers=AUTH)).json()
+        assert resumed["paused"] is False
+        assert resumed["next_run_time"] is not None
+
+        resp = await client.delete("/jobs/sync_user_info", headers=AUTH)
+        assert resp.status == 200
+        assert kernel.get_jobs() == []
+        assert (await client.get("/jobs")).status == 200
+        assert await (await client.get("/jobs")).json() == {"jobs": []}

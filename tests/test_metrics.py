@@ -345,3 +345,105 @@ def test_unrelated_events_are_ignored() -> None:
     m = SchedulerMetrics()
     m(object())  # type: ignore[arg-type]
     assert series(parse(m.render().decode()), "scheduled_task_executions_total") == {}
+
+
+# -- against the real kernel, on a virtual clock ------------------------------------------
+
+
+async def test_real_runs_on_a_virtual_clock() -> None:
+    from kernel import Kernel
+    from kernel.testing import VirtualClock
+
+    clock = VirtualClock(T0)
+    kernel = Kernel(timezone="UTC", clock=clock)
+    metrics = SchedulerMetrics(version="test")
+    metrics.attach(kernel)
+
+    async def ok() -> None:
+        await clock.sleep(2.0)  # a 2 s run on the virtual clock
+
+    async def bad() -> None:
+        raise RuntimeError("boom")
+
+    kernel.add_interval_job(ok, seconds=10, job_id="sync_user_info")
+    kernel.add_interval_job(bad, seconds=10, job_id="check_token_expiry")
+    async with kernel:
+        await clock.advance(33)
+        samples = parse(metrics.render().decode())
+        assert series(samples, "scheduled_task_executions_total") == {
+            (("status", "success"), ("task_name", "sync_user_info")): 3,
+            (("status", "failure"), ("task_name", "sync_user_info")): 0,
+            (("status", "success"), ("task_name", "check_token_expiry")): 0,
+            (("status", "failure"), ("task_name", "check_token_expiry")): 3,
+        }
+        ok_ = {"task_name": "sync_user_info"}
+        assert value(samples, "scheduled_task_duration_seconds_count", **ok_) == 3
+        assert value(samples, "scheduled_task_duration_seconds_sum", **ok_) == 6.0
+        assert value(samples, "scheduled_task_duration_seconds_bucket", le="1.0", **ok_) == 0
+        assert value(samples, "scheduled_task_duration_seconds_bucket", le="2.5", **ok_) == 3
+        # Virtual time: every start is exactly on time.
+        assert value(samples, "scheduled_task_lateness_seconds_bucket", le="0.0005", **ok_) == 3
+        assert value(samples, "scheduled_task_lateness_seconds_count", **ok_) == 3
+        assert (
+            value(samples, "scheduled_task_last_success_timestamp_seconds", **ok_)
+            == (T0 + timedelta(seconds=32)).timestamp()
+        )
+        assert series(samples, "scheduled_task_next_run_timestamp_seconds") == {
+            (("task_name", "sync_user_info"),): (T0 + timedelta(seconds=40)).timestamp(),
+            (("task_name", "check_token_expiry"),): (T0 + timedelta(seconds=40)).timestamp(),
+        }
+        assert value(samples, "scheduled_task_running", **ok_) == 0
+        assert value(samples, "scheduler_up") == 1
+    assert value(parse(metrics.render().decode()), "scheduler_up") == 0
+
+
+async def test_metrics_agree_with_the_events_through_skips_and_misses() -> None:
+    from kernel import Kernel
+    from kernel.testing import VirtualClock
+
+    clock = VirtualClock(T0)
+    kernel = Kernel(timezone="UTC", clock=clock)
+    metrics = SchedulerMetrics()
+    metrics.attach(kernel)
+    events = kernel.subscribe()
+
+    async def slow() -> None:
+        await clock.sleep(25)  # longer than its interval: later fires find it running
+
+    kernel.add_interval_job(slow, seconds=10, job_id="slow")
+    kernel.add_interval_job(slow, seconds=10, job_id="late", misfire_grace_time=5, coalesce=False)
+    async with kernel:
+        await clock.advance(60)
+        clock.stall(100)  # a blocked loop: fires fall due late
+        await clock.advance(1)
+    seen: list[Event] = []
+    while True:
+        try:
+            seen.append(events.receive_nowait())
+        except Exception:
+            break
+    samples = parse(metrics.render().decode())
+    for job in ("slow", "late"):
+        mine = [e for e in seen if e.job_id == job]
+
+        def count(kind: type[Event], mine: list[Event] = mine, **attrs: object) -> int:
+            return sum(
+                isinstance(e, kind) and all(getattr(e, k) == v for k, v in attrs.items())
+                for e in mine
+            )
+
+        assert value(
+            samples, "scheduled_task_executions_total", status="success", task_name=job
+        ) == count(RunSucceeded)
+        assert value(samples, "scheduled_task_missed_total", task_name=job) == count(RunMissed)
+        for reason in ("max_instances", "coalesced"):
+            assert value(
+                samples, "scheduled_task_skipped_total", reason=reason, task_name=job
+            ) == count(RunSkipped, reason=reason)
+        assert value(samples, "scheduled_task_lateness_seconds_count", task_name=job) == count(
+            RunStarted
+        )
+    assert (
+        value(samples, "scheduled_task_skipped_total", reason="max_instances", task_name="slow") > 0
+    )
+    assert value(samples, "scheduled_task_missed_total", task_name="late") > 0
