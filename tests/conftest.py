@@ -15,6 +15,9 @@ import socket
 
 import pytest
 
+# The fake Lark server (fixture ``fake_lark``) and the Lark client test fixtures.
+pytest_plugins = ("tests.fake_lark", "tests.lark_helpers")
+
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 POSTGRES_DSN = os.environ.get("POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
