@@ -46,11 +46,18 @@ class RunsMixin:
             return None
         rec.running += 1
         run_id = self._new_run_id()
+        clock = self.clock
+        started = clock.now()
+        if self._observed:
+            self._emit(RunStarted(
+                job_id=rec.id, scheduled_at=sched, run_id=run_id, started_at=started,
+                lateness=late, manual=manual, attempt=attempt, retry_of=retry_of,
+            ))
         loop = self._loop
         assert loop is not None
-        task = loop.create_task(
-            self._execute(rec, run_id, sched, late, manual, attempt, retry_of)
-        )
+        task = loop.create_task(self._execute(
+            rec, run_id, sched, late, started, clock.monotonic(), manual, attempt, retry_of,
+        ))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return run_id
@@ -61,18 +68,13 @@ class RunsMixin:
         run_id: str,
         sched: datetime | None,
         late: float,
+        started: datetime,
+        t0: float,
         manual: bool,
         attempt: int,
         retry_of: str | None,
     ) -> None:
         clock = self.clock
-        started = clock.now()
-        t0 = clock.monotonic()
-        if self._observed:
-            self._emit(RunStarted(
-                job_id=rec.id, scheduled_at=sched, run_id=run_id, started_at=started,
-                lateness=late, manual=manual, attempt=attempt, retry_of=retry_of,
-            ))
         if run_log.isEnabledFor(logging.INFO):
             run_log.info(
                 "Running job %s (run %s, scheduled %s, late %.3f s%s)", rec.id, run_id,

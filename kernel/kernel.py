@@ -371,7 +371,8 @@ class Kernel(RunsMixin):
         self._emit_change(JobModified, rec, change="paused")
 
     def resume_job(self, job_id: str) -> Job:
-        """Fire a paused job again, from its next fire time after now."""
+        """Fire a paused job again from its next fire time at or after now (interval jobs
+        keep their original grid); fires due while it was paused never run."""
         rec = self._record(job_id)
         if rec.paused:
             rec.paused = False
@@ -394,7 +395,8 @@ class Kernel(RunsMixin):
         def apply() -> None:
             self._unschedule(rec)
             mono = self.clock.monotonic()
-            rec.start(self.clock.now(), mono, self._current_offset(mono), self._rng)
+            point = rec.resume if change == "resumed" else rec.start
+            point(self.clock.now(), mono, self._current_offset(mono), self._rng)
             if not rec.paused:
                 self._schedule(rec)
             self._arm()

@@ -66,7 +66,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(autouse=True)
-def _fail_when_server_missing(request: pytest.FixtureRequest) -> None:
+def _fail_when_server_missing(request: pytest.FixtureRequest, anyio_backend: str) -> None:
+    # Depending on anyio_backend keeps anyio's plugin from rebuilding async tests, which
+    # would drop their parametrize arguments.
     for name, reason in request.node.user_properties:
         if name == "missing":
             pytest.fail(f"CI=true and a required server is missing: {reason}")

@@ -67,6 +67,10 @@ async def virtual_kernel(
     clock = VirtualClock(start)
     kernel = Kernel(timezone=timezone, job_defaults=defaults, clock=clock, **kw)
     recorder = Recorder(kernel)
-    async with kernel:
+    await kernel.start()
+    try:
         yield kernel, clock, recorder
-    recorder.stream.close()
+    finally:
+        # Runs still waiting on the virtual clock would wait forever: cancel them.
+        await kernel.shutdown(wait=False)
+        recorder.stream.close()
