@@ -16,8 +16,8 @@ from ._errors import EXIT_ERROR, CliError
 
 __all__ = ("DEFAULT_URL", "AdminClient")
 
-DEFAULT_URL = "http://127.0.0.1:9180"
-"""Where :class:`kernel.http.AdminServer` listens unless configured otherwise."""
+DEFAULT_URL = "http://127.0.0.1:8080"
+"""Where ``lark-scheduler serve`` listens unless configured otherwise (``[http]``)."""
 
 
 class AdminClient:

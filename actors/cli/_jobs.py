@@ -24,15 +24,18 @@ def _api_options() -> argparse.ArgumentParser:
     group = parent.add_argument_group("admin API")
     group.add_argument(
         "--url",
-        help="the service's admin API (default: LARK_SCHEDULER_URL, else the config file's "
-        f"[admin] host and port, else {DEFAULT_URL})",
+        help="the service's admin API (default: LARK_SCHEDULER_URL, else the config's "
+        f"[http] host and port, else {DEFAULT_URL})",
     )
     group.add_argument(
         "--token",
-        help="the admin bearer token (default: LARK_SCHEDULER_ADMIN_TOKEN, else the config "
-        "file's admin token); prefer the environment variable, a flag shows in 'ps'",
+        help="the admin bearer token (default: LARK_SCHEDULER_ADMIN_TOKEN, else the config's "
+        "http.admin_token[_file]); prefer the environment variable: a flag shows in 'ps'",
     )
-    group.add_argument("--config", metavar="FILE", help="read the URL and token from this file")
+    group.add_argument(
+        "--config", metavar="FILE",
+        help="the service's config file, for its URL and token (default: LARK_SCHEDULER_CONFIG)",
+    )
     group.add_argument("--json", action="store_true", help="print the API's JSON answer")
     return parent
 
@@ -48,7 +51,7 @@ def client(args: argparse.Namespace) -> AdminClient:
         config_url, config_token = admin_endpoint(args.config)
         url = url or config_url
         token = token or config_token
-    return AdminClient(url or DEFAULT_URL, token)
+    return AdminClient(url, token)
 
 
 def _quote(value: str) -> str:

@@ -1,0 +1,183 @@
+"""The service's life: start the kernel, the Lark actors, metrics, logs and the admin API;
+stop on SIGTERM/SIGINT with a grace period for running jobs; a second signal exits at once.
+
+Order at start: logging, a few lines saying what is and is not configured, the service
+(store, Lark client, actors), its jobs on the kernel, the kernel (``Scheduler started``),
+then the admin API. At stop the reverse: no new fires, running jobs get
+``scheduler.shutdown_grace`` seconds and are then cancelled, the API closes, the service
+closes its pools and connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from actors.config import Config, redact_url
+from kernel import JobDefaults, Kernel
+from kernel.api_models import ReadyReport
+from kernel.http import AdminServer
+from kernel.logs import RunLogger, configure_logging
+from kernel.metrics import SchedulerMetrics
+
+from ._errors import EXIT_ERROR, CliError
+
+__all__ = ("Service", "ServiceFactory", "describe_start", "run_service")
+
+log = logging.getLogger("scheduler.service")
+
+
+class Service(AbstractAsyncContextManager["Service"], Protocol):
+    """What ``serve`` needs of the Lark service (:class:`actors.service.LarkService`)."""
+
+    def register_jobs(self, kernel: Kernel) -> object:
+        """Add the built-in jobs the configuration enables."""
+        ...
+
+    async def readiness(self) -> ReadyReport:
+        """Extra ``/readyz`` checks (the last health-check result)."""
+        ...
+
+
+ServiceFactory = Callable[[Config, SchedulerMetrics], Service]
+
+
+def describe_start(config: Config, config_file: str | None) -> list[str]:
+    """The first log lines: where the configuration came from and what is not configured."""
+    url = config.store.resolved_url
+    if url.startswith("sqlite:"):
+        store = f"embedded SQLite database {url[len('sqlite:///'):]} (no server needed)"
+    else:
+        store = f"PostgreSQL {redact_url(url)} (schema {config.store.schema})"
+    rabbit = (
+        f"RabbitMQ: {redact_url(config.rabbitmq.url)}"
+        if config.rabbitmq.url
+        else "RabbitMQ: not configured (set rabbitmq.url to enable its health check)"
+    )
+    return [
+        "Configuration: "
+        + (f"file {config_file} + environment" if config_file else "no file, defaults + environment"),
+        f"Store: {store}",
+        rabbit,
+        f"Lark API: {config.lark.base_url}",
+    ]
+
+
+class _Signals:
+    """First SIGTERM/SIGINT: set ``stop``. Second: exit at once with 128 + signal number."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.stop = asyncio.Event()
+        self.received: signal.Signals | None = None
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def remove(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.loop.remove_signal_handler(sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if self.received is not None:
+            log.warning("Second %s: exiting at once, without waiting for running jobs", sig.name)
+            logging.shutdown()
+            sys.stdout.flush()
+            os._exit(128 + sig.value)
+        self.received = sig
+        self.stop.set()
+
+
+async def run_service(
+    config: Config,
+    service_factory: ServiceFactory,
+    *,
+    config_file: str | None = None,
+    started: Callable[[AdminServer], None] | None = None,
+) -> int:
+    """Run until SIGTERM/SIGINT; answer the exit code (0 after a clean stop)."""
+    configure_logging(config.logging.level, "json" if config.logging.format == "json" else "text")
+    for line in describe_start(config, config_file):
+        log.info("%s", line)
+    signals = _Signals(asyncio.get_running_loop())
+    signals.install()
+    s = config.scheduler
+    kernel = Kernel(
+        timezone=s.timezone,
+        job_defaults=JobDefaults(
+            coalesce=s.coalesce, max_instances=s.max_instances,
+            misfire_grace_time=s.misfire_grace_time,
+        ),
+    )
+    metrics = SchedulerMetrics()
+    metrics.attach(kernel)
+    RunLogger().attach(kernel)
+    try:
+        async with service_factory(config, metrics) as service:
+            service.register_jobs(kernel)
+            await kernel.start()
+            try:
+                admin = await _start_admin(config, kernel, metrics, service)
+            except BaseException:
+                await kernel.shutdown(wait=False)
+                raise
+            if started is not None:
+                started(admin)
+            try:
+                await signals.stop.wait()
+                await _stop_kernel(kernel, s.shutdown_grace, signals.received)
+            finally:
+                await admin.stop()
+                await kernel.shutdown(wait=False)
+    finally:
+        signals.remove()
+    log.info("Stopped cleanly")
+    return 0
+
+
+async def _start_admin(
+    config: Config, kernel: Kernel, metrics: SchedulerMetrics, service: Service
+) -> AdminServer:
+    http = config.http
+    token = http.admin_token.reveal() if http.admin_token is not None else None
+    if token is None:
+        log.warning(
+            "Admin token not set: the admin API refuses run/pause/resume/remove and failure "
+            "records (set LARK_SCHEDULER_ADMIN_TOKEN or http.admin_token_file)"
+        )
+    admin = AdminServer(
+        kernel, host=http.host, port=http.port, token=token, metrics=metrics,
+        readiness=service.readiness,
+    )
+    try:
+        await admin.start()
+    except OSError as exc:
+        raise CliError(
+            f"http.port {http.port} on {http.host}: cannot listen ({exc.strerror}); "
+            "choose another with http.port or LARK_SCHEDULER_HTTP__PORT",
+            EXIT_ERROR,
+        ) from None
+    return admin
+
+
+async def _stop_kernel(kernel: Kernel, grace: float, sig: signal.Signals | None) -> None:
+    running = sum(job.running for job in kernel.get_jobs())
+    name = sig.name if sig is not None else "stop"
+    if running:
+        log.info(
+            "Received %s: no new runs; waiting up to %g s for %d running job(s), then "
+            "cancelling them (send it again to exit at once)", name, grace, running,
+        )
+    else:
+        log.info("Received %s: stopping (no job is running)", name)
+    await kernel.shutdown(wait=True, grace=grace)
+    left = sum(job.running for job in kernel.get_jobs())
+    if left:
+        log.warning("Cancelled %d job run(s) still going after the %g s grace", left, grace)

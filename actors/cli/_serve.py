@@ -1,0 +1,46 @@
+"""``serve``: run the service (kernel, built-in jobs, metrics, logs, admin API)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from actors.config import Config
+from kernel.metrics import SchedulerMetrics
+
+from ._lifecycle import Service, run_service
+from ._settings import config_path, load
+
+__all__ = ("lark_service", "register")
+
+
+def lark_service(config: Config, metrics: SchedulerMetrics) -> Service:
+    """The Lark service for ``config``, its metrics in the scheduler's registry."""
+    from actors.service import LarkService
+
+    return LarkService(config, registry=metrics.registry)
+
+
+def serve(args: argparse.Namespace) -> int:
+    config = load(args.config)
+    return asyncio.run(run_service(config, lark_service, config_file=config_path(args.config)))
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``serve`` to the top-level parser."""
+    cmd = commands.add_parser(
+        "serve",
+        help="run the scheduler service",
+        description=(
+            "Run the service: the four built-in jobs on the kernel, metrics, logs and the "
+            "admin HTTP API. With no configuration it uses an embedded SQLite store in "
+            "./data. SIGTERM or SIGINT stops it gracefully (running jobs get "
+            "scheduler.shutdown_grace seconds); a second signal exits at once."
+        ),
+    )
+    cmd.add_argument(
+        "--config", metavar="FILE",
+        help="a TOML file; LARK_SCHEDULER_* environment variables override it "
+        "(default: LARK_SCHEDULER_CONFIG, else defaults)",
+    )
+    cmd.set_defaults(func=serve)
