@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from actors.config import Config, redact_url
+from actors._config_load import redact_url
+from actors.config import Config
 
 from ._settings import config_path, load
 

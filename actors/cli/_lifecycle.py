@@ -19,7 +19,8 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
-from actors.config import Config, redact_url
+from actors._config_load import redact_url
+from actors.config import Config
 from kernel import JobDefaults, Kernel
 from kernel.api_models import ReadyReport
 from kernel.http import AdminServer
@@ -60,9 +61,9 @@ def describe_start(config: Config, config_file: str | None) -> list[str]:
         if config.rabbitmq.url
         else "RabbitMQ: not configured (set rabbitmq.url to enable its health check)"
     )
+    source = f"file {config_file}" if config_file else "no file: defaults"
     return [
-        "Configuration: "
-        + (f"file {config_file} + environment" if config_file else "no file, defaults + environment"),
+        f"Configuration: {source} + environment",
         f"Store: {store}",
         rabbit,
         f"Lark API: {config.lark.base_url}",

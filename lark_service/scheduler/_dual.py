@@ -40,8 +40,8 @@ class Finished(Coroutine[Any, Any, _T], Generic[_T]):
         return None
 
     def __await__(self) -> Generator[Any, None, _T]:
+        yield from ()  # a generator that finishes at once, with the result
         return self.result
-        yield  # a generator that finishes at once with the result
 
     def __repr__(self) -> str:
         return f"<finished task: {self.result!r}>"
