@@ -12,8 +12,10 @@ SIGINT/SIGTERM.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from kernel import __version__
 
@@ -25,9 +27,17 @@ __all__ = ("build_parser", "main")
 PROG = "lark-scheduler"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a usage error never repeats a value given after ``--secret``
+    (there is no such option: secrets are read from a prompt, stdin or the environment)."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(re.sub(r"(--\w*secret\w*)([= ])\S+", r"\1\2***", message))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description=(
             "The Lark (Feishu) service's scheduler: the four built-in jobs on an asyncio "
@@ -39,7 +49,18 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in (_serve, _jobs, _cron, _config_cmd, _apps, _tasks, _bench):
         module.register(commands)
+    _no_abbreviations(parser)
     return parser
+
+
+def _no_abbreviations(parser: argparse.ArgumentParser) -> None:
+    # "--secret" must not silently mean "--secret-stdin", nor "--tok" "--token".
+    parser.allow_abbrev = False
+    for action in parser._actions:
+        if isinstance(action.choices, dict):
+            for sub in action.choices.values():
+                if isinstance(sub, argparse.ArgumentParser):
+                    _no_abbreviations(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
