@@ -178,7 +178,5 @@ async def _stop_kernel(kernel: Kernel, grace: float, sig: signal.Signals | None)
         )
     else:
         log.info("Received %s: stopping (no job is running)", name)
+    # The kernel logs each run it has to cancel when the grace is over.
     await kernel.shutdown(wait=True, grace=grace)
-    left = sum(job.running for job in kernel.get_jobs())
-    if left:
-        log.warning("Cancelled %d job run(s) still going after the %g s grace", left, grace)

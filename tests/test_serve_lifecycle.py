@@ -1,0 +1,172 @@
+"""``serve``'s lifecycle in-process, with a stand-in for the Lark service: start-up lines,
+readiness, and SIGTERM with running jobs finishing within the grace or cancelled after it.
+(tests/test_serve_e2e.py runs the real service as a subprocess.)"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import urllib.request
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any
+
+import msgspec
+import pytest
+
+from actors.cli._lifecycle import describe_start, run_service
+from actors.config import Config, load_config
+from kernel import Kernel
+from kernel.api_models import ReadyCheck, ReadyReport
+from kernel.http import AdminServer
+from kernel.metrics import SchedulerMetrics
+
+TOKEN = "lifecycle-token-0123456789abcdef"
+
+
+class StandIn:
+    """Registers one job that sleeps ``seconds``, and records what happened to it."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.events: list[str] = []
+
+    async def slow(self) -> None:
+        self.events.append("slow started")
+        try:
+            await asyncio.sleep(self.seconds)
+        except asyncio.CancelledError:
+            self.events.append("slow cancelled")
+            raise
+        self.events.append("slow finished")
+
+    def register_jobs(self, kernel: Kernel) -> None:
+        kernel.add_interval_job(self.slow, hours=6, job_id="slow")
+
+    async def readiness(self) -> ReadyReport:
+        return ReadyReport(ready=True, checks=(ReadyCheck(name="health", ok=True, detail="ok"),))
+
+    async def __aenter__(self) -> StandIn:
+        self.events.append("opened")
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.events.append("closed")
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def config(grace: float) -> Config:
+    return load_config(None, {
+        "LARK_SCHEDULER_HTTP__PORT": "1",  # replaced below: the test picks a free port
+        "LARK_SCHEDULER_ADMIN_TOKEN": TOKEN,
+        "LARK_SCHEDULER_SCHEDULER__SHUTDOWN_GRACE": str(grace),
+    })
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def request(url: str, method: str = "GET") -> Any:
+    req = urllib.request.Request(
+        url, method=method, data=b"{}" if method == "POST" else None,
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=5) as answer:
+        return json.loads(answer.read())
+
+
+async def serve_and_stop(stand_in: StandIn, grace: float) -> tuple[int, float]:
+    cfg = config(grace)
+    cfg = msgspec.structs.replace(cfg, http=msgspec.structs.replace(cfg.http, port=free_port()))
+    started: asyncio.Future[AdminServer] = asyncio.get_running_loop().create_future()
+
+    def factory(c: Config, metrics: SchedulerMetrics) -> StandIn:
+        return stand_in
+
+    task = asyncio.create_task(run_service(cfg, factory, started=started.set_result))
+    admin = await started
+    ready = await asyncio.to_thread(request, f"{admin.url}/readyz")
+    assert ready == {"ready": True, "checks": [
+        {"name": "kernel", "ok": True, "detail": "running"},
+        {"name": "health", "ok": True, "detail": "ok"},
+    ]}
+    await asyncio.to_thread(request, f"{admin.url}/jobs/slow/run", "POST")
+    while stand_in.events[-1:] != ["slow started"]:
+        await asyncio.sleep(0.01)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    os.kill(os.getpid(), signal.SIGTERM)
+    code = await asyncio.wait_for(task, 10)
+    return code, loop.time() - t0
+
+
+async def test_sigterm_lets_a_running_job_finish_within_the_grace(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    stand_in = StandIn(seconds=0.3)
+    code, took = await serve_and_stop(stand_in, grace=10)
+    assert code == 0
+    assert 0.2 < took < 5
+    assert stand_in.events == ["opened", "slow started", "slow finished", "closed"]
+    messages = [r.getMessage() for r in caplog.records]
+    assert (
+        "Received SIGTERM: no new runs; waiting up to 10 s for 1 running job(s), then "
+        "cancelling them (send it again to exit at once)"
+    ) in messages
+    assert messages[-1] == "Stopped cleanly"
+
+
+async def test_sigterm_cancels_a_job_still_running_after_the_grace(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    stand_in = StandIn(seconds=60)
+    code, took = await serve_and_stop(stand_in, grace=0.5)
+    assert code == 0
+    assert 0.4 < took < 5
+    assert stand_in.events == ["opened", "slow started", "slow cancelled", "closed"]
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("Job slow (run ") and " cancelled after " in m for m in messages)
+
+
+@pytest.mark.parametrize(
+    ("env", "lines"),
+    [
+        ({}, [
+            "Configuration: no file: defaults + environment",
+            "Store: embedded SQLite database ./data/lark-scheduler.db (no server needed)",
+            "RabbitMQ: not configured (set rabbitmq.url to enable its health check)",
+            "Lark API: https://open.feishu.cn",
+        ]),
+        ({"DATABASE_URL": "postgresql://lark:pw@db:5432/lark",
+          "LARK_SCHEDULER_RABBITMQ__URL": "amqp://guest:pw@mq:5672/"}, [
+            "Configuration: no file: defaults + environment",
+            "Store: PostgreSQL postgresql://lark:***@db:5432/lark (schema public)",
+            "RabbitMQ: amqp://guest:***@mq:5672/",
+            "Lark API: https://open.feishu.cn",
+        ]),
+    ],
+    ids=["nothing-configured", "servers-configured-passwords-hidden"],
+)
+def test_the_first_lines_say_what_is_configured(env: dict[str, str], lines: list[str]) -> None:
+    assert describe_start(load_config(None, env), None) == lines
