@@ -33,9 +33,11 @@ class StandIn:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.events: list[str] = []
+        self.slow_started = asyncio.Event()
 
     async def slow(self) -> None:
         self.events.append("slow started")
+        self.slow_started.set()
         try:
             await asyncio.sleep(self.seconds)
         except asyncio.CancelledError:
@@ -110,8 +112,7 @@ async def serve_and_stop(stand_in: StandIn, grace: float) -> tuple[int, float]:
         {"name": "health", "ok": True, "detail": "ok"},
     ]}
     await asyncio.to_thread(request, f"{admin.url}/jobs/slow/run", "POST")
-    while stand_in.events[-1:] != ["slow started"]:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(stand_in.slow_started.wait(), 5)
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     os.kill(os.getpid(), signal.SIGTERM)
