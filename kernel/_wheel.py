@@ -55,26 +55,27 @@ class WheelEntry(msgspec.Struct, Generic[T], eq=False):
         return f"WheelEntry(deadline={self.deadline!r}, item={self.item!r}, {state})"
 
 
-class _Bucket(Generic[T]):
+class _Bucket(msgspec.Struct, Generic[T], eq=False):
     """One slot of one level: the entries whose tick falls in the slot's span.
 
     ``entries`` may hold cancelled entries (``_bucket is None``) until the next drain or
     compaction; ``dead`` counts them. ``ordered`` is True while a stable sort by deadline
     alone yields (deadline, insertion) order, i.e. no two entries with the same deadline sit
     out of insertion order; only a cascade into a non-empty bucket can break that.
+    ``sorted_len`` saves re-sorting a level-0 bucket that nothing joined since its last drain.
     ``wake`` is when the caller must next look at the bucket: the earliest deadline in it
     (possibly of an entry cancelled since) at level 0, the slot's start time above.
     """
 
-    __slots__ = ("dead", "entries", "key", "level", "ordered", "wake")
-
-    def __init__(self, wake: float, level: int, key: int) -> None:
-        self.entries: list[WheelEntry[T]] = []
-        self.wake = wake
-        self.level = level
-        self.key = key
-        self.dead = 0
-        self.ordered = True
+    wake: float
+    level: int
+    key: int
+    entries: list[WheelEntry[T]] = msgspec.field(default_factory=list)
+    dead: int = 0
+    ordered: bool = True
+    # len(entries) right after the last sort by deadline: equal means still sorted, since
+    # entries only leave the list where this is updated.
+    sorted_len: int = 0
 
 
 class TimerWheel(Generic[T]):
@@ -97,6 +98,8 @@ class TimerWheel(Generic[T]):
         "_heap",
         "_heap_limit",
         "_len",
+        "_level0",
+        "_level1",
         "_levels",
         "_now",
         "_size",
@@ -122,7 +125,9 @@ class TimerWheel(Generic[T]):
         self._now = start
         # _levels[L] maps a level-L slot number (absolute, not modulo wheel_size) to its
         # bucket; at most wheel_size slots per level are ever non-empty.
-        self._levels: list[dict[int, _Bucket[T]]] = [{}]
+        self._levels: list[dict[int, _Bucket[T]]] = [{}, {}]
+        self._level0 = self._levels[0]
+        self._level1 = self._levels[1]
         # (wake, -level, slot) per bucket, higher levels first on equal wake so that a slot
         # cascades before any lower slot it covers is drained. Stale items (the bucket is
         # gone or its wake changed) are skipped when they surface.
@@ -147,8 +152,10 @@ class TimerWheel(Generic[T]):
             raise ValueError(
                 f"deadline {deadline!r}: must be a finite monotonic time in seconds"
             ) from None
-        if k - self._cur < self._size:
-            level0 = self._levels[0]
+        cur = self._cur
+        size = self._size
+        if k - cur < size:
+            level0 = self._level0
             bucket = level0.get(k)
             if bucket is None:
                 bucket = level0[k] = _Bucket(deadline, 0, k)
@@ -156,11 +163,19 @@ class TimerWheel(Generic[T]):
             elif deadline < bucket.wake:
                 bucket.wake = deadline
                 self._push(deadline, 0, k)
-            entry = WheelEntry(deadline, item, next(self._counter), bucket)
-            bucket.entries.append(entry)
+        elif (key := k // size) - cur // size < size:
+            # Level 1 inline: the common home of anything a few seconds to hours ahead.
+            bucket = self._level1.get(key)
+            if bucket is None:
+                bucket = self._new_far_bucket(1, key)
         else:
             entry = WheelEntry(deadline, item, next(self._counter), None)
             self._place_far(entry, k)
+            self._len += 1
+            return entry
+        # A new entry has the highest insertion number: appending keeps ``ordered``.
+        entry = WheelEntry(deadline, item, next(self._counter), bucket)
+        bucket.entries.append(entry)
         self._len += 1
         return entry
 
@@ -181,7 +196,9 @@ class TimerWheel(Generic[T]):
         elif dead > 8 and dead * 2 > len(entries):
             # Compact so that churn (cancel and re-insert) cannot grow a far bucket without
             # bound; amortised O(1) because at least half the list is dead.
+            was_sorted = bucket.sorted_len == len(entries)
             entries[:] = [e for e in entries if e._bucket is not None]
+            bucket.sorted_len = len(entries) if was_sorted else -1
             dead = 0
         bucket.dead = dead
         return True
@@ -216,7 +233,7 @@ class TimerWheel(Generic[T]):
                 self._cur = k
         heap = self._heap
         levels = self._levels
-        level0 = levels[0]
+        level0 = self._level0
         out: list[T] = []
         append = out.append
         heappop = heapq.heappop
@@ -232,26 +249,17 @@ class TimerWheel(Generic[T]):
             if bucket is None or bucket.wake != wake:
                 continue
             entries = bucket.entries
-            if len(entries) == 1:
-                entry = entries[0]
-                if entry.deadline <= now:
-                    del level0[key]
-                    entry._bucket = None
-                    append(entry.item)
-                else:
-                    bucket.wake = entry.deadline
-                    heapq.heappush(heap, (entry.deadline, 0, key))
-                continue
-            if not bucket.ordered:
-                entries.sort(key=_SEQ)
-                bucket.ordered = True
-            # Cheap when little changed since the last drain: timsort finds the runs.
-            entries.sort(key=_DEADLINE)
-            cut = bisect_right(entries, now, key=_DEADLINE)
-            if cut == len(entries):
+            if len(entries) != bucket.sorted_len:
+                if not bucket.ordered:
+                    entries.sort(key=_SEQ)
+                    bucket.ordered = True
+                # Cheap when little changed since the last drain: timsort finds the runs.
+                entries.sort(key=_DEADLINE)
+            if entries[-1].deadline <= now:
                 del level0[key]
                 due = entries
             else:
+                cut = bisect_right(entries, now, key=_DEADLINE)
                 due = entries[:cut]
                 del entries[:cut]
                 dead = 0
@@ -265,6 +273,7 @@ class TimerWheel(Generic[T]):
                     if dead:
                         del entries[:dead]
                         bucket.dead -= dead
+                    bucket.sorted_len = len(entries)
                     bucket.wake = entries[0].deadline
                     heapq.heappush(heap, (bucket.wake, 0, key))
             for entry in due:
@@ -291,14 +300,19 @@ class TimerWheel(Generic[T]):
         key = k // span
         bucket = levels[level].get(key)
         if bucket is None:
-            wake = self._tick_start(key * span)
-            bucket = levels[level][key] = _Bucket(wake, level, key)
-            heapq.heappush(self._heap, (wake, -level, key))
+            bucket = self._new_far_bucket(level, key)
         entries = bucket.entries
         if entries and entries[-1]._seq > entry._seq:
             bucket.ordered = False
         entry._bucket = bucket
         entries.append(entry)
+
+    def _new_far_bucket(self, level: int, key: int) -> _Bucket[T]:
+        """Create slot ``key`` of ``level`` >= 1, waking at the slot's start."""
+        wake = self._tick_start(key * self._size**level)
+        bucket = self._levels[level][key] = _Bucket(wake, level, key)
+        heapq.heappush(self._heap, (wake, -level, key))
+        return bucket
 
     def _cascade(self, bucket: _Bucket[T]) -> None:
         """Re-insert a due higher-level bucket's entries into lower levels."""
@@ -306,7 +320,7 @@ class TimerWheel(Generic[T]):
         tick = self._tick
         cur = self._cur
         size = self._size
-        level0 = self._levels[0]
+        level0 = self._level0
         for entry in bucket.entries:
             if entry._bucket is None:
                 continue
