@@ -35,7 +35,7 @@ from typing import Any, Generic, Self, TypeVar
 
 import anyio
 import msgspec
-from aioprometheus import Counter, Registry
+from aioprometheus.collectors import Counter, Registry
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -145,7 +145,9 @@ class ActorRef(Generic[M]):
         _check_message(self.name, message)
         self._cell.put_nowait(Envelope(message, None))
 
-    async def ask(self, message: M, *, timeout: float | None = None) -> Any:
+    # The timeout runs on the supervisor's clock (virtual in tests), so anyio.fail_after,
+    # which reads the event loop's clock, would not do.
+    async def ask(self, message: M, *, timeout: float | None = None) -> Any:  # noqa: ASYNC109
         """Send ``message`` and answer the actor's reply; raises what ``receive`` raised,
         :class:`AskTimeoutError` after ``timeout`` seconds, :class:`ActorStoppedError`."""
         _check_message(self.name, message)

@@ -6,6 +6,7 @@ exact and nothing sleeps.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from typing import Any
 import anyio
 import msgspec
 import pytest
-from aioprometheus import Registry
+from aioprometheus.collectors import Registry
 from aioprometheus.renderer import render
 
 from actors.runtime import (
@@ -112,6 +113,7 @@ class World:
     clock: VirtualClock
 
 
+@contextlib.asynccontextmanager
 async def make_world(clock: VirtualClock, **kw: Any) -> AsyncIterator[World]:
     restarts: list[ActorRestarted] = []
     journal = Journal(fail_starts=kw.pop("fail_starts", 0))
@@ -123,7 +125,7 @@ async def make_world(clock: VirtualClock, **kw: Any) -> AsyncIterator[World]:
 
 @pytest.fixture
 async def world(clock: VirtualClock) -> AsyncIterator[World]:
-    async for made in make_world(clock):
+    async with make_world(clock) as made:
         yield made
 
 
@@ -137,13 +139,13 @@ async def test_tells_and_asks_are_handled_in_order(world: World) -> None:
 
 async def test_messages_must_be_frozen_structs(world: World) -> None:
     with pytest.raises(TypeError) as info:
-        await world.ref.tell(Mutable("x"))  # type: ignore[arg-type]
+        await world.ref.tell(Mutable("x"))
     assert str(info.value) == (
         "message to actor 'recorder' must be a frozen msgspec.Struct, not Mutable; "
         "declare it as class X(msgspec.Struct, frozen=True)"
     )
     with pytest.raises(TypeError):
-        await world.ref.ask({"text": "x"})  # type: ignore[arg-type]
+        await world.ref.ask({"text": "x"})
 
 
 async def test_a_crash_fails_the_ask_and_restarts_a_fresh_actor(
@@ -151,7 +153,7 @@ async def test_a_crash_fails_the_ask_and_restarts_a_fresh_actor(
 ) -> None:
     await world.ref.tell(Note("kept?"))
     with caplog.at_level(logging.WARNING, logger="actors.runtime"):
-        with pytest.raises(ValueError, match="^bad input$"):
+        with pytest.raises(ValueError, match=r"^bad input$"):
             await world.ref.ask(Boom("bad input"))
         await world.clock.settle()
     assert world.restarts == [
@@ -172,7 +174,7 @@ async def test_a_crash_fails_the_ask_and_restarts_a_fresh_actor(
 
 
 async def test_restart_backoff_doubles_up_to_the_cap(clock: VirtualClock) -> None:
-    async for world in make_world(clock, fail_starts=5, backoff_base=0.5, backoff_max=3.0):
+    async with make_world(clock, fail_starts=5, backoff_base=0.5, backoff_max=3.0) as world:
         await clock.advance(0.5 + 1 + 2 + 3 + 3)
         assert [(r.attempt, r.delay) for r in world.restarts] == [
             (1, 0.5),
@@ -250,7 +252,7 @@ async def test_stop_cancels_the_message_in_hand_after_the_grace(world: World) ->
 
 
 async def test_full_mailbox_backpressure(clock: VirtualClock) -> None:
-    async for world in make_world(clock, mailbox_size=2):
+    async with make_world(clock, mailbox_size=2) as world:
         await world.ref.tell(Hold())
         await clock.settle()  # the actor holds it; the mailbox is empty again
         await world.ref.tell(Note("1"))
@@ -304,7 +306,7 @@ async def test_supervisor_refuses_duplicates_and_spawn_when_stopped(
         sup.spawn("x", lambda: Recorder(journal))
     async with sup:
         sup.spawn("x", lambda: Recorder(journal))
-        with pytest.raises(ValueError, match="^an actor named 'x' is already running"):
+        with pytest.raises(ValueError, match=r"^an actor named 'x' is already running"):
             sup.spawn("x", lambda: Recorder(journal))
-    with pytest.raises(ValueError, match="backoff_base 2.0 and backoff_max 1.0"):
+    with pytest.raises(ValueError, match=r"backoff_base 2\.0 and backoff_max 1\.0"):
         Supervisor(backoff_base=2.0, backoff_max=1.0)
