@@ -14,8 +14,9 @@ its :class:`ActorRef`, with messages that are frozen :class:`msgspec.Struct` val
 Concurrency contract: one task per actor handles its messages one at a time, in mailbox
 order, so ``receive`` never runs concurrently with itself.
 
-Failure: an exception escaping ``on_start`` or ``receive`` crashes the actor. The asker of
-the failing message gets that exception; the :class:`Supervisor` calls ``on_failure``,
+Failure: an exception escaping ``on_start`` or ``receive`` crashes the actor, unless
+:meth:`Actor.crashes_on` says the error leaves the actor intact. The asker of the failing
+message gets that exception either way; on a crash the :class:`Supervisor` calls ``on_failure``,
 reports the crash (a log line, an :class:`ActorRestarted` callback and the counter
 ``actor_restarts_total{actor}``), waits an exponential backoff (capped) and starts a *fresh*
 instance from the actor's factory. The mailbox survives the restart: queued messages wait.
@@ -98,6 +99,14 @@ class Actor(Generic[M]):
 
     async def on_failure(self, error: BaseException) -> None:
         """Runs when this instance crashed, before the supervisor replaces it."""
+
+    def crashes_on(self, error: Exception) -> bool:
+        """Whether ``error`` escaping :meth:`receive` crashes this actor (the default).
+
+        Answer ``False`` for errors that leave the actor's state intact (a remote service
+        refusing one request): the asker still gets the error, and the actor carries on.
+        """
+        return True
 
     async def receive(self, message: M) -> Any:
         """Handle one message; the return value is the reply to an ask."""
@@ -255,7 +264,16 @@ class _Cell(Generic[M]):
                 except Exception as error:
                     if reply is not None:
                         reply.set_error(error)
-                    raise
+                    if actor.crashes_on(error):
+                        raise
+                    if reply is None:
+                        logger.error(
+                            "actor %r: %s failed: %r",
+                            self.name,
+                            type(envelope.message).__name__,
+                            error,
+                        )
+                    continue
                 finally:
                     self._handler_scope = None
             if scope.cancelled_caught:
