@@ -11,6 +11,7 @@ import os
 import signal
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
@@ -19,8 +20,10 @@ import pytest
 
 from actors.cli._lifecycle import describe_start, run_service
 from actors.config import Config, load_config
+from actors.jobs import HealthReport
+from actors.store import HealthResult
 from kernel import Kernel
-from kernel.api_models import ReadyCheck, ReadyReport
+from kernel.failures import MemoryFailureStore
 from kernel.http import AdminServer
 from kernel.metrics import SchedulerMetrics
 
@@ -34,6 +37,13 @@ class StandIn:
         self.seconds = seconds
         self.events: list[str] = []
         self.slow_started = asyncio.Event()
+        self.store = MemoryFailureStore()
+        checked = datetime(2026, 11, 29, 22, 0, tzinfo=UTC)
+        self.report = HealthReport(checked_at=checked, ready=True, results=(
+            HealthResult(checked_at=checked, component="database", status="ok", latency=0.001),
+            HealthResult(checked_at=checked, component="lark", status="not_configured",
+                         detail="no active app to probe with"),
+        ))
 
     async def slow(self) -> None:
         self.events.append("slow started")
@@ -48,8 +58,12 @@ class StandIn:
     def register_jobs(self, kernel: Kernel) -> None:
         kernel.add_interval_job(self.slow, hours=6, job_id="slow")
 
-    async def readiness(self) -> ReadyReport:
-        return ReadyReport(ready=True, checks=(ReadyCheck(name="health", ok=True, detail="ok"),))
+    async def health_check(self) -> HealthReport:
+        self.events.append("health checked")
+        return self.report
+
+    async def readiness(self) -> HealthReport:
+        return self.report
 
     async def __aenter__(self) -> StandIn:
         self.events.append("opened")
@@ -109,7 +123,9 @@ async def serve_and_stop(stand_in: StandIn, grace: float) -> tuple[int, float]:
     ready = await asyncio.to_thread(request, f"{admin.url}/readyz")
     assert ready == {"ready": True, "checks": [
         {"name": "kernel", "ok": True, "detail": "running"},
-        {"name": "health", "ok": True, "detail": "ok"},
+        {"name": "database", "ok": True, "detail": "ok (checked 2026-11-29T22:00:00Z)"},
+        {"name": "lark", "ok": True, "detail": "not configured: no active app to probe with "
+                                              "(checked 2026-11-29T22:00:00Z)"},
     ]}
     await asyncio.to_thread(request, f"{admin.url}/jobs/slow/run", "POST")
     await asyncio.wait_for(stand_in.slow_started.wait(), 5)
@@ -128,8 +144,17 @@ async def test_sigterm_lets_a_running_job_finish_within_the_grace(
     code, took = await serve_and_stop(stand_in, grace=10)
     assert code == 0
     assert 0.2 < took < 5
-    assert stand_in.events == ["opened", "slow started", "slow finished", "closed"]
+    assert stand_in.events == [
+        "opened", "health checked", "slow started", "slow finished", "closed"
+    ]
     messages = [r.getMessage() for r in caplog.records]
+    assert messages[4:7] == [
+        "Health: database ok",
+        "Health: lark not configured (no active app to probe with)",
+        "Scheduler started (timezone=Asia/Shanghai, 1 job(s), defaults: coalesce=True "
+        "max_instances=1 misfire_grace_time=60.0)",
+    ]
+    assert sum("succeeded" in m for m in messages) == 1
     assert (
         "Received SIGTERM: no new runs; waiting up to 10 s for 1 running job(s), then "
         "cancelling them (send it again to exit at once)"
@@ -145,7 +170,9 @@ async def test_sigterm_cancels_a_job_still_running_after_the_grace(
     code, took = await serve_and_stop(stand_in, grace=0.5)
     assert code == 0
     assert 0.4 < took < 5
-    assert stand_in.events == ["opened", "slow started", "slow cancelled", "closed"]
+    assert stand_in.events == [
+        "opened", "health checked", "slow started", "slow cancelled", "closed"
+    ]
     messages = [r.getMessage() for r in caplog.records]
     assert any(m.startswith("Job slow (run ") and " cancelled after " in m for m in messages)
 

@@ -21,15 +21,18 @@ from typing import Protocol
 
 from actors._config_load import redact_url
 from actors.config import Config
-from kernel import JobDefaults, Kernel
-from kernel.api_models import ReadyReport
+from actors.jobs import HealthReport
+from actors.service import make_kernel
+from kernel import Kernel
+from kernel.api_models import ReadyCheck, ReadyReport
+from kernel.failures import FailureStore
 from kernel.http import AdminServer
-from kernel.logs import RunLogger, configure_logging
+from kernel.logs import configure_logging
 from kernel.metrics import SchedulerMetrics
 
 from ._errors import EXIT_ERROR, CliError
 
-__all__ = ("Service", "ServiceFactory", "describe_start", "run_service")
+__all__ = ("Service", "ServiceFactory", "describe_start", "ready_report", "run_service")
 
 log = logging.getLogger("scheduler.service")
 
@@ -37,12 +40,21 @@ log = logging.getLogger("scheduler.service")
 class Service(AbstractAsyncContextManager["Service"], Protocol):
     """What ``serve`` needs of the Lark service (:class:`actors.service.LarkService`)."""
 
+    @property
+    def store(self) -> FailureStore:
+        """Where the kernel records failed runs (the service's database)."""
+        ...
+
     def register_jobs(self, kernel: Kernel) -> object:
         """Add the built-in jobs the configuration enables."""
         ...
 
-    async def readiness(self) -> ReadyReport:
-        """Extra ``/readyz`` checks (the last health-check result)."""
+    async def health_check(self) -> HealthReport:
+        """Probe every component now."""
+        ...
+
+    async def readiness(self) -> HealthReport:
+        """The last health-check result."""
         ...
 
 
@@ -109,19 +121,15 @@ async def run_service(
         log.info("%s", line)
     signals = _Signals(asyncio.get_running_loop())
     signals.install()
-    s = config.scheduler
-    kernel = Kernel(
-        timezone=s.timezone,
-        job_defaults=JobDefaults(
-            coalesce=s.coalesce, max_instances=s.max_instances,
-            misfire_grace_time=s.misfire_grace_time,
-        ),
-    )
     metrics = SchedulerMetrics()
-    metrics.attach(kernel)
-    RunLogger().attach(kernel)
     try:
         async with service_factory(config, metrics) as service:
+            await _log_health(service)
+            kernel = make_kernel(config, failure_store=service.store)
+            metrics.attach(kernel)
+            # No kernel.logs.RunLogger: the kernel already logs every run, miss and skip
+            # with its job id ("Failed scheduled task <id>" with the traceback); a second
+            # listener would print each line twice.
             service.register_jobs(kernel)
             await kernel.start()
             try:
@@ -133,7 +141,7 @@ async def run_service(
                 started(admin)
             try:
                 await signals.stop.wait()
-                await _stop_kernel(kernel, s.shutdown_grace, signals.received)
+                await _stop_kernel(kernel, config.scheduler.shutdown_grace, signals.received)
             finally:
                 await admin.stop()
                 await kernel.shutdown(wait=False)
@@ -141,6 +149,37 @@ async def run_service(
         signals.remove()
     log.info("Stopped cleanly")
     return 0
+
+
+def ready_report(report: HealthReport) -> ReadyReport:
+    """A health report as ``/readyz`` checks: one per component, named after it."""
+    checks = []
+    for result in report.results:
+        detail = result.status.replace("_", " ")
+        if result.detail:
+            detail = f"{detail}: {result.detail}"
+        checks.append(ReadyCheck(
+            name=result.component, ok=result.status != "fail",
+            detail=f"{detail} (checked {result.checked_at:%Y-%m-%dT%H:%M:%SZ})",
+        ))
+    return ReadyReport(ready=report.ready, checks=tuple(checks))
+
+
+async def _log_health(service: Service) -> None:
+    # One health check before the first fire, so the first lines say what works and what
+    # is not configured (Lark has nothing to probe until an app is registered).
+    try:
+        report = await service.health_check()
+    except Exception as exc:
+        log.warning("Health check at start-up failed: %s: %s", type(exc).__name__, exc)
+        return
+    for result in report.results:
+        status = result.status.replace("_", " ")
+        detail = f" ({result.detail})" if result.detail else ""
+        if result.status == "fail":
+            log.warning("Health: %s %s%s", result.component, status, detail)
+        else:
+            log.info("Health: %s %s%s", result.component, status, detail)
 
 
 async def _start_admin(
@@ -153,9 +192,12 @@ async def _start_admin(
             "Admin token not set: the admin API refuses run/pause/resume/remove and failure "
             "records (set LARK_SCHEDULER_ADMIN_TOKEN or http.admin_token_file)"
         )
+    async def readiness() -> ReadyReport:
+        return ready_report(await service.readiness())
+
     admin = AdminServer(
         kernel, host=http.host, port=http.port, token=token, metrics=metrics,
-        readiness=service.readiness,
+        readiness=readiness,
     )
     try:
         await admin.start()

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 
 from actors.config import Config
+from actors.service import LarkService
 from kernel.metrics import SchedulerMetrics
 
 from ._lifecycle import Service, run_service
@@ -16,8 +17,6 @@ __all__ = ("lark_service", "register")
 
 def lark_service(config: Config, metrics: SchedulerMetrics) -> Service:
     """The Lark service for ``config``, its metrics in the scheduler's registry."""
-    from actors.service import LarkService
-
     return LarkService(config, registry=metrics.registry)
 
 
