@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from actors.store import open_store
+from tests._fake_lark_process import fake_lark_process
 from tests.fake_lark import FAKE_APP_ID, FAKE_APP_SECRET
 
 pytestmark = pytest.mark.slow
@@ -92,18 +93,8 @@ def free_port() -> int:
 
 @pytest.fixture
 def fake_lark_url() -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    fake = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_lark", "--port", "0", "--users", str(USERS)],
-        cwd=ROOT, text=True, stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert fake.stdout is not None
-    url = fake.stdout.readline().strip()
-    assert url.startswith("http://127.0.0.1:")
-    yield url, fake
-    os.kill(fake.pid, signal.SIGCONT)
-    fake.terminate()
-    fake.wait(10)
-    fake.stdout.close()
+    with fake_lark_process(USERS) as served:
+        yield served
 
 
 def service_env(tmp_path: Path, lark_url: str, port: int, grace: float) -> dict[str, str]:
