@@ -7,13 +7,11 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import anyio
 import asyncpg
-import msgspec
 import pytest
 from aioprometheus.collectors import Registry
 from anyio.streams.memory import MemoryObjectReceiveStream
@@ -133,15 +131,3 @@ async def next_run(
             event = await stream.receive()
             if isinstance(event, RunSucceeded | RunFailed) and event.job_id == job_id:
                 return event
-
-
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
-
-
-def days(n: float) -> timedelta:
-    return timedelta(days=n)
-
-
-def replace(config: Config, **sections: Any) -> Config:
-    return msgspec.structs.replace(config, **sections)
