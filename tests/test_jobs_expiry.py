@@ -95,7 +95,7 @@ def test_expiry_status_table(
     ],
 )
 def test_thresholds_are_validated(warning: Any, critical: Any, message: str) -> None:
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ValueError, match=r"_days=") as info:
         monitor(warning, critical)
     assert str(info.value) == message
 
