@@ -48,11 +48,12 @@ class ServiceBackend:
     kind: str
     tmp_path: Path
     schema: str = field(default_factory=lambda: f"test_svc_{uuid.uuid4().hex[:12]}")
+    secret_key: str = field(default_factory=lambda: Fernet.generate_key().decode())
 
     def env(self, fake: FakeLark | None = None, **extra: str) -> dict[str, str]:
         env = {
             "LARK_SCHEDULER_STORE__DATA_DIR": str(self.tmp_path / "data"),
-            "LARK_SCHEDULER_SECRET_KEY": Fernet.generate_key().decode(),
+            "LARK_SCHEDULER_SECRET_KEY": self.secret_key,
             "LARK_SCHEDULER_LARK__MAX_RETRIES": "2",
         }
         if self.kind == "postgres":
