@@ -4,6 +4,7 @@ Lark server."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -48,7 +49,7 @@ async def start(backend: ServiceBackend, fake: FakeLark, **env: str) -> AsyncIte
 
 @pytest.fixture
 async def world(backend: ServiceBackend, fake_lark: FakeLark) -> AsyncIterator[World]:
-    async for made in start(backend, fake_lark, LARK_SCHEDULER_CLEANUP__BATCH_SIZE="2"):
+    async with start(backend, fake_lark, LARK_SCHEDULER_CLEANUP__BATCH_SIZE="2") as made:
         yield made
 
 
@@ -159,7 +160,7 @@ async def test_health_when_the_database_is_gone(world: World) -> None:
 async def test_health_with_rabbitmq_configured(
     backend: ServiceBackend, fake_lark: FakeLark
 ) -> None:
-    async for world in start(backend, fake_lark, LARK_SCHEDULER_RABBITMQ__URL=RABBITMQ_URL):
+    async with start(backend, fake_lark, LARK_SCHEDULER_RABBITMQ__URL=RABBITMQ_URL) as world:
         report = await world.service.health_check()
         assert statuses(report)[:2] == [("database", "ok"), ("rabbitmq", "ok")]
         assert report.ready is True
@@ -170,7 +171,7 @@ async def test_health_with_rabbitmq_unreachable(
     backend: ServiceBackend, fake_lark: FakeLark
 ) -> None:
     url = "amqp://guest:rabbit-secret@127.0.0.1:1/"
-    async for world in start(backend, fake_lark, LARK_SCHEDULER_RABBITMQ__URL=url):
+    async with start(backend, fake_lark, LARK_SCHEDULER_RABBITMQ__URL=url) as world:
         report = await world.service.health_check()
         rabbit = report.results[1]
         assert (rabbit.component, rabbit.status) == ("rabbitmq", "fail")

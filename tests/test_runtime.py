@@ -7,6 +7,7 @@ exact and nothing sleeps.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -310,3 +311,52 @@ async def test_supervisor_refuses_duplicates_and_spawn_when_stopped(
             sup.spawn("x", lambda: Recorder(journal))
     with pytest.raises(ValueError, match=r"backoff_base 2\.0 and backoff_max 1\.0"):
         Supervisor(backoff_base=2.0, backoff_max=1.0)
+
+
+class Refused(msgspec.Struct, frozen=True):
+    """A request the remote side refuses; the actor's state is unharmed."""
+
+
+class Tolerant(Recorder):
+    def crashes_on(self, error: Exception) -> bool:
+        return not isinstance(error, PermissionError)
+
+    async def receive(self, message: Any) -> Any:
+        if isinstance(message, Refused):
+            raise PermissionError("refused by the remote side")
+        return await super().receive(message)
+
+
+async def test_errors_the_actor_does_not_crash_on_go_to_the_asker_only(
+    clock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    journal = Journal()
+    restarts: list[ActorRestarted] = []
+    async with Supervisor(clock=clock, on_restart=restarts.append) as sup:
+        ref = sup.spawn("tolerant", lambda: Tolerant(journal))
+        await ref.tell(Note("kept"))
+        with pytest.raises(PermissionError, match=r"^refused by the remote side$"):
+            await ref.ask(Refused())
+        with caplog.at_level(logging.ERROR, logger="actors.runtime"):
+            await ref.tell(Refused())
+            assert await ref.ask(Read()) == ["kept"]  # same instance, state intact
+        assert [r.getMessage() for r in caplog.records] == [
+            "actor 'tolerant': Refused failed: PermissionError('refused by the remote side')"
+        ]
+        assert restarts == []
+        with pytest.raises(ValueError, match=r"^other$"):
+            await ref.ask(Boom("other"))  # anything else still crashes it
+        await clock.settle()
+        assert [r.attempt for r in restarts] == [1]
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["actors.runtime", "actors.config", "actors.jobs", "actors.service", "actors.tasks"],
+)
+def test_public_modules_export_what_they_define(module: str) -> None:
+    imported = importlib.import_module(module)
+    assert isinstance(imported.__all__, tuple)
+    assert list(imported.__all__) == sorted(imported.__all__, key=lambda n: (n.upper() != n, n))
+    for name in imported.__all__:
+        assert getattr(imported, name) is not None
