@@ -41,6 +41,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         await made.cleanup()
 
 
+@asynccontextmanager
 async def start(backend: ServiceBackend, fake: FakeLark, **env: str) -> AsyncIterator[World]:
     clock = VirtualClock(NOW)
     async with running_service(backend.config(fake, **env), clock=clock) as service:
