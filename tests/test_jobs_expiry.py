@@ -164,7 +164,7 @@ async def world(
                         refresh_expires_at=NOW + timedelta(seconds=offset),
                     )
                 )
-            kernel = make_kernel(config, clock=clock)
+            kernel = make_kernel(config, clock=clock, failure_store=service.store)
             assert [job.id for job in service.register_jobs(kernel)] == ["check_token_expiry"]
             async with kernel:
                 yield World(service, kernel, clock, fake_lark)
@@ -233,6 +233,9 @@ async def test_a_failed_send_is_released_and_retried_next_run(world: World) -> N
         ("ou_x", "sent"),
     ]
     assert world.counter("critical") == 1
+    # The failed run was recorded in the service's own store.
+    (failure,) = await world.service.store.list_failures(job_id="check_token_expiry")
+    assert (failure.exc_type, failure.scheduled_at) == ("JobIncompleteError", NOW)
 
 
 async def test_an_app_without_administrator_sends_nothing(world: World) -> None:
