@@ -81,8 +81,11 @@ class Cell(Generic[M]):
         actor: Actor[M] | None = None
         try:
             while not self.stopping:
-                actor = self.factory()
+                actor = None
                 try:
+                    # Inside the try: a factory that fails (a dependency not ready yet) is a
+                    # crash like any other, retried after the backoff.
+                    actor = self.factory()
                     await actor.on_start()
                     await self._serve(actor)
                 except Exception as error:
@@ -134,9 +137,10 @@ class Cell(Generic[M]):
             if reply is not None:
                 reply.set_result(result)
 
-    async def _crashed(self, actor: Actor[M], error: Exception) -> None:
+    async def _crashed(self, actor: Actor[M] | None, error: Exception) -> None:
         try:
-            await actor.on_failure(error)
+            if actor is not None:
+                await actor.on_failure(error)
         except Exception:
             logger.exception("actor %r: on_failure failed", self.name)
         if self.stopping:

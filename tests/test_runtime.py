@@ -360,3 +360,26 @@ def test_public_modules_export_what_they_define(module: str) -> None:
     assert list(imported.__all__) == sorted(imported.__all__, key=lambda n: (n.upper() != n, n))
     for name in imported.__all__:
         assert getattr(imported, name) is not None
+
+
+async def test_a_factory_that_fails_is_retried_after_the_backoff(clock: VirtualClock) -> None:
+    journal = Journal()
+    attempts: list[int] = []
+    restarts: list[ActorRestarted] = []
+
+    def factory() -> Recorder:
+        attempts.append(len(attempts) + 1)
+        if len(attempts) < 3:
+            raise LookupError("dependency not ready")
+        return Recorder(journal)
+
+    async with Supervisor(clock=clock, on_restart=restarts.append) as sup:
+        ref = sup.spawn("late", factory)
+        await clock.advance(0.1 + 0.2)
+        assert await ref.ask(Note("x")) == 1
+    assert attempts == [1, 2, 3]
+    assert [(r.attempt, r.delay, r.error) for r in restarts] == [
+        (1, 0.1, "LookupError('dependency not ready')"),
+        (2, 0.2, "LookupError('dependency not ready')"),
+    ]
+    assert journal.events == ["start#1", "note#1:x", "stop#1"]
