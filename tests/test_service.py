@@ -134,6 +134,7 @@ async def test_tasks_run_by_hand_from_the_environment(
     backend = ServiceBackend("sqlite", tmp_path)
     config_file = tmp_path / "lark-scheduler.toml"
     config_file.write_text(f'[lark]\nbase_url = "{fake_lark.url}"\n', encoding="utf-8")
+    monkeypatch.delenv("DATABASE_URL", raising=False)  # it would name another store
     env = backend.env()
     for name, value in env.items():
         monkeypatch.setenv(name, value)
