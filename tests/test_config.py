@@ -362,3 +362,8 @@ def test_config_does_not_encode_secrets() -> None:
     config = load_config(None, {"LARK_SCHEDULER_ADMIN_TOKEN": "tok"})
     with pytest.raises(TypeError, match="Secret is unsupported"):
         msgspec.json.encode(config)
+
+
+def test_the_example_file_is_the_defaults() -> None:
+    example = Path(__file__).parent.parent / "examples" / "lark-scheduler.toml"
+    assert load_config(str(example), {}) == load_config(None, {})

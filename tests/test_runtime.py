@@ -7,6 +7,7 @@ exact and nothing sleeps.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -310,3 +311,75 @@ async def test_supervisor_refuses_duplicates_and_spawn_when_stopped(
             sup.spawn("x", lambda: Recorder(journal))
     with pytest.raises(ValueError, match=r"backoff_base 2\.0 and backoff_max 1\.0"):
         Supervisor(backoff_base=2.0, backoff_max=1.0)
+
+
+class Refused(msgspec.Struct, frozen=True):
+    """A request the remote side refuses; the actor's state is unharmed."""
+
+
+class Tolerant(Recorder):
+    def crashes_on(self, error: Exception) -> bool:
+        return not isinstance(error, PermissionError)
+
+    async def receive(self, message: Any) -> Any:
+        if isinstance(message, Refused):
+            raise PermissionError("refused by the remote side")
+        return await super().receive(message)
+
+
+async def test_errors_the_actor_does_not_crash_on_go_to_the_asker_only(
+    clock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    journal = Journal()
+    restarts: list[ActorRestarted] = []
+    async with Supervisor(clock=clock, on_restart=restarts.append) as sup:
+        ref = sup.spawn("tolerant", lambda: Tolerant(journal))
+        await ref.tell(Note("kept"))
+        with pytest.raises(PermissionError, match=r"^refused by the remote side$"):
+            await ref.ask(Refused())
+        with caplog.at_level(logging.ERROR, logger="actors.runtime"):
+            await ref.tell(Refused())
+            assert await ref.ask(Read()) == ["kept"]  # same instance, state intact
+        assert [r.getMessage() for r in caplog.records] == [
+            "actor 'tolerant': Refused failed: PermissionError('refused by the remote side')"
+        ]
+        assert restarts == []
+        with pytest.raises(ValueError, match=r"^other$"):
+            await ref.ask(Boom("other"))  # anything else still crashes it
+        await clock.settle()
+        assert [r.attempt for r in restarts] == [1]
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["actors.runtime", "actors.config", "actors.jobs", "actors.service", "actors.tasks"],
+)
+def test_public_modules_export_what_they_define(module: str) -> None:
+    imported = importlib.import_module(module)
+    assert isinstance(imported.__all__, tuple)
+    assert list(imported.__all__) == sorted(imported.__all__, key=lambda n: (n.upper() != n, n))
+    for name in imported.__all__:
+        assert getattr(imported, name) is not None
+
+
+async def test_a_factory_that_fails_is_retried_after_the_backoff(clock: VirtualClock) -> None:
+    journal = Journal()
+    attempts: list[int] = []
+    restarts: list[ActorRestarted] = []
+
+    def factory() -> Recorder:
+        attempts.append(len(attempts) + 1)
+        if len(attempts) < 3:
+            raise LookupError("dependency not ready")
+        return Recorder(journal)
+
+    async with Supervisor(clock=clock, on_restart=restarts.append) as sup:
+        ref = sup.spawn("late", factory)
+        await clock.advance(0.1 + 0.2)
+        assert await ref.ask(Note("x")) == 1
+    assert attempts == [1, 2, 3]
+    assert [(r.attempt, r.delay, r.error) for r in restarts] == [
+        (1, 0.1, "LookupError('dependency not ready')"),
+        (2, 0.2, "LookupError('dependency not ready')"),
+    ]
+    assert journal.events == ["start#1", "note#1:x", "stop#1"]

@@ -204,7 +204,8 @@ class TokenExpiryMonitor:
             when = f"expired on {local}"
         else:
             title = f"Lark authorisation expiring ({level}): app {app.name}"
-            when = f"expires on {local} (in {status.days} days, {status.hours} hours)"
+            left = f"{status.days} days" if status.days >= 1 else f"{status.hours} hours"
+            when = f"expires on {local}, in {left}"
         body = (
             f"The refresh token of user {token.open_id} for app {app.name} ({app.app_id}) "
             f"{when}. The user must authorise the app again to keep it working."
