@@ -406,3 +406,27 @@ def test_bench_hands_its_arguments_over(
     monkeypatch.setitem(sys.modules, "bench", fake)
     assert main(["bench", "--", "--quick", "-s", "steady"]) == 0
     assert seen == [["--quick", "-s", "steady"]]
+
+
+async def test_url_and_token_come_from_the_config_file(
+    served: Served,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name in ("LARK_SCHEDULER_URL", "LARK_SCHEDULER_ADMIN_TOKEN", "LARK_SCHEDULER_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    port = served.url.rsplit(":", 1)[1]
+    (tmp_path / "token").write_text(TOKEN + "\n", encoding="utf-8")
+    config = tmp_path / "lark.toml"
+    config.write_text(
+        f'[http]\nhost = "0.0.0.0"\nport = {port}\nadmin_token_file = "{tmp_path}/token"\n',
+        encoding="utf-8",
+    )
+    code, out, err = await cli(["jobs", "pause", "sync_user_info", "--config", str(config)], capsys)
+    assert (code, err) == (0, "")
+    assert out == "job sync_user_info paused (next run: -)\n"
+    monkeypatch.setenv("LARK_SCHEDULER_CONFIG", str(config))
+    code, out, _ = await cli(["jobs", "resume", "sync_user_info"], capsys)
+    assert code == 0
+    assert out.startswith("job sync_user_info resumed")
