@@ -322,3 +322,24 @@ def test_background_scheduler_settings_are_our_defaults() -> None:
         max_instances=scheduler.max_instances,
         misfire_grace_time=scheduler.misfire_grace_time,
     ) == seed_defaults
+
+
+def test_the_readme_facade_example_runs(
+    seed_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## The original service's code", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"^```python\n(.*?)^```$", section, flags=re.DOTALL | re.M)
+    service = SchedulerService()
+    monkeypatch.setattr(facade, "scheduler_service", service)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        run(code, {})
+    assert out.getvalue() == "['sync_user_info']\n"
+    assert not service.running
+
+    async def count() -> int:
+        async with await open_store(f"sqlite:///{seed_env}") as store:
+            return len(await store.list_users(FAKE_APP_ID))
+
+    assert asyncio.run(count()) == USERS
