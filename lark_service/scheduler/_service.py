@@ -9,6 +9,7 @@ are thread-safe, so those are called directly.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import threading
 from collections.abc import Callable, Coroutine
@@ -79,6 +80,8 @@ class SchedulerService:
             except BaseException:
                 self._stop_loop()
                 raise
+            # An application that never calls shutdown() still stops cleanly at exit.
+            atexit.register(self.shutdown, wait=False)
 
     def shutdown(self, wait: bool = True, grace: float | None = None) -> None:
         """Stop firing; with ``wait``, let running jobs finish (at most ``grace`` seconds,
@@ -86,6 +89,7 @@ class SchedulerService:
         with self._lock:
             if self._thread is None:
                 return
+            atexit.unregister(self.shutdown)
             try:
                 self._call(self.kernel.shutdown(wait=wait, grace=grace))
             finally:
