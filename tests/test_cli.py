@@ -378,11 +378,12 @@ def test_a_url_that_is_not_http_is_a_usage_error(capsys: pytest.CaptureFixture[s
 
 
 def test_bench_without_the_package_says_how_to_install(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     import sys
 
     monkeypatch.setitem(sys.modules, "bench", None)  # import bench -> ImportError
+    monkeypatch.chdir(tmp_path)  # not a checkout
     assert main(["bench"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1

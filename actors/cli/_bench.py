@@ -4,22 +4,36 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
+from pathlib import Path
 
 from ._errors import EXIT_ERROR, CliError
 
 __all__ = ("register", "run_bench")
 
 _MISSING = (
-    "the benchmark is not installed: it lives in the source tree's 'bench' package and needs "
-    "the bench extra; from a checkout run: pip install -e '.[bench]' && lark-scheduler bench "
-    "(or: tox -e bench)"
+    "the benchmark is not installed: it is the 'bench' package of the source checkout; "
+    "run 'lark-scheduler bench' from the checkout's root after pip install -e '.[bench]' "
+    "(the bench extra: APScheduler, aiocron, uvloop, matplotlib), or run tox -e bench"
 )
+
+
+def _import_bench() -> object:
+    try:
+        return importlib.import_module("bench")
+    except ImportError:
+        # The package is not installed with the wheel; in a checkout it sits in the root.
+        root = Path.cwd()
+        if not (root / "bench" / "__init__.py").is_file() or str(root) in sys.path:
+            raise
+        sys.path.insert(0, str(root))
+        return importlib.import_module("bench")
 
 
 def run_bench(argv: list[str]) -> int:
     """Hand ``argv`` to ``bench.main``; a clear error when the package is not importable."""
     try:
-        bench = importlib.import_module("bench")
+        bench = _import_bench()
     except ImportError:
         raise CliError(_MISSING, EXIT_ERROR) from None
     main = getattr(bench, "main", None)
