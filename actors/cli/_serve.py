@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+import msgspec
+
 from actors.config import Config
 from actors.service import LarkService
 from kernel.metrics import SchedulerMetrics
@@ -16,8 +18,15 @@ __all__ = ("lark_service", "register")
 
 
 def lark_service(config: Config, metrics: SchedulerMetrics) -> Service:
-    """The Lark service for ``config``, its metrics in the scheduler's registry."""
-    return LarkService(config, registry=metrics.registry)
+    """The Lark service for ``config``, its metrics in the scheduler's registry.
+
+    Its actors get no stop grace of their own: the kernel has already given running jobs
+    the whole ``scheduler.shutdown_grace`` when the service closes, so an actor still busy
+    then works for a job that was cancelled, and waiting again would double the shutdown.
+    """
+    scheduler = msgspec.structs.replace(config.scheduler, shutdown_grace=0.0)
+    service_config = msgspec.structs.replace(config, scheduler=scheduler)
+    return LarkService(service_config, registry=metrics.registry)
 
 
 def serve(args: argparse.Namespace) -> int:
