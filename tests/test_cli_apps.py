@@ -153,3 +153,37 @@ def test_the_secret_is_not_an_argument_and_a_mistaken_one_is_not_repeated(
     assert SECRET not in err
     shown = " ".join([*spelling[:-1], spelling[-1].replace(SECRET, "***")])
     assert err.endswith(f"lark-scheduler: error: unrecognized arguments: {shown}\n")
+
+
+@pytest.mark.postgres
+def test_migrate_and_apps_on_postgresql(
+    store_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import uuid
+
+    import asyncpg
+
+    from tests.conftest import POSTGRES_DSN
+
+    schema = f"cli_{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("DATABASE_URL", POSTGRES_DSN)
+    monkeypatch.setenv("LARK_SCHEDULER_STORE__SCHEMA", schema)
+    monkeypatch.setenv("LARK_APP_SECRET", SECRET)
+    try:
+        assert main(["migrate"]) == 0
+        assert capsys.readouterr().out == "applied migration(s) 1; schema at version 1\n"
+        assert main(["apps", "add", "cli_pg1", "--admin", "ou_1"]) == 0
+        assert main(["apps", "list"]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert out[-1].split()[:3] == ["cli_pg1", "cli_pg1", "yes"]
+        # The key that encrypts the secret lives in the data directory, not in the database.
+        assert (store_env.parent / "lark-scheduler.key").is_file()
+    finally:
+        async def drop() -> None:
+            conn = await asyncpg.connect(POSTGRES_DSN)
+            try:
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            finally:
+                await conn.close()
+
+        asyncio.run(drop())
