@@ -190,14 +190,38 @@ def test_serve_end_to_end(
         assert len(users) == USERS
         assert all(active for _, active in users)
 
+        # A failing run: an app whose secret Lark refuses. The seed's troubleshooting steps
+        # find it in the log, and the CLI lists and retries it.
+        cli(env, tmp_path, "apps", "add", "cli_wrong", "--secret-stdin", stdin="not-the-secret")
+        cli(env, tmp_path, "jobs", "run", "sync_user_info")
+        failed = serve.wait_for("Failed scheduled task sync_user_info")
+        after = serve.lines[serve.lines.index(failed): serve.lines.index(failed) + 21]
+        assert any("JobIncompleteError" in x and "cli_wrong" in x for x in after), after
+        (record,) = json.loads(cli(env, tmp_path, "failures", "list", "--json"))["failures"]
+        assert record["job_id"] == "sync_user_info"
+        assert record["exc_type"].endswith("JobIncompleteError")
+        retried = cli(env, tmp_path, "failures", "retry", record["id"])
+        assert retried.endswith(f"of job sync_user_info (failure {record['id']})\n")
+        wait_until(lambda: len(json.loads(cli(env, tmp_path, "failures", "list", "--json"))[
+            "failures"]) == 2)
+        show = cli(env, tmp_path, "failures", "show", record["id"])
+        assert "retry         run " in show
+        cli(env, tmp_path, "apps", "disable", "cli_wrong")
+
         status, metrics = get(f"{base}/metrics")
         assert status == 200
-        assert (
-            'scheduled_task_executions_total{status="success",task_name="sync_user_info"} 1'
-            in metrics.splitlines()
-        )
-        assert 'scheduled_task_duration_seconds_count{task_name="sync_user_info"} 1' in metrics
-        assert "scheduler_up 1" in metrics.splitlines()
+        lines = metrics.splitlines()
+        executions = 'scheduled_task_executions_total{{status="{}",task_name="sync_user_info"}} {}'
+        assert executions.format("success", 1) in lines
+        assert executions.format("failure", 2) in lines
+        assert 'scheduled_task_duration_seconds_count{task_name="sync_user_info"} 3.0' in lines
+        assert 'scheduled_task_retries_total{task_name="sync_user_info"} 1' in lines
+        assert "scheduler_up 1" in lines
+        status, ready = get(f"{base}/readyz")
+        assert status == 200
+        assert [c["name"] for c in json.loads(ready)["checks"]] == [
+            "kernel", "database", "rabbitmq", "lark"
+        ]
 
         # A long job: Lark stops answering in the middle of the next sync.
         os.kill(fake.pid, signal.SIGSTOP)
