@@ -226,17 +226,21 @@ class TimerWheel(Generic[T]):
 
         Ordered by (deadline, insertion order); never an item whose deadline is later.
         """
+        heap = self._heap
+        if not heap or heap[0][0] > now:
+            # Nothing due: leave _cur alone (placing relative to an older tick stays correct).
+            return []
         if now > self._now:
             self._now = now
             k = int((now - self._start) / self._tick)
             if k > self._cur:
                 self._cur = k
-        heap = self._heap
         levels = self._levels
         level0 = self._level0
         out: list[T] = []
         append = out.append
         heappop = heapq.heappop
+        heappush = heapq.heappush
         while heap and heap[0][0] <= now:
             wake, neg_level, key = heappop(heap)
             if neg_level:
@@ -262,20 +266,21 @@ class TimerWheel(Generic[T]):
                 cut = bisect_right(entries, now, key=_DEADLINE)
                 due = entries[:cut]
                 del entries[:cut]
-                dead = 0
-                for entry in entries:
-                    if entry._bucket is not None:
-                        break
-                    dead += 1
-                if dead == len(entries):
-                    del level0[key]
-                else:
-                    if dead:
-                        del entries[:dead]
-                        bucket.dead -= dead
+                if entries[0]._bucket is None:
+                    # Drop cancelled entries at the head so the new wake is a live deadline.
+                    dead = 0
+                    for entry in entries:
+                        if entry._bucket is not None:
+                            break
+                        dead += 1
+                    del entries[:dead]
+                    bucket.dead -= dead
+                if entries:
                     bucket.sorted_len = len(entries)
-                    bucket.wake = entries[0].deadline
-                    heapq.heappush(heap, (bucket.wake, 0, key))
+                    wake = bucket.wake = entries[0].deadline
+                    heappush(heap, (wake, 0, key))
+                else:
+                    del level0[key]
             for entry in due:
                 if entry._bucket is not None:
                     entry._bucket = None
