@@ -1,6 +1,7 @@
 """Shared test set-up.
 
-* Every ``async def`` test runs on asyncio through anyio's pytest plugin.
+* Every ``async def`` test runs on asyncio through anyio's pytest plugin (``anyio_mode =
+  "auto"`` in pyproject.toml).
 * Tests marked ``postgres`` / ``rabbitmq`` / ``prometheus`` need a real server or
   binary. Outside CI they skip with a loud reason when it is absent; with
   ``CI=true`` they run and fail instead, never skip.
@@ -8,12 +9,14 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 import shutil
 import socket
 
 import pytest
+
+# The fake Lark server (fixture ``fake_lark``) and the Lark client test fixtures.
+pytest_plugins = ("tests.fake_lark", "tests.lark_helpers")
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -46,9 +49,6 @@ def anyio_backend() -> str:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        func = getattr(item, "function", None)
-        if func is not None and inspect.iscoroutinefunction(func):
-            item.add_marker(pytest.mark.anyio)
         for marker in ("postgres", "rabbitmq", "prometheus"):
             if item.get_closest_marker(marker) is None:
                 continue
