@@ -412,4 +412,4 @@ class WheelMachine(RuleBasedStateMachine):
 
 
 TestWheelMachine = WheelMachine.TestCase
-TestWheelMachine.settings = settings(max_examples=300, stateful_step_count=60, deadline=None)
+TestWheelMachine.settings = settings(max_examples=200, stateful_step_count=60, deadline=None)
