@@ -7,10 +7,15 @@ Not a test. Run from the repository root:
     python -m bench.wheel_micro --n 10000 --repeat 1
 
 Figures (µs of process CPU time around the operation loop, best of --repeat):
-insert, cancel: per operation with N pending; expire/entry: draining N entries spread over
-an hour by a driver that wakes at each next_deadline() 50 µs late, as the kernel does;
-steady fire: a full fire cycle (expire + re-insert one interval later) with N jobs of 1 s
-interval, phases spread evenly; bytes/entry: tracemalloc growth for N pending entries.
+insert, cancel: per operation with N pending, deadlines spread over an hour;
+expire/entry: draining those N entries by a driver that wakes at each next_deadline() 50 µs
+late, as the kernel does (cascades included); steady fire: a full fire cycle (expire +
+re-insert one interval later) with N jobs of 1 s interval, phases spread evenly;
+bytes/entry: tracemalloc growth for N pending entries, plus the 24-byte deadline float.
+The heapq rows are inlined loops (no method calls), so they flatter heapq a little; the
+asyncio "expire" figure is the loop's own cost to pop and run one due timer.
+The last line runs a real asyncio loop: N jobs each re-armed with its own call_at (the
+benchmark's floor) against one call_at that drives the wheel, same no-op body.
 """
 
 from __future__ import annotations

@@ -123,12 +123,14 @@ class TimerWheel(Generic[T]):
         self._start = start
         self._tick = tick
         self._size = wheel_size
-        # The wheel's current tick and time: where the last expire() left them. Slots are
-        # chosen relative to _cur, which never moves back.
+        # The wheel's current tick and time, as of the last expire() that found something
+        # due. Slots are chosen relative to _cur, which never moves back; a stale _cur only
+        # puts new entries a level higher than needed.
         self._cur = 0
         self._now = start
         # _levels[L] maps a level-L slot number (absolute, not modulo wheel_size) to its
-        # bucket; at most wheel_size slots per level are ever non-empty.
+        # bucket; about wheel_size slots per level are non-empty at most (level 0 also keeps
+        # overdue slots until the next expire()).
         self._levels: list[dict[int, _Bucket[T]]] = [{}, {}]
         self._level0 = self._levels[0]
         self._level1 = self._levels[1]
