@@ -140,7 +140,7 @@ class RunsMixin:
         finally:
             task = asyncio.current_task()
             if task is not None:
-                self._tasks.discard(task)  # type: ignore[arg-type]
+                self._tasks.discard(task)
 
     async def _failed(
         self,
