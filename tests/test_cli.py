@@ -257,6 +257,12 @@ async def test_jobs_list_table(api_env: Served, capsys: pytest.CaptureFixture[st
     header, *rows = out.splitlines()
     assert header.split() == ["ID", "NEXT", "RUN", "(UTC)", "TRIGGER", "STATE", "FUNCTION"]
     assert [row.split()[0] for row in rows] == ["check_token_expiry", "sync_user_info"]
+    for row in rows:  # the next run as a plain UTC time, in the column under its header
+        when = row[header.index("NEXT RUN") :].split("  ")[0]
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", when), row
+    expected = api_env.kernel.get_job("check_token_expiry").next_run_time
+    assert expected is not None
+    assert rows[0][header.index("NEXT RUN") :].startswith(f"{expected:%Y-%m-%d %H:%M:%S}")
     assert "cron[0 9,18 * * *" in rows[0] or "0 9,18 * * *" in rows[0]
     assert rows[1].rstrip().endswith("tests.test_cli:broken")
 

@@ -8,6 +8,7 @@ import json
 import os
 import urllib.parse
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from ._client import DEFAULT_URL, AdminClient
@@ -62,6 +63,17 @@ def _print_json(answer: Any) -> None:
     print(json.dumps(answer, indent=2, ensure_ascii=False))
 
 
+def _when(value: object) -> object:
+    """An ISO time from the API as ``YYYY-MM-DD HH:MM:SS`` (UTC); other values unchanged."""
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return value
+
+
 def _state(job: dict[str, Any]) -> str:
     if job.get("running"):
         return f"running ({job['running']})"
@@ -75,7 +87,8 @@ def _show_job(job: dict[str, Any]) -> None:
     )
     width = max(len(f) for f in fields)
     for name in fields:
-        print(f"{name.ljust(width)}  {cell(job.get(name))}")
+        value = _when(job.get(name)) if name == "next_run_time" else job.get(name)
+        print(f"{name.ljust(width)}  {cell(value)}")
 
 
 # -- jobs ------------------------------------------------------------------------------------
@@ -91,7 +104,8 @@ def jobs_list(args: argparse.Namespace) -> int:
         print("no jobs are registered")
         return 0
     rows = [
-        (j["id"], j.get("next_run_time"), j["trigger"], _state(j), j["func_ref"]) for j in jobs
+        (j["id"], _when(j.get("next_run_time")), j["trigger"], _state(j), j["func_ref"])
+        for j in jobs
     ]
     print(table(("ID", "NEXT RUN (UTC)", "TRIGGER", "STATE", "FUNCTION"), rows))
     return 0
@@ -122,7 +136,7 @@ def _change(action: str) -> Handler:
         elif action == "remove":
             print(f"job {args.job_id} removed")
         else:
-            next_run = cell(answer.get("next_run_time"))
+            next_run = cell(_when(answer.get("next_run_time")))
             print(f"job {answer['id']} {action}d (next run: {next_run})")
         return 0
 
@@ -148,7 +162,7 @@ def failures_list(args: argparse.Namespace) -> int:
         return 0
     rows = [
         (
-            r["id"], r["job_id"], r["started_at"], r["duration"],
+            r["id"], r["job_id"], _when(r["started_at"]), r["duration"],
             len(r.get("retries", ())), _error_text(r),
         )
         for r in records
@@ -163,7 +177,8 @@ def failures_show(args: argparse.Namespace) -> int:
         _print_json(record)
         return 0
     for name in ("id", "job_id", "run_id", "scheduled_at", "started_at", "duration", "attempt"):
-        print(f"{name.ljust(12)}  {cell(record.get(name))}")
+        value = record.get(name)
+        print(f"{name.ljust(12)}  {cell(_when(value) if name.endswith('_at') else value)}")
     print(f"{'error'.ljust(12)}  {record['exc_type']}: {record['message']}")
     for retry in record.get("retries", ()):
         print(f"{'retry'.ljust(12)}  run {retry['run_id']}: {retry['outcome']}")
