@@ -184,14 +184,16 @@ BAD_CONFIGS = {
 
 
 @pytest.mark.usefixtures("clean_env")
+@pytest.mark.parametrize("command", [["config", "check"], ["serve"]], ids=["check", "serve"])
 @pytest.mark.parametrize("case", BAD_CONFIGS.values(), ids=BAD_CONFIGS.keys())
-def test_config_check_bad_values_are_one_clear_line(
+def test_bad_config_values_are_one_clear_line_and_exit_2(
     case: BadConfig,
+    command: list[str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    argv = ["config", "check"]
+    argv = list(command)
     if case.toml is not None:
         path = f"{tmp_path}/lark.toml"
         with open(path, "w", encoding="utf-8") as handle:
