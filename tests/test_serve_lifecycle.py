@@ -12,6 +12,7 @@ import signal
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -198,3 +199,41 @@ async def test_sigterm_cancels_a_job_still_running_after_the_grace(
 )
 def test_the_first_lines_say_what_is_configured(env: dict[str, str], lines: list[str]) -> None:
     assert describe_start(load_config(None, env), None) == lines
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/x"},
+         "lark-scheduler: error: cannot start: store: PostgreSQL at "
+         "postgresql://postgres@127.0.0.1:1/x (schema public) is unavailable"),
+        ({"LARK_SCHEDULER_HTTP__PORT": "{busy}"},
+         "lark-scheduler: error: http.port {busy} on 127.0.0.1: cannot listen (Address "
+         "already in use); choose another with http.port or LARK_SCHEDULER_HTTP__PORT"),
+    ],
+    ids=["store-unreachable", "port-in-use"],
+)
+def test_serve_that_cannot_start_says_why_in_one_line(
+    env: dict[str, str],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import socket
+
+    from actors.cli import main
+
+    for name in list(os.environ):
+        if name.startswith("LARK_SCHEDULER_") or name == "DATABASE_URL":
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        for name, value in env.items():
+            monkeypatch.setenv(name, value.format(busy=port))
+        assert main(["serve"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith(message.format(busy=port))

@@ -202,8 +202,9 @@ async def _start_admin(
     try:
         await admin.start()
     except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
         raise CliError(
-            f"http.port {http.port} on {http.host}: cannot listen ({exc.strerror}); "
+            f"http.port {http.port} on {http.host}: cannot listen ({why}); "
             "choose another with http.port or LARK_SCHEDULER_HTTP__PORT",
             EXIT_ERROR,
         ) from None

@@ -9,8 +9,10 @@ import msgspec
 
 from actors.config import Config
 from actors.service import LarkService
+from actors.store import StoreError
 from kernel.metrics import SchedulerMetrics
 
+from ._errors import EXIT_ERROR, CliError
 from ._lifecycle import Service, run_service
 from ._settings import config_path, load
 
@@ -31,7 +33,12 @@ def lark_service(config: Config, metrics: SchedulerMetrics) -> Service:
 
 def serve(args: argparse.Namespace) -> int:
     config = load(args.config)
-    return asyncio.run(run_service(config, lark_service, config_file=config_path(args.config)))
+    try:
+        return asyncio.run(
+            run_service(config, lark_service, config_file=config_path(args.config))
+        )
+    except StoreError as exc:
+        raise CliError(f"cannot start: store: {exc}", EXIT_ERROR) from None
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
