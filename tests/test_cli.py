@@ -177,6 +177,10 @@ BAD_CONFIGS = {
     "store-scheme": BadConfig('[store]\nurl = "mysql://x/y"\n', {}, "store.url"),
     "invalid-toml": BadConfig("[http\nport = 1\n", {}, "invalid TOML"),
     "missing-file": BadConfig(None, {"LARK_SCHEDULER_CONFIG": "nowhere.toml"}, "not found"),
+    "short-admin-token": BadConfig(
+        None, {"LARK_SCHEDULER_ADMIN_TOKEN": "short"},
+        "http.admin_token = Secret('**********'): must be at least 16 characters",
+    ),
     "thresholds": BadConfig(
         "[expiry]\nwarning_days = 3\ncritical_days = 7\n", {}, "expiry.critical_days = 7"
     ),
@@ -207,6 +211,7 @@ def test_bad_config_values_are_one_clear_line_and_exit_2(
     assert err.count("\n") == 1, err
     assert err.startswith("lark-scheduler: error: configuration: ")
     assert case.message in err
+    assert "short'" not in err  # a secret is never shown, not even a bad one
 
 
 # -- jobs and failures against a real kernel --------------------------------------------------

@@ -25,12 +25,27 @@ def config_path(path: str | None) -> str | None:
     return path or os.environ.get(CONFIG_ENV) or None
 
 
+# kernel.http's AdminServer refuses shorter tokens; check before anything starts.
+_MIN_TOKEN_LENGTH = 16
+
+
 def load(path: str | None) -> Config:
     """The checked configuration; :class:`CliError` (exit 2) with the loader's one line."""
     try:
-        return load_config(config_path(path), os.environ)
+        config = load_config(config_path(path), os.environ)
     except ConfigError as exc:
         raise CliError(f"configuration: {exc}", EXIT_USAGE) from None
+    token = config.http.admin_token
+    if token is not None:
+        value = token.reveal()
+        if len(value) < _MIN_TOKEN_LENGTH or value != value.strip():
+            raise CliError(
+                f"configuration: http.admin_token = {token!r}: must be at least "
+                f"{_MIN_TOKEN_LENGTH} characters without surrounding spaces; make one with "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
+                EXIT_USAGE,
+            )
+    return config
 
 
 def admin_endpoint(path: str | None) -> tuple[str, str | None]:
