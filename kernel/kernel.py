@@ -80,6 +80,21 @@ def _inspect_callable(func: Callable[..., Any]) -> _CallableInfo:
 _cached_callable_info = functools.lru_cache(maxsize=1024)(_inspect_callable)
 
 
+def _interval_trigger(
+    weeks: float, days: float, hours: float, minutes: float, seconds: float,
+    start_date: datetime | None, end_date: datetime | None, jitter: float | None,
+) -> IntervalTrigger:
+    return IntervalTrigger(
+        weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds,
+        start_date=start_date, end_date=end_date, jitter=jitter,
+    )
+
+
+# Triggers are immutable, so jobs with the same interval share one (less memory per job,
+# and no validation per add when thousands of jobs share a schedule).
+_shared_interval_trigger = functools.lru_cache(maxsize=4096, typed=True)(_interval_trigger)
+
+
 class Kernel(RunsMixin):
     """An embeddable asyncio scheduler: interval, cron and one-shot jobs.
 
@@ -245,10 +260,11 @@ class Kernel(RunsMixin):
         **options: Any,
     ) -> Job:
         """Run ``func`` every interval; first one interval after now, or from ``start_date``."""
-        trigger = IntervalTrigger(
-            weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds,
-            start_date=start_date, end_date=end_date, jitter=jitter,
-        )
+        args = (weeks, days, hours, minutes, seconds, start_date, end_date, jitter)
+        try:
+            trigger = _shared_interval_trigger(*args)
+        except TypeError:  # an unhashable argument: let the trigger explain what is wrong
+            trigger = _interval_trigger(*args)
         return self.add_job(func, trigger, **options)
 
     def add_cron_job(
@@ -361,7 +377,11 @@ class Kernel(RunsMixin):
         if rec.removed:
             return
         self._schedule(rec)
-        self._arm()
+        wake = rec.deadline
+        if rec.wall_based:
+            wake = min(wake, self._last_wall_check + self.wall_check_interval)
+        if old is not None or wake < self._timer_deadline:
+            self._arm()  # only when the new job moves the kernel's next wake-up earlier
         if old is not None:
             self._emit_change(JobModified, rec, change="replaced")
         elif self._observed:
