@@ -35,6 +35,7 @@ from ._run import is_coroutine_callable
 from ._runs import RunsMixin
 from ._wheel import TimerWheel
 from .clock import Clock, RealClock, TimerHandle
+from .coordination import Coordinator
 from .errors import (
     ConflictingJobIdError,
     InvalidJobError,
@@ -62,6 +63,8 @@ class Kernel(RunsMixin):
     unless it sets its own; ``clock`` None means the real clock. Plain functions run in
     at most ``max_threads`` worker threads. ``wall_check_interval`` bounds how long a
     wall-clock step can go unnoticed while cron or date jobs are registered.
+    ``coordinator`` shares scheduled runs between replicas (``kernel.coordination``);
+    None runs everything here.
     """
 
     def __init__(
@@ -74,6 +77,7 @@ class Kernel(RunsMixin):
         failure_store: FailureStore | None = None,
         wall_check_interval: float = 10.0,
         rng: random.Random | None = None,
+        coordinator: Coordinator | None = None,
     ) -> None:
         self.timezone = resolve_timezone(timezone)
         self.job_defaults = job_defaults if job_defaults is not None else JobDefaults()
@@ -102,13 +106,15 @@ class Kernel(RunsMixin):
         self._loop_thread: int | None = None
         self._running = False
         self._executor: ThreadPoolExecutor | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._listeners: list[Callable[[Event], None]] = []
         self._subscribers: list[MemoryObjectSendStream[Event]] = []
         self._observed = False
         self.dropped_events = 0
         self._run_prefix = os.urandom(4).hex()
         self._run_seq = 0
+        # Several replicas: scheduled runs are claimed first (kernel/coordination.py).
+        self._coordinator = coordinator
 
     # -- lifecycle -----------------------------------------------------------------
     @property
@@ -136,6 +142,8 @@ class Kernel(RunsMixin):
             rec.start(wall, mono, self._offset, self._rng)
             self._schedule(rec)
         self._arm()
+        if self._coordinator is not None:
+            await self._coordinator.attach(self)
         log.info(
             "Scheduler started (timezone=%s, %d job(s), defaults: coalesce=%s "
             "max_instances=%d misfire_grace_time=%s)",
@@ -170,9 +178,11 @@ class Kernel(RunsMixin):
             stream.close()
         self._subscribers.clear()
         self._refresh_observed()
+        if self._coordinator is not None:
+            await self._coordinator.detach()
         log.info("Scheduler stopped")
 
-    async def _wait_with_grace(self, tasks: list[asyncio.Task[None]], grace: float) -> None:
+    async def _wait_with_grace(self, tasks: list[asyncio.Task[Any]], grace: float) -> None:
         loop = asyncio.get_running_loop()
         done = loop.create_future()
 
