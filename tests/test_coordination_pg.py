@@ -4,7 +4,9 @@ replicas, expired leases reported as interrupted runs, skewed clocks."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from kernel import Kernel
@@ -14,9 +16,15 @@ from kernel.events import Event, RunFailed, RunSkipped, RunStarted
 from kernel.testing import VirtualClock
 from kernel.triggers import IntervalTrigger
 
-from .pg_helpers import db, drain  # noqa: F401 - db is a fixture
+from .pg_helpers import drain, fresh_db
 
 pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+async def db() -> AsyncIterator[Database]:
+    async with fresh_db() as database:
+        yield database
 
 T0 = datetime(2024, 5, 1, 1, 0, tzinfo=UTC)
 
