@@ -100,7 +100,12 @@ class PostgresJobStore:
         rows = await self.db.fetch(f"SELECT {_COLUMNS} FROM jobs WHERE id = $1", job_id)
         return _row_to_job(rows[0]) if rows else None
 
-    async def upsert(self, job: StoredJob, origin: str) -> int:
+    async def insert(self, job: StoredJob, origin: str) -> int:
+        """Insert a job unless its id is stored already; its version, or 0 if it existed
+        (replicas declaring the same job at the same moment: the first one wins)."""
+        return await self.upsert(job, origin, replace=False)
+
+    async def upsert(self, job: StoredJob, origin: str, *, replace: bool = True) -> int:
         """Insert or replace a job's definition and paused flag; the new version.
         ``last_fire`` and ``created_at`` of an existing row are kept."""
         opts = _json(_Options(coalesce=job.coalesce, max_instances=job.max_instances,
@@ -108,7 +113,10 @@ class PostgresJobStore:
         sql = (
             "INSERT INTO jobs (id, name, func_ref, args, kwargs, trigger, options, executor, "
             "paused, last_fire) VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, $7::jsonb, "
-            "$8, $9, $10) ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, "
+            "$8, $9, $10) ON CONFLICT (id) "
+        )
+        sql += "DO NOTHING RETURNING version" if not replace else (
+            "DO UPDATE SET name = EXCLUDED.name, "
             "func_ref = EXCLUDED.func_ref, args = EXCLUDED.args, kwargs = EXCLUDED.kwargs, "
             "trigger = EXCLUDED.trigger, options = EXCLUDED.options, "
             "executor = EXCLUDED.executor, paused = EXCLUDED.paused, updated_at = now(), "

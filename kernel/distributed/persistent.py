@@ -335,6 +335,11 @@ class PersistentKernel(Kernel):
         stored = {row.id: row for row in await self.store.load()}
         for job_id, (decl, was_anchored) in self._declared.items():
             old = stored.get(job_id)
+            if old is None:
+                if await self.store.insert(decl, self.replica_id):
+                    continue
+                # Another replica declared it a moment ago: compare with its row.
+                old = await self.store.get(job_id)
             if old is not None and _same(old, decl, was_anchored):
                 continue
             keep_paused = old.paused if old is not None else decl.paused
