@@ -68,6 +68,9 @@ CREATE TABLE IF NOT EXISTS claims (
     worker text,
     PRIMARY KEY (job_id, scheduled_at)
 );
+-- A RabbitMQ worker running a claimed run: who, until when, and how it ended.
+ALTER TABLE claims ADD COLUMN IF NOT EXISTS worker_until timestamptz;
+ALTER TABLE claims ADD COLUMN IF NOT EXISTS worker_outcome jsonb;
 CREATE INDEX IF NOT EXISTS claims_live ON claims (job_id, lease_until) WHERE state = 'running';
 CREATE INDEX IF NOT EXISTS claims_finished ON claims (finished_at);
 CREATE TABLE IF NOT EXISTS failures (

@@ -44,6 +44,7 @@ __all__ = (
     "PostgresFailureStore",
     "PostgresJobStore",
     "StoredJob",
+    "WorkerOutcome",
 )
 
 log = logging.getLogger("scheduler.coordination")
@@ -54,6 +55,19 @@ _VERDICTS: dict[str, ClaimVerdict] = {"won": "won", "taken": "taken", "busy": "b
 def default_replica_id() -> str:
     """``host:pid:random``: unique per process, readable in the claims table."""
     return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+
+
+class WorkerOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """How a run on a RabbitMQ worker ended (stored in its claim, sent to the replica)."""
+
+    run_id: str
+    ok: bool
+    worker: str
+    duration: float
+    exc_type: str | None = None
+    message: str = ""
+    traceback: str = ""
+    timed_out: bool = False
 
 
 class PostgresCoordinator:
@@ -141,16 +155,22 @@ class PostgresCoordinator:
 
     async def reap(self) -> list[FailureRecord]:
         """Mark expired running claims interrupted; record and report each once."""
+        # A claim a worker finished (its outcome is stored) but whose replica died before
+        # recording it ends as the worker said; one nobody finished is interrupted.
         rows = await self.db.fetch(
-            "UPDATE claims SET state = 'interrupted', finished_at = now() "
-            "WHERE state = 'running' AND lease_until < now() "
-            "RETURNING job_id, scheduled_at, run_id, replica, attempt, started_at, lease_until",
+            "UPDATE claims SET finished_at = now(), state = CASE "
+            "WHEN worker_outcome IS NULL THEN 'interrupted' "
+            "WHEN (worker_outcome->>'ok')::boolean THEN 'succeeded' ELSE 'failed' END "
+            "WHERE state = 'running' AND lease_until < now() AND "
+            "(worker_until IS NULL OR worker_until < now()) "
+            "RETURNING job_id, scheduled_at, run_id, replica, attempt, started_at, lease_until, "
+            "state, worker_outcome::text AS outcome",
         )
-        records = [self._interrupted(row) for row in rows]
+        records = [self._interrupted(row) for row in rows if row["state"] != "succeeded"]
         kernel = self._kernel
         for record in records:
             log.error(
-                "Run %s of job %s (scheduled %s) was interrupted: %s", record.run_id,
+                "Run %s of job %s (scheduled %s) ended without its replica: %s", record.run_id,
                 record.job_id, record.scheduled_at, record.message,
             )
             if kernel is not None:
@@ -164,6 +184,15 @@ class PostgresCoordinator:
         lease_until: datetime = row["lease_until"]
         started: datetime = row["started_at"]
         last_seen = lease_until - timedelta(seconds=self.lease)
+        if row["outcome"] is not None:
+            outcome = msgspec.json.decode(row["outcome"], type=WorkerOutcome)
+            return FailureRecord(
+                id=uuid.uuid4().hex, job_id=row["job_id"], run_id=row["run_id"],
+                scheduled_at=row["scheduled_at"], started_at=started,
+                duration=outcome.duration, exc_type=outcome.exc_type or "Exception",
+                message=outcome.message, traceback=outcome.traceback,
+                timed_out=outcome.timed_out, attempt=row["attempt"],
+            )
         return FailureRecord(
             id=uuid.uuid4().hex, job_id=row["job_id"], run_id=row["run_id"],
             scheduled_at=row["scheduled_at"], started_at=started,
