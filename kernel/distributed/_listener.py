@@ -35,6 +35,7 @@ class Listener:
         on_note: Callable[[str], None],
         on_connect: Callable[[], Awaitable[None]],
         *,
+        name: str = "",
         keepalive: float = 5.0,
         max_backoff: float = 10.0,
     ) -> None:
@@ -43,6 +44,8 @@ class Listener:
         self.on_connect = on_connect
         self.keepalive = keepalive
         self.max_backoff = max_backoff
+        # Shown in pg_stat_activity (and lets tests cut this connection).
+        self.application_name = f"lark_scheduler_listen:{db.schema}:{name}"[:63]
         self.connected = False
         self.reconnects = 0
 
@@ -55,8 +58,8 @@ class Listener:
         while True:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self.db.dsn,
-                                             server_settings={"search_path": self.db.schema})
+                conn = await asyncpg.connect(self.db.dsn, server_settings={
+                    "search_path": self.db.schema, "application_name": self.application_name})
                 lost = asyncio.Event()
                 conn.add_termination_listener(_setter(lost))
                 await conn.add_listener(self.db.channel, self._notified)

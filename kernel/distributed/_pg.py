@@ -154,7 +154,8 @@ class Database:
         await self.migrate()
         self._pool = await asyncpg.create_pool(
             self.dsn, min_size=1, max_size=self.pool_size,
-            server_settings={"search_path": self.schema},
+            server_settings={"search_path": self.schema,
+                             "application_name": f"lark_scheduler:{self.schema}"},
         )
 
     async def migrate(self) -> None:

@@ -98,7 +98,7 @@ class PersistentKernel(Kernel):
         self._writes: asyncio.Queue[tuple[str, Callable[[], Awaitable[int]]]] | None = None
         self._notes: asyncio.Queue[str] | None = None
         self._bg: list[asyncio.Task[None]] = []
-        self.listener = Listener(db, self._on_note, self._resync)
+        self.listener = Listener(db, self._on_note, self._resync, name=self.replica_id)
 
     # -- the public API, written through ----------------------------------------------
     def add_job(self, func: Callable[..., Any], trigger: Trigger, *,
