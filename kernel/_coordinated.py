@@ -71,12 +71,17 @@ async def _claimed_run(
     token = current_run.set(RunContext(job_id=rec.id, scheduled_at=sched, run_id=run_id))
     beat = asyncio.get_running_loop().create_task(_heartbeat(kernel, coord, rec.id, sched, run_id))
     ok = False
+    task = asyncio.current_task()
     try:
         ok = await kernel._execute(rec, run_id, sched, late, started, clock.monotonic(),
                                    False, 1, None)
     finally:
         beat.cancel()
         current_run.reset(token)
+        # _execute takes its task out of the kernel's set; shutdown must still wait for
+        # the claim to be finished.
+        if task is not None:
+            kernel._tasks.add(task)
         # Shielded: a cancellation at shutdown must not leave the claim looking alive.
         await asyncio.shield(_finish(coord, rec.id, sched, run_id, ok))
 
