@@ -40,16 +40,16 @@ from typing import Any
 
 import msgspec
 
-from .._policy import decide
 from ..errors import InvalidJobError
 from ..failures import FailureRecord
 from ..job import Job
 from ..kernel import Kernel
 from ..triggers import IntervalTrigger, Trigger, trigger_from_spec
+from ._catchup import catch_up
 from ._listener import Listener
 from ._pg import UNAVAILABLE, Database
 from ._pgstore import ChangeNote, PostgresJobStore, StoredJob
-from ._refs import anchored, check_json, import_ref, missed_times, storable_ref, unanchored
+from ._refs import anchored, check_json, import_ref, storable_ref, unanchored
 from .postgres import PostgresCoordinator, PostgresFailureStore
 
 __all__ = ("PersistentKernel",)
@@ -163,13 +163,18 @@ class PersistentKernel(Kernel):
         return job
 
     def health(self) -> dict[str, Any]:
-        """The database as this replica sees it: ``state`` up/down, the last ``error``,
-        whether change notifications are ``listening``, and stored jobs that could not
-        be loaded."""
-        return {
+        """The outside world as this replica sees it: PostgreSQL up/down with the last
+        ``error``, whether change notifications are ``listening``, stored jobs that could
+        not be loaded, and each executor's own report (RabbitMQ up/down)."""
+        out: dict[str, Any] = {
             "postgres": self.db.health.state, "error": self.db.health.error,
             "listening": self.listener.connected, "unresolved_jobs": sorted(self.unresolved),
         }
+        for name, executor in self.executors.items():
+            report = getattr(executor, "health", None)
+            if callable(report):
+                out[f"executor:{name}"] = report()
+        return out
 
     async def flush(self) -> None:
         """Wait until every change made here so far is written (and notified)."""
@@ -368,7 +373,7 @@ class PersistentKernel(Kernel):
         self._bg = [loop.create_task(self._writer()), loop.create_task(self._applier()),
                     loop.create_task(self.listener.run())]
         for row in installed:
-            await self._catch_up(row)
+            await catch_up(self, row)
 
     async def shutdown(self, wait: bool = True, grace: float | None = None) -> None:
         if not self.running:
@@ -385,39 +390,6 @@ class PersistentKernel(Kernel):
         self._bg = []
         await super().shutdown(wait=wait, grace=grace)
         await self.db.close()
-
-    async def _catch_up(self, row: StoredJob) -> None:
-        """Decide the scheduled times missed while no replica ran (see the module doc)."""
-        with self._lock:
-            rec = self._jobs.get(row.id)
-        after = row.last_fire if row.last_fire is not None else row.created_at
-        if rec is None or rec.paused or after is None:
-            return
-        now = self.clock.now()
-        times, dropped = missed_times(rec.trigger, after, now, rec.sched)
-        if dropped:
-            log.warning("Job %s: %d scheduled time(s) before %s were missed while no replica "
-                        "was running", row.id, dropped, times[0] if times else now)
-        if not times:
-            return
-        late = [(now - t).total_seconds() for t in times]
-        actions = decide(late, coalesce=rec.opts.coalesce, grace=rec.opts.misfire_grace_time)
-        for when, lateness, action in zip(times, late, actions, strict=True):
-            if action == "run":
-                self._start_run(rec, when, lateness)
-                continue
-            try:
-                first = await self.coordinator.mark(row.id, when, action)
-            except Exception as exc:
-                log.warning("could not record the %s time %s of job %s: %s", action, when,
-                            row.id, exc)
-                first = False
-            if not first:
-                continue
-            if action == "missed":
-                self._missed(rec, when, lateness)
-            else:
-                self._skipped(rec, when, "coalesced")
 
 
 def _same(old: StoredJob, new: StoredJob, new_was_anchored: bool) -> bool:
