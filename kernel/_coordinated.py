@@ -13,7 +13,7 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from .coordination import ClaimVerdict, RunContext, current_run
+from .coordination import ClaimState, ClaimVerdict, RunContext, current_run
 from .events import RunStarted
 
 if TYPE_CHECKING:
@@ -57,11 +57,11 @@ async def _claimed_run(
     if verdict != "won":
         rec.running -= 1
         if verdict == "busy":
-            kernel._skipped(rec, sched, "max_instances")
+            kernel._skipped(rec, sched, "max_instances", decided=True)
         elif verdict == "taken":
             log.debug("Run of job %s scheduled at %s is another replica's", rec.id, sched)
         else:
-            kernel._missed(rec, sched, late)
+            kernel._missed(rec, sched, late, decided=True)
         return
     started = clock.now()
     if kernel._observed:
@@ -84,6 +84,38 @@ async def _claimed_run(
             kernel._tasks.add(task)
         # Shielded: a cancellation at shutdown must not leave the claim looking alive.
         await asyncio.shield(_finish(coord, rec.id, sched, run_id, ok))
+
+
+def record_decision(
+    kernel: Kernel, rec: JobRecord, sched: datetime, state: ClaimState, late: float
+) -> None:
+    """A scheduled time this replica decided not to run (missed or coalesced): record it
+    with the coordinator and report it only if this replica recorded it first; another
+    replica may have run that time already."""
+    loop = kernel._loop
+    assert loop is not None
+    task = loop.create_task(_record(kernel, rec, sched, state, late))
+    kernel._tasks.add(task)
+    task.add_done_callback(kernel._tasks.discard)
+
+
+async def _record(
+    kernel: Kernel, rec: JobRecord, sched: datetime, state: ClaimState, late: float
+) -> None:
+    coord = kernel._coordinator
+    assert coord is not None
+    try:
+        first = await coord.mark(rec.id, sched, state)
+    except Exception as exc:
+        log.warning("could not record the %s time %s of job %s (%s: %s); reporting it here",
+                    state, sched, rec.id, type(exc).__name__, exc)
+        first = True
+    if not first:
+        log.debug("Scheduled time %s of job %s was decided by another replica", sched, rec.id)
+    elif state == "missed":
+        kernel._missed(rec, sched, late, decided=True)
+    else:
+        kernel._skipped(rec, sched, state, decided=True)
 
 
 async def _claim(

@@ -48,7 +48,8 @@ class RunsMixin:
         _coordinator: Coordinator | None
 
         def _emit(self, event: Event) -> None: ...
-        def _skipped(self, rec: JobRecord, sched: datetime | None, reason: SkipReason) -> None: ...
+        def _skipped(self, rec: JobRecord, sched: datetime | None, reason: SkipReason, *,
+                     decided: bool = False) -> None: ...
         def _record(self, job_id: str) -> JobRecord: ...
 
     def _new_run_id(self) -> str:
@@ -66,12 +67,14 @@ class RunsMixin:
         retry_of: str | None = None,
     ) -> str | None:
         """Start one run if ``max_instances`` allows; the run id, or None when skipped."""
+        if self._coordinator is not None and sched is not None and retry_of is None:
+            # The claim applies max_instances across replicas (this one's runs included).
+            rec.running += 1
+            return start_claimed(self, rec, sched, late)  # type: ignore[arg-type]
         if rec.running >= rec.opts.max_instances:
             self._skipped(rec, sched, "max_instances")
             return None
         rec.running += 1
-        if self._coordinator is not None and sched is not None and retry_of is None:
-            return start_claimed(self, rec, sched, late)  # type: ignore[arg-type]
         run_id = self._new_run_id()
         clock = self.clock
         started = clock.now()

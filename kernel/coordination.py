@@ -21,6 +21,11 @@ expired a reaper (any replica) marks the claim ``interrupted`` and records a fai
 so the run is never silently lost, and the scheduled time is never started again
 because its claim row still exists. Manual runs and retries are not claimed: they are
 not scheduled times, and a retry follows a failure this replica recorded.
+
+Decisions that run nothing (a time missed past its grace, or coalesced into a later
+one) are recorded too (:meth:`Coordinator.mark`), and only the replica that records one
+first reports it: one ``RunMissed`` per missed time however many replicas there are,
+and none at all from a replica whose loop was blocked while another ran that time.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ ClaimVerdict = Literal["won", "taken", "busy"]
 ``busy``: the job is at ``max_instances`` across replicas (recorded as skipped)."""
 
 ClaimState = Literal[
-    "running", "succeeded", "failed", "interrupted", "skipped", "missed", "coalesced"
+    "running", "succeeded", "failed", "interrupted", "skipped", "missed", "coalesced",
 ]
 
 
@@ -95,4 +100,9 @@ class Coordinator(Protocol):
         self, job_id: str, scheduled_at: datetime, run_id: str, state: ClaimState
     ) -> None:
         """Record how a won claim ended (``succeeded`` or ``failed``)."""
+        ...
+
+    async def mark(self, job_id: str, scheduled_at: datetime, state: ClaimState) -> bool:
+        """Record a scheduled time that runs nothing (``missed``, ``coalesced``); True if
+        this replica recorded it first, and so reports it."""
         ...

@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._coordinated import record_decision
 from ._policy import decide
 from ._records import JobRecord
 from ._run import is_coroutine_callable
@@ -649,7 +650,12 @@ class Kernel(RunsMixin):
         if not rec.removed:
             self._schedule(rec)
 
-    def _missed(self, rec: JobRecord, sched: datetime | None, late: float) -> None:
+    def _missed(self, rec: JobRecord, sched: datetime | None, late: float, *,
+                decided: bool = False) -> None:
+        if self._coordinator is not None and sched is not None and not decided:
+            # Replicas: reported by the one that records the decision first (if any).
+            record_decision(self, rec, sched, "missed", late)
+            return
         log.warning(
             "Run of job %s scheduled at %s was missed by %.3f s (misfire_grace_time=%s)",
             rec.id, sched, late, rec.opts.misfire_grace_time,
@@ -657,7 +663,12 @@ class Kernel(RunsMixin):
         if self._observed:
             self._emit(RunMissed(job_id=rec.id, scheduled_at=sched, lateness=late))
 
-    def _skipped(self, rec: JobRecord, sched: datetime | None, reason: Any) -> None:
+    def _skipped(self, rec: JobRecord, sched: datetime | None, reason: Any, *,
+                 decided: bool = False) -> None:
+        if (self._coordinator is not None and sched is not None and not decided
+                and reason == "coalesced"):
+            record_decision(self, rec, sched, "coalesced", 0.0)
+            return
         if reason == "max_instances":
             log.warning(
                 "Run of job %s scheduled at %s skipped: maximum number of running instances "

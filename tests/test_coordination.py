@@ -61,6 +61,12 @@ class MemoryCoordinator:
                      state: ClaimState) -> None:
         self.shared.claims[(job_id, scheduled_at)][2] = state
 
+    async def mark(self, job_id: str, scheduled_at: datetime, state: ClaimState) -> bool:
+        if (job_id, scheduled_at) in self.shared.claims:
+            return False
+        self.shared.claims[(job_id, scheduled_at)] = [self.replica_id, "", state]
+        return True
+
 
 SEEN: list[Any] = []
 
@@ -172,3 +178,37 @@ async def test_manual_runs_are_not_claimed() -> None:
     assert events == [("r0", "RunStarted"), ("r0", "RunSucceeded")]
     assert shared.claims == {}
     assert SEEN == [None]
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"coalesce": True}, [("r0", "RunSkipped"), ("r0", "RunSkipped"),
+                              ("r0", "RunStarted"), ("r0", "RunSucceeded")]),
+        ({"coalesce": False, "misfire_grace_time": 15},
+         [("r0", "RunMissed"), ("r0", "RunStarted"), ("r0", "RunStarted"),
+          ("r0", "RunSucceeded"), ("r0", "RunSucceeded")]),
+    ],
+    ids=["coalesced-reported-once", "missed-reported-once"],
+)
+async def test_times_decided_after_a_stall_are_reported_by_one_replica(
+    options: dict[str, Any], expected: list[tuple[str, str]]
+) -> None:
+    shared = Shared()
+    (a, b), events = replicas(shared, 2, max_instances=3, **options)
+    async with a, b:
+        CLOCK.stall(30)  # both loops blocked: the times at 10, 20 and 30 s are due at once
+        await CLOCK.advance(0)
+    assert sorted(events) == sorted(expected)
+    states = sorted((when - START).total_seconds() for (_, when) in shared.claims)
+    assert states == [0.0, 10.0, 20.0]
+
+
+async def test_a_replica_whose_loop_stalled_reports_nothing_another_ran() -> None:
+    shared = Shared()
+    (a,), events = replicas(shared, 1, misfire_grace_time=5)
+    await MemoryCoordinator(shared, "other").claim("j", START, "x", max_instances=1)
+    async with a:
+        CLOCK.stall(17)  # 7 s late: past grace, but another replica ran it on time
+        await CLOCK.advance(0)
+    assert events == []

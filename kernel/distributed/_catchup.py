@@ -52,6 +52,6 @@ async def catch_up(kernel: PersistentKernel, row: StoredJob) -> None:
         if not first:
             continue
         if action == "missed":
-            kernel._missed(rec, when, lateness)
+            kernel._missed(rec, when, lateness, decided=True)
         else:
-            kernel._skipped(rec, when, "coalesced")
+            kernel._skipped(rec, when, "coalesced", decided=True)
