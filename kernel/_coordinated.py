@@ -52,7 +52,20 @@ async def _claimed_run(
     assert coord is not None
     clock = kernel.clock
     t_claim = clock.monotonic()
-    verdict = await _claim(kernel, coord, rec, run_id, sched, late)
+    # Several times of one job due at once are claimed oldest first, as one process
+    # would start them (max_instances then keeps the oldest, not a random one).
+    chain = kernel._claim_chain
+    previous = chain.get(rec.id)
+    mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    chain[rec.id] = mine
+    try:
+        if previous is not None:
+            await asyncio.shield(previous)
+        verdict = await _claim(kernel, coord, rec, run_id, sched, late)
+    finally:
+        mine.set_result(None)
+        if chain.get(rec.id) is mine:
+            del chain[rec.id]
     late += clock.monotonic() - t_claim
     if verdict != "won":
         rec.running -= 1

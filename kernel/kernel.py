@@ -141,6 +141,7 @@ class Kernel(RunsMixin):
         self._run_seq = 0
         # Several replicas: scheduled runs are claimed first (kernel/coordination.py).
         self._coordinator = coordinator
+        self._claim_chain: dict[str, asyncio.Future[None]] = {}  # per job: claims in order
 
     # -- lifecycle -----------------------------------------------------------------
     @property
