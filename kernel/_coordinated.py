@@ -62,6 +62,11 @@ async def _claimed_run(
         if previous is not None:
             await asyncio.shield(previous)
         verdict = await _claim(kernel, coord, rec, run_id, sched, late)
+    except asyncio.CancelledError:
+        # Shutdown while claiming: if the claim did land, its lease expires and the
+        # reaper reports the run interrupted.
+        rec.running -= 1
+        raise
     finally:
         mine.set_result(None)
         if chain.get(rec.id) is mine:

@@ -12,6 +12,7 @@ every call that goes through :meth:`Database.call` and by the notification liste
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -140,6 +141,7 @@ class Database:
         self.pool_size = pool_size
         self.health = Health()
         self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -147,11 +149,29 @@ class Database:
             raise RuntimeError("the database is not open; await Database.open() first")
         return self._pool
 
-    async def open(self) -> None:
-        """Create the pool and the schema (idempotent; safe for replicas starting together)."""
-        if self._pool is not None:
-            return
-        await self.migrate()
+    async def open(self, *, patience: float = 30.0) -> None:
+        """Create the pool and the schema (idempotent; safe for replicas starting together).
+
+        While the server is unreachable, retries with backoff for ``patience`` seconds."""
+        async with self._opening:
+            if self._pool is None:
+                await self._open(patience)
+
+    async def _open(self, patience: float) -> None:
+        # Patience is counted in backoff sleeps, not read from a clock.
+        waited = 0.0
+        delay = 0.2
+        while True:
+            try:
+                await self.migrate()
+                break
+            except UNAVAILABLE as exc:
+                self.mark_down(exc)
+                if waited + delay > patience:
+                    raise
+                await asyncio.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 5.0)
         self._pool = await asyncpg.create_pool(
             self.dsn, min_size=1, max_size=self.pool_size,
             server_settings={"search_path": self.schema,

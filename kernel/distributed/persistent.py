@@ -55,7 +55,8 @@ from .postgres import PostgresCoordinator, PostgresFailureStore
 __all__ = ("PersistentKernel",)
 
 log = logging.getLogger("scheduler.store")
-Executor = Callable[[str, Callable[..., Any]], Callable[..., Any]]
+# (job id, import reference, function) -> what the kernel calls instead of the function.
+Executor = Callable[[str, str, Callable[..., Any]], Callable[..., Any]]
 
 
 class PersistentKernel(Kernel):
@@ -117,7 +118,10 @@ class PersistentKernel(Kernel):
                 "a different scheduled time; drop jitter or use a plain Kernel"
             )
         fixed = anchored(trigger, self.clock.now())
-        runner = func if executor == "local" else self.executors[executor](ref, func)
+        if options.get("job_id") is None:
+            options["job_id"] = uuid.uuid4().hex
+        runner = func if executor == "local" else \
+            self.executors[executor](options["job_id"], ref, func)
         job = super().add_job(runner, fixed, **options)
         self._executor_of[job.id] = executor
         stored = self._stored(job, ref, executor)
@@ -296,7 +300,7 @@ class PersistentKernel(Kernel):
             func = import_ref(row.func_ref)
             trigger = trigger_from_spec(row.trigger)
             runner = func if row.executor == "local" else \
-                self.executors[row.executor](row.func_ref, func)
+                self.executors[row.executor](row.id, row.func_ref, func)
         except Exception as exc:
             await self._unresolvable(row, exc)
             with self._lock:

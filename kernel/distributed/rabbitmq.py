@@ -86,8 +86,10 @@ def remote_error(outcome: WorkerOutcome) -> RemoteJobError:
 class RemoteCall:
     """Stands in for a job's function: calling it runs the function on a worker."""
 
-    def __init__(self, executor: RabbitExecutor, ref: str, func: Callable[..., Any]) -> None:
+    def __init__(self, executor: RabbitExecutor, job_id: str, ref: str,
+                 func: Callable[..., Any]) -> None:
         self.executor = executor
+        self.job_id = job_id
         self.ref = ref
         self.__module__ = getattr(func, "__module__", "?")
         self.__qualname__ = getattr(func, "__qualname__", ref.rpartition(":")[2])
@@ -96,7 +98,7 @@ class RemoteCall:
     async def __call__(self, *args: Any, **kwargs: Any) -> None:
         run = current_run.get()
         message = RunMessage(
-            job_id=run.job_id if run else self.ref, func_ref=self.ref,
+            job_id=run.job_id if run else self.job_id, func_ref=self.ref,
             run_id=run.run_id if run else uuid.uuid4().hex,
             scheduled_at=run.scheduled_at if run else None, args=list(args), kwargs=kwargs,
         )
@@ -132,15 +134,21 @@ class RabbitExecutor:
         self._channel: aio_pika.abc.AbstractChannel | None = None
         self._reply_queue: str = f"{queue}.reply.{os.urandom(6).hex()}"
         self._waiting: dict[str, asyncio.Future[WorkerOutcome]] = {}
+        self._connecting = asyncio.Lock()
 
-    def __call__(self, ref: str, func: Callable[..., Any]) -> RemoteCall:
-        return RemoteCall(self, ref, func)
+    def __call__(self, job_id: str, ref: str, func: Callable[..., Any]) -> RemoteCall:
+        return RemoteCall(self, job_id, ref, func)
 
     def health(self) -> dict[str, Any]:
         return {"rabbitmq": self.state, "error": self.error, "waiting_runs": len(self._waiting)}
 
     async def connect(self) -> None:
         """Connect (retrying with backoff until it succeeds) and declare the queues."""
+        async with self._connecting:
+            if self._channel is None:
+                await self._connect()
+
+    async def _connect(self) -> None:
         delay = 0.2
         while self._conn is None:
             try:
@@ -164,6 +172,7 @@ class RabbitExecutor:
     async def close(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
+            self._channel = None
             await conn.close()
         self.state = "down"
 
@@ -210,8 +219,7 @@ class RabbitExecutor:
 
     async def _publish(self, message: RunMessage) -> None:
         body = msgspec.json.encode(message)
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + self.publish_patience
+        waited = 0.0  # patience is counted in backoff sleeps, not read from a clock
         delay = 0.2
         while True:
             try:
@@ -227,11 +235,12 @@ class RabbitExecutor:
                 return
             except Exception as exc:
                 self._down(exc)
-                if loop.time() + delay > give_up:
+                if waited + delay > self.publish_patience:
                     raise
                 log.warning("publishing run %s of job %s failed (%s); retrying in %.1f s",
                             message.run_id, message.job_id, exc, delay)
                 await asyncio.sleep(delay)
+                waited += delay
                 delay = min(delay * 2, 5.0)
 
     async def _stored_outcome(self, message: RunMessage) -> WorkerOutcome | None:
