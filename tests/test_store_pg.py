@@ -200,12 +200,16 @@ async def test_a_lost_listener_reconnects_and_catches_up_on_changes_it_missed(
             b.listener.application_name)
         await eventually(lambda: not b.listener.connected, limit=2.0)
         assert b.health()["listening"] is False
+        report = await b.readiness()
+        assert (report.ready, [(c.name, c.ok) for c in report.checks]) == (
+            False, [("postgres", True), ("job-changes", False)])
         a.add_interval_job(noop, hours=1, job_id="while-away")
         await a.flush()
         await eventually(lambda: [j.id for j in b.get_jobs()] == ["while-away"], limit=5.0)
         assert b.listener.reconnects == 1
         assert b.health() == {"postgres": "up", "error": None, "listening": True,
                               "unresolved_jobs": []}
+        assert (await b.readiness()).ready is True
 
 
 async def test_claims_go_on_after_the_pool_connections_are_cut(db: Database) -> None:

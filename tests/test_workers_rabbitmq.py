@@ -112,6 +112,10 @@ async def test_a_worker_killed_mid_run_hands_it_over_and_it_completes_once(
             await procs[first].wait()
             await eventually(lambda: any(isinstance(e, RunSucceeded) for e in events), 20)
             failures = await kernel.failure_store.list_failures()
+            assert kernel.health()["executor:rabbitmq"] == {
+                "state": "up", "broker": "rabbitmq", "error": None, "waiting_runs": 0}
+            assert (await kernel.readiness()).ready is True
+        assert executor.health()["state"] == "up"
         rows = await db.fetch("SELECT worker, phase FROM ran ORDER BY at")
         second = [int(r["worker"]) for r in rows][1]
         assert [(int(r["worker"]), r["phase"]) for r in rows] == [

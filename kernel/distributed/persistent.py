@@ -40,12 +40,14 @@ from typing import Any
 
 import msgspec
 
+from ..api_models import ReadyReport
 from ..errors import InvalidJobError
 from ..failures import FailureRecord
 from ..job import Job
 from ..kernel import Kernel
 from ..triggers import IntervalTrigger, Trigger, trigger_from_spec
 from ._catchup import catch_up
+from ._health import health, readiness
 from ._listener import Listener
 from ._pg import UNAVAILABLE, Database
 from ._pgstore import ChangeNote, PostgresJobStore, StoredJob
@@ -167,18 +169,14 @@ class PersistentKernel(Kernel):
         return job
 
     def health(self) -> dict[str, Any]:
-        """The outside world as this replica sees it: PostgreSQL up/down with the last
-        ``error``, whether change notifications are ``listening``, stored jobs that could
-        not be loaded, and each executor's own report (RabbitMQ up/down)."""
-        out: dict[str, Any] = {
-            "postgres": self.db.health.state, "error": self.db.health.error,
-            "listening": self.listener.connected, "unresolved_jobs": sorted(self.unresolved),
-        }
-        for name, executor in self.executors.items():
-            report = getattr(executor, "health", None)
-            if callable(report):
-                out[f"executor:{name}"] = report()
-        return out
+        """The outside world as this replica sees it (see :func:`._health.health`)."""
+        return health(self)
+
+    async def readiness(self) -> ReadyReport:
+        """A readiness report for the admin API: ``create_admin_app(kernel,
+        readiness=kernel.readiness)`` answers 503 while PostgreSQL or an executor's
+        broker is unreachable."""
+        return readiness(self)
 
     async def flush(self) -> None:
         """Wait until every change made here so far is written (and notified)."""

@@ -140,7 +140,9 @@ class RabbitExecutor:
         return RemoteCall(self, job_id, ref, func)
 
     def health(self) -> dict[str, Any]:
-        return {"rabbitmq": self.state, "error": self.error, "waiting_runs": len(self._waiting)}
+        """``state`` up/down, the last ``error``, and how many runs await an outcome."""
+        return {"state": self.state, "broker": "rabbitmq", "error": self.error,
+                "waiting_runs": len(self._waiting)}
 
     async def connect(self) -> None:
         """Connect (retrying with backoff until it succeeds) and declare the queues."""
