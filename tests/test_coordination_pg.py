@@ -12,7 +12,8 @@ import pytest
 from kernel import Kernel
 from kernel.distributed._pg import Database
 from kernel.distributed.postgres import PostgresCoordinator, PostgresFailureStore
-from kernel.events import Event, RunFailed, RunSkipped, RunStarted
+from kernel.events import Event, RunFailed, RunSkipped, RunStarted, RunSucceeded
+from kernel.retry import RetryPolicy
 from kernel.testing import VirtualClock
 from kernel.triggers import IntervalTrigger
 
@@ -145,3 +146,43 @@ async def test_replicas_with_skewed_clocks_run_each_scheduled_time_once(
     assert expected <= set(scheduled)
     skipped = [e for e in started if isinstance(e, RunSkipped)]
     assert skipped == []
+
+
+RETRIED: list[str] = []
+
+
+async def retried_job() -> None:
+    RETRIED.append("ran")
+
+
+@pytest.mark.parametrize(
+    ("max_attempts", "expected"),
+    [(1, []), (2, [("RunStarted", 2), ("RunSucceeded", 2)])],
+    ids=["no-retry-policy-no-rerun", "retry-policy-reruns-once"],
+)
+async def test_an_interrupted_run_runs_again_only_if_the_retry_policy_says_so(
+    db: Database, max_attempts: int, expected: list[tuple[str, int]]
+) -> None:
+    dead = PostgresCoordinator(db, replica_id="dead", lease=5.0)
+    assert await dead.claim("job", T0, "d-1", max_instances=1) == "won"
+    await db.execute("UPDATE claims SET lease_until = now() - interval '1 second'")
+    alive = PostgresCoordinator(db, replica_id="alive", lease=5.0)
+    clock = VirtualClock(T0 + timedelta(seconds=30))
+    kernel = Kernel(clock=clock, coordinator=alive)
+    kernel.add_job(retried_job, IntervalTrigger(hours=1, start_date=T0), job_id="job",
+                   retry=RetryPolicy(max_attempts=max_attempts, backoff=0.0, jitter=0.0))
+    events: list[Event] = []
+    kernel.add_listener(events.append)
+    RETRIED.clear()
+    async with kernel:
+        await alive.reap()
+        await clock.advance(0)
+        await drain(kernel)
+    runs = [(type(e).__name__, e.attempt) for e in events
+            if isinstance(e, RunStarted | RunSucceeded)]
+    assert runs == expected
+    assert len(RETRIED) == len(expected) // 2
+    failures = [e for e in events if isinstance(e, RunFailed)]
+    assert [(f.run_id, f.exc_type, f.attempt) for f in failures] == [("d-1", "Interrupted", 1)]
+    # The scheduler itself never starts the interrupted time again.
+    assert await db.fetchval("SELECT count(*) FROM claims") == 1

@@ -16,6 +16,7 @@ from kernel.distributed._pgstore import StoredJob
 from kernel.distributed.persistent import PersistentKernel
 from kernel.errors import InvalidJobError, JobLookupError
 from kernel.events import Event, RunMissed, RunSkipped, RunStarted
+from kernel.retry import RetryPolicy
 from kernel.testing import VirtualClock
 from kernel.triggers import CronTrigger, IntervalTrigger
 
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.postgres
 
 T0 = datetime(2024, 5, 1, 1, 0, tzinfo=UTC)
 RAN: list[tuple[str, int]] = []
+POLICY = RetryPolicy(max_attempts=3, backoff=2.0, jitter=0.0)
 
 
 async def record_run(tag: str = "", n: int = 0) -> None:
@@ -50,7 +52,7 @@ async def test_jobs_and_their_options_survive_a_restart(db: Database) -> None:
     k = replica(db, "a")
     async with k:
         k.add_interval_job(record_run, hours=6, job_id="sync", args=["x", 3],
-                           max_instances=2, misfire_grace_time=30)
+                           max_instances=2, misfire_grace_time=30, retry=POLICY)
         k.add_cron_job(noop, "0 9,18 * * *", job_id="check", timezone="Asia/Shanghai")
         await k.flush()
         first = k.get_job("sync").next_run_time
@@ -65,6 +67,7 @@ async def test_jobs_and_their_options_survive_a_restart(db: Database) -> None:
     # The interval grid is anchored in the store: the restarted replica keeps it.
     assert sync.next_run_time == first
     assert jobs["check"].trigger == CronTrigger("0 9,18 * * *", "Asia/Shanghai")
+    assert (k2._record("sync").retry, k2._record("check").retry) == (POLICY, None)
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,8 @@
 """The ``jobs`` table: persistent job definitions, and change notifications.
 
 A job is stored as data only: its callable as an import reference
-(``package.module:function``), its arguments and trigger as JSON (msgspec), its options,
+(``package.module:function``), its arguments and trigger as JSON (msgspec), its options
+(retry policy included),
 its paused flag, the latest scheduled time any replica decided (``last_fire``, kept by
 the claims) and a ``version`` bumped on every change. Each change sends a
 ``NOTIFY`` on the schema's channel in the same transaction, so it is delivered exactly
@@ -15,6 +16,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from ..retry import RetryPolicy
 from ._pg import Database
 
 __all__ = ("ChangeNote", "PostgresJobStore", "StoredJob")
@@ -34,6 +36,7 @@ class StoredJob(msgspec.Struct, frozen=True, kw_only=True):
     misfire_grace_time: float | None
     timeout: float | None
     executor: str = "local"
+    retry: RetryPolicy | None = None
     paused: bool = False
     last_fire: datetime | None = None
     created_at: datetime | None = None
@@ -42,7 +45,8 @@ class StoredJob(msgspec.Struct, frozen=True, kw_only=True):
     def definition(self) -> tuple[object, ...]:
         """What the user defined (not the bookkeeping: paused, last_fire, version)."""
         return (self.name, self.func_ref, self.args, self.kwargs, self.trigger, self.coalesce,
-                self.max_instances, self.misfire_grace_time, self.timeout, self.executor)
+                self.max_instances, self.misfire_grace_time, self.timeout, self.executor,
+                self.retry)
 
 
 class ChangeNote(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,6 +63,7 @@ class _Options(msgspec.Struct, frozen=True, kw_only=True):
     max_instances: int
     misfire_grace_time: float | None
     timeout: float | None
+    retry: RetryPolicy | None = None
 
 
 _COLUMNS = (
@@ -75,7 +80,7 @@ def _row_to_job(row: Any) -> StoredJob:
         kwargs=msgspec.json.decode(row["kwargs"], type=dict[str, Any]),
         trigger=msgspec.json.decode(row["trigger"], type=dict[str, Any]),
         coalesce=opts.coalesce, max_instances=opts.max_instances,
-        misfire_grace_time=opts.misfire_grace_time, timeout=opts.timeout,
+        misfire_grace_time=opts.misfire_grace_time, timeout=opts.timeout, retry=opts.retry,
         executor=row["executor"], paused=row["paused"], last_fire=row["last_fire"],
         created_at=row["created_at"], version=row["version"],
     )
@@ -109,7 +114,8 @@ class PostgresJobStore:
         """Insert or replace a job's definition and paused flag; the new version.
         ``last_fire`` and ``created_at`` of an existing row are kept."""
         opts = _json(_Options(coalesce=job.coalesce, max_instances=job.max_instances,
-                              misfire_grace_time=job.misfire_grace_time, timeout=job.timeout))
+                              misfire_grace_time=job.misfire_grace_time, timeout=job.timeout,
+                              retry=job.retry))
         sql = (
             "INSERT INTO jobs (id, name, func_ref, args, kwargs, trigger, options, executor, "
             "paused, last_fire) VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, $7::jsonb, "

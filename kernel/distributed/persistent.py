@@ -45,6 +45,7 @@ from ..errors import InvalidJobError
 from ..failures import FailureRecord
 from ..job import Job
 from ..kernel import Kernel
+from ..retry import RetryPolicy
 from ..triggers import IntervalTrigger, Trigger, trigger_from_spec
 from ._catchup import catch_up
 from ._health import health, readiness
@@ -126,7 +127,7 @@ class PersistentKernel(Kernel):
             self.executors[executor](options["job_id"], ref, func)
         job = super().add_job(runner, fixed, **options)
         self._executor_of[job.id] = executor
-        stored = self._stored(job, ref, executor)
+        stored = self._stored(job, ref, executor, options.get("retry"))
         if self.running:
             self._write(job.id, lambda: self.store.upsert(stored, self.replica_id))
         else:
@@ -183,12 +184,12 @@ class PersistentKernel(Kernel):
         if self._writes is not None:
             await self._writes.join()
 
-    def _stored(self, job: Job, ref: str, executor: str) -> StoredJob:
+    def _stored(self, job: Job, ref: str, executor: str, retry: RetryPolicy | None) -> StoredJob:
         return StoredJob(
             id=job.id, name=job.name, func_ref=ref, args=tuple(job.args),
             kwargs=dict(job.kwargs), trigger=job.trigger.to_spec(), coalesce=job.coalesce,
             max_instances=job.max_instances, misfire_grace_time=job.misfire_grace_time,
-            timeout=job.timeout, executor=executor, paused=job.paused,
+            timeout=job.timeout, executor=executor, retry=retry, paused=job.paused,
         )
 
     # -- writing -----------------------------------------------------------------------
@@ -279,7 +280,7 @@ class PersistentKernel(Kernel):
         with self._lock:
             rec = self._jobs.get(row.id)
         if rec is not None and self._executor_of.get(row.id) == row.executor:
-            current = self._stored(self._view(rec), row.func_ref, row.executor)
+            current = self._stored(self._view(rec), row.func_ref, row.executor, rec.retry)
             if current.definition() == row.definition():
                 if current.paused != row.paused:
                     (Kernel.pause_job if row.paused else Kernel.resume_job)(self, row.id)
@@ -310,7 +311,7 @@ class PersistentKernel(Kernel):
         Kernel.add_job(
             self, runner, trigger, job_id=row.id, name=row.name, args=row.args,
             kwargs=row.kwargs, coalesce=row.coalesce, max_instances=row.max_instances,
-            misfire_grace_time=row.misfire_grace_time, timeout=row.timeout,
+            misfire_grace_time=row.misfire_grace_time, timeout=row.timeout, retry=row.retry,
             replace_existing=replace,
         )
         self._executor_of[row.id] = row.executor
