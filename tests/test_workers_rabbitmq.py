@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -164,3 +166,51 @@ async def wait_rows(db: Database, n: int) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"fewer than {n} rows in ran after 10 s")
+
+
+def rabbitmqctl_works() -> bool:
+    if shutil.which("rabbitmqctl") is None:
+        return False
+    probe = subprocess.run(["rabbitmqctl", "-q", "list_connections", "name"],
+                           capture_output=True, timeout=30, check=False)
+    return probe.returncode == 0
+
+
+async def close_all_rabbitmq_connections() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        "rabbitmqctl", "-q", "close_all_connections", "test: connection loss",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    assert await asyncio.wait_for(proc.wait(), 30) == 0
+
+
+async def test_connection_loss_mid_run_neither_loses_nor_repeats_the_run(
+    db: Database, queue: str, tmp_path: Path
+) -> None:
+    if not await asyncio.to_thread(rabbitmqctl_works):
+        pytest.skip("SKIPPED LOUDLY: rabbitmqctl is not usable here (needed to cut connections)")
+    procs = await start_workers(db, queue, 1, tmp_path)
+    kernel, executor, events = scheduler(db, queue)
+    try:
+        await executor.connect()
+        async with kernel:
+            kernel.add_date_job(remote_job, kernel.clock.now() + timedelta(seconds=0.2),
+                                job_id="remote", executor="rabbitmq",
+                                args=[db.dsn, db.schema, 2.0])
+            await wait_rows(db, 1)
+            # Every AMQP connection drops: the worker's (mid-run) and the scheduler's.
+            await close_all_rabbitmq_connections()
+            assert executor.health()["state"] == "down"
+            await eventually(lambda: any(isinstance(e, RunSucceeded) for e in events), 20)
+            await eventually(lambda: executor.health()["state"] == "up", 10)
+        rows = await db.fetch("SELECT phase FROM ran ORDER BY at")
+        assert [r["phase"] for r in rows] == ["start", "end"]
+        assert [type(e).__name__ for e in events if isinstance(
+            e, RunStarted | RunSucceeded | RunFailed)] == ["RunStarted", "RunSucceeded"]
+        assert await db.fetchval("SELECT state FROM claims WHERE job_id = 'remote'") == \
+            "succeeded"
+    except BaseException:
+        dump_logs(tmp_path)
+        raise
+    finally:
+        await executor.close()
+        await stop_workers(procs)

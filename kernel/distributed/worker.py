@@ -63,6 +63,7 @@ class Worker:
         self.in_flight = 0
         self.idle = asyncio.Event()
         self.idle.set()
+        self._running: dict[str, asyncio.Task[WorkerOutcome]] = {}
 
     async def handle(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
         self.in_flight += 1
@@ -79,6 +80,11 @@ class Worker:
             if not self.in_flight:
                 self.idle.set()
 
+    async def drain(self) -> None:
+        """Wait for runs whose delivery was lost with a connection."""
+        while self._running:
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
+
     async def _handle(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
         try:
             run = msgspec.json.decode(message.body, type=RunMessage)
@@ -87,6 +93,14 @@ class Worker:
             await message.reject(requeue=False)
             return
         claimed = run.scheduled_at is not None
+        running_here = self._running.get(run.run_id)
+        if running_here is not None:
+            # Redelivered to us after our own connection dropped while we run it: answer
+            # this delivery when that run ends (the old delivery can no longer be acked).
+            outcome = await asyncio.shield(running_here)
+            await self._reply(message, outcome)
+            await message.ack()
+            return
         if claimed:
             verdict, stored = await self._take(run)
             if verdict == "done":
@@ -104,17 +118,32 @@ class Worker:
                 await asyncio.sleep(min(1.0, self.lease / 3))
                 await message.nack(requeue=True)
                 return
+        # The run is a task of its own: if this delivery's channel closes (aio-pika then
+        # cancels this handler), the run goes on and its redelivery is answered by it.
+        task = asyncio.get_running_loop().create_task(self._run(run, claimed))
+        self._running[run.run_id] = task
+        outcome = await asyncio.shield(task)
+        await self._reply(message, outcome)
+        try:
+            await message.ack()
+        except Exception as exc:
+            # The channel this came on is gone; the redelivery is answered instead.
+            log.info("could not acknowledge run %s (%s); its redelivery will be answered",
+                     run.run_id, exc)
+
+    async def _run(self, run: RunMessage, claimed: bool) -> WorkerOutcome:
         beat = asyncio.get_running_loop().create_task(self._heartbeat(run)) if claimed else None
         try:
             outcome = await self._execute(run)
+            if claimed:
+                # Stored before the ack: a redelivery after a crash here is answered, not
+                # run again.
+                await self._store_outcome(run, outcome)
+            return outcome
         finally:
             if beat is not None:
                 beat.cancel()
-        if claimed:
-            # Stored before the ack: a redelivery after a crash here is answered, not rerun.
-            await self._store_outcome(run, outcome)
-        await self._reply(message, outcome)
-        await message.ack()
+            self._running.pop(run.run_id, None)
 
     async def _take(self, run: RunMessage) -> tuple[str, WorkerOutcome | None]:
         args = (run.job_id, run.scheduled_at, run.run_id)
@@ -230,6 +259,7 @@ async def run_worker(
         await (stop or asyncio.Event()).wait()
         await runs.cancel(tag)
         await worker.idle.wait()
+        await worker.drain()
     finally:
         await conn.close()
         await db.close()
