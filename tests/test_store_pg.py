@@ -137,6 +137,10 @@ async def test_a_stored_job_whose_function_is_gone_is_reported_and_the_rest_run(
         assert list(k.unresolved) == ["gone"]
         assert k.health()["unresolved_jobs"] == ["gone"]
         failures = await k.failure_store.list_failures(job_id="gone")
+        k.remove_job("gone")  # the way out: remove the job whose code is gone
+        await k.flush()
+        assert k.unresolved == {}
+        assert [j.id for j in await k.store.load()] == ["fine"]
     assert [(f.exc_type, f.run_id) for f in failures] == [("ImportError", "")]
     assert "names 'tests.no_such_module:job', which cannot be loaded" in failures[0].message
 

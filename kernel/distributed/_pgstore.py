@@ -16,10 +16,11 @@ from typing import Any, Literal
 
 import msgspec
 
+from ..job import Job
 from ..retry import RetryPolicy
 from ._pg import Database
 
-__all__ = ("ChangeNote", "PostgresJobStore", "StoredJob")
+__all__ = ("ChangeNote", "PostgresJobStore", "StoredJob", "stored_from_job")
 
 
 class StoredJob(msgspec.Struct, frozen=True, kw_only=True):
@@ -47,6 +48,16 @@ class StoredJob(msgspec.Struct, frozen=True, kw_only=True):
         return (self.name, self.func_ref, self.args, self.kwargs, self.trigger, self.coalesce,
                 self.max_instances, self.misfire_grace_time, self.timeout, self.executor,
                 self.retry)
+
+
+def stored_from_job(job: Job, ref: str, executor: str, retry: RetryPolicy | None) -> StoredJob:
+    """The row for a registered job (``ref``: its function's import reference)."""
+    return StoredJob(
+        id=job.id, name=job.name, func_ref=ref, args=tuple(job.args),
+        kwargs=dict(job.kwargs), trigger=job.trigger.to_spec(), coalesce=job.coalesce,
+        max_instances=job.max_instances, misfire_grace_time=job.misfire_grace_time,
+        timeout=job.timeout, executor=executor, retry=retry, paused=job.paused,
+    )
 
 
 class ChangeNote(msgspec.Struct, frozen=True, kw_only=True):

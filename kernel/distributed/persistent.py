@@ -45,13 +45,12 @@ from ..errors import InvalidJobError
 from ..failures import FailureRecord
 from ..job import Job
 from ..kernel import Kernel
-from ..retry import RetryPolicy
 from ..triggers import IntervalTrigger, Trigger, trigger_from_spec
 from ._catchup import catch_up
 from ._health import health, readiness
 from ._listener import Listener
 from ._pg import UNAVAILABLE, Database
-from ._pgstore import ChangeNote, PostgresJobStore, StoredJob
+from ._pgstore import ChangeNote, PostgresJobStore, StoredJob, stored_from_job
 from ._refs import anchored, check_json, import_ref, storable_ref, unanchored
 from .postgres import PostgresCoordinator, PostgresFailureStore
 
@@ -127,7 +126,7 @@ class PersistentKernel(Kernel):
             self.executors[executor](options["job_id"], ref, func)
         job = super().add_job(runner, fixed, **options)
         self._executor_of[job.id] = executor
-        stored = self._stored(job, ref, executor, options.get("retry"))
+        stored = stored_from_job(job, ref, executor, options.get("retry"))
         if self.running:
             self._write(job.id, lambda: self.store.upsert(stored, self.replica_id))
         else:
@@ -135,6 +134,11 @@ class PersistentKernel(Kernel):
         return job
 
     def remove_job(self, job_id: str) -> None:
+        if job_id in self.unresolved and self.running:
+            # Stored but not loadable (its function is gone): removing it is the fix.
+            del self.unresolved[job_id]
+            self._write(job_id, lambda: self.store.delete(job_id, self.replica_id))
+            return
         super().remove_job(job_id)
         self._executor_of.pop(job_id, None)
         if self.running:
@@ -183,14 +187,6 @@ class PersistentKernel(Kernel):
         """Wait until every change made here so far is written (and notified)."""
         if self._writes is not None:
             await self._writes.join()
-
-    def _stored(self, job: Job, ref: str, executor: str, retry: RetryPolicy | None) -> StoredJob:
-        return StoredJob(
-            id=job.id, name=job.name, func_ref=ref, args=tuple(job.args),
-            kwargs=dict(job.kwargs), trigger=job.trigger.to_spec(), coalesce=job.coalesce,
-            max_instances=job.max_instances, misfire_grace_time=job.misfire_grace_time,
-            timeout=job.timeout, executor=executor, retry=retry, paused=job.paused,
-        )
 
     # -- writing -----------------------------------------------------------------------
     def _write(self, job_id: str, op: Callable[[], Awaitable[int]]) -> None:
@@ -280,7 +276,7 @@ class PersistentKernel(Kernel):
         with self._lock:
             rec = self._jobs.get(row.id)
         if rec is not None and self._executor_of.get(row.id) == row.executor:
-            current = self._stored(self._view(rec), row.func_ref, row.executor, rec.retry)
+            current = stored_from_job(self._view(rec), row.func_ref, row.executor, rec.retry)
             if current.definition() == row.definition():
                 if current.paused != row.paused:
                     (Kernel.pause_job if row.paused else Kernel.resume_job)(self, row.id)
