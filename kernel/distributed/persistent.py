@@ -20,14 +20,17 @@
   claims (:mod:`kernel.coordination`) can be keyed by them. Interval ``jitter`` would
   give each replica a different time and is refused.
 * **Downtime.** At start, the scheduled times between a job's stored ``last_fire`` (the
-  latest time any replica decided) and now are fed through the same decision as a late
-  fire in one process (``kernel._policy.decide``): coalesce, misfire grace, then claims,
-  so replicas starting together still run each time once. Times that run nothing are
-  recorded as ``missed``/``coalesced`` claim rows, and only the replica that recorded
-  one reports it.
+  latest time any replica decided) and now go through the same decision as a late fire
+  in one process (``_catchup.py``).
 * **Unimportable callables.** A stored job whose import reference no longer resolves is
   logged, recorded as a failure (``exc_type="ImportError"``) and left out; the other
-  jobs run. It is listed in :attr:`PersistentKernel.unresolved`.
+  jobs run. It is listed in :attr:`PersistentKernel.unresolved` and in ``health()``, and
+  ``remove_job`` removes it from the store.
+
+Known limits: manual runs (``run_job``) and retries are not claimed (they run where
+asked); a remote change replaces the local job, so a run in progress there is no longer
+counted locally (the claims still hold ``max_instances`` across replicas); arguments
+come back as JSON types (a tuple becomes a list, a datetime a string).
 """
 
 from __future__ import annotations
