@@ -114,7 +114,7 @@ END $$;
 """
 
 
-class Health(msgspec.Struct, kw_only=True):
+class Health(msgspec.Struct, frozen=True, kw_only=True):
     """Whether the database answered the last call, and if not, why."""
 
     state: str = "up"
