@@ -210,24 +210,29 @@ class Kernel(RunsMixin):
         log.info("Scheduler stopped")
 
     async def _wait_with_grace(self, tasks: list[asyncio.Task[Any]], grace: float) -> None:
+        """Wait until every task is done or ``grace`` seconds of the kernel's clock pass."""
         loop = asyncio.get_running_loop()
-        done = loop.create_future()
+        done: asyncio.Future[None] = loop.create_future()
+        pending = set(tasks)
 
         def expire() -> None:
             if not done.done():
                 done.set_result(None)
 
+        def finished(task: asyncio.Task[None]) -> None:
+            pending.discard(task)
+            if not pending:
+                expire()
+
+        for task in tasks:
+            task.add_done_callback(finished)
         timer = self.clock.call_at(self.clock.monotonic() + grace, expire)
-        gathered = asyncio.gather(*tasks, return_exceptions=True)
         try:
-            await asyncio.wait([done, gathered], return_when=asyncio.FIRST_COMPLETED)
+            await done
         finally:
             timer.cancel()
-            if not gathered.done():
-                gathered.cancel()
-            # Retrieve the result so an exception is never left unobserved.
-            if gathered.done() and not gathered.cancelled():
-                gathered.exception()
+            for task in tasks:
+                task.remove_done_callback(finished)
 
     async def __aenter__(self) -> Kernel:
         await self.start()

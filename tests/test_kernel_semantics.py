@@ -357,3 +357,30 @@ async def test_per_job_options_override_kernel_defaults() -> None:
         assert (a.coalesce, a.max_instances, a.misfire_grace_time) == (False, 3, 5)
         assert (b.coalesce, b.max_instances, b.misfire_grace_time) == (False, 1, None)
         assert isinstance(RunSkipped, type)
+
+
+async def test_shutdown_grace_lets_short_runs_finish_and_cancels_the_rest(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = VirtualClock(T0)
+    kernel = Kernel(clock=clock)
+    rec = Recorder(kernel)
+    finished: list[str] = []
+
+    async def job(name: str, seconds: float) -> None:
+        await clock.sleep(seconds)
+        finished.append(name)
+
+    async with kernel:
+        kernel.add_interval_job(job, seconds=60, args=("short", 5), job_id="short")
+        kernel.add_interval_job(job, seconds=60, args=("long", 500), job_id="long")
+        await clock.advance(60)
+        stopping = asyncio.create_task(kernel.shutdown(wait=True, grace=30))
+        await clock.advance(30)
+        await stopping
+    assert finished == ["short"]
+    kinds = [(type(e).__name__, e.job_id) for e in rec.take()]
+    assert ("RunSucceeded", "short") in kinds
+    assert ("RunFailed", "long") in kinds
+    assert "exception was never retrieved" not in caplog.text
+    rec.stream.close()
