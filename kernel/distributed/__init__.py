@@ -27,10 +27,12 @@ importable (``package.module:function``) and their arguments JSON.
 
 To spread heavy runs over machines, add RabbitMQ and workers::
 
+    from kernel.distributed.postgres import Database
     from kernel.distributed.rabbitmq import RabbitExecutor
 
-    rabbit = RabbitExecutor("amqp://guest:guest@mq/", db=kernel.db)
-    kernel = PersistentKernel(..., executors={"rabbitmq": rabbit})
+    db = Database("postgresql://scheduler@db/scheduler")
+    rabbit = RabbitExecutor("amqp://guest:guest@mq/", db=db)
+    kernel = PersistentKernel(db=db, executors={"rabbitmq": rabbit})
     kernel.add_interval_job(build_report, hours=1, job_id="report", executor="rabbitmq")
 
 and on each worker machine (same code deployed, same schema)::
