@@ -45,12 +45,11 @@ import msgspec
 
 from ..api_models import ReadyReport
 from ..errors import InvalidJobError
-from ..failures import FailureRecord
 from ..job import Job
 from ..kernel import Kernel
 from ..triggers import IntervalTrigger, Trigger, trigger_from_spec
 from ._catchup import catch_up
-from ._health import health, readiness
+from ._health import health, readiness, report_unresolvable
 from ._listener import Listener
 from ._pg import UNAVAILABLE, Database
 from ._pgstore import ChangeNote, PostgresJobStore, StoredJob, stored_from_job
@@ -300,7 +299,7 @@ class PersistentKernel(Kernel):
             runner = func if row.executor == "local" else \
                 self.executors[row.executor](row.id, row.func_ref, func)
         except Exception as exc:
-            await self._unresolvable(row, exc)
+            await report_unresolvable(self, row, exc)
             with self._lock:
                 known = row.id in self._jobs
             if known:
@@ -317,22 +316,6 @@ class PersistentKernel(Kernel):
         if row.paused:
             Kernel.pause_job(self, row.id)
         return True
-
-    async def _unresolvable(self, row: StoredJob, exc: Exception) -> None:
-        message = (f"stored job {row.id!r} names {row.func_ref!r}, which cannot be loaded "
-                   f"({type(exc).__name__}: {exc}); it will not run until its code is "
-                   "deployed again or the job is removed")
-        log.error("%s", message)
-        self.unresolved[row.id] = message
-        record = FailureRecord(
-            id=uuid.uuid4().hex, job_id=row.id, run_id="", scheduled_at=None,
-            started_at=self.clock.now(), duration=0.0, exc_type="ImportError",
-            message=message, traceback="",
-        )
-        try:
-            await self.failure_store.add_failure(record)
-        except Exception:
-            log.exception("could not store the failure record of job %s", row.id)
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -374,6 +357,11 @@ class PersistentKernel(Kernel):
         loop = asyncio.get_running_loop()
         self._bg = [loop.create_task(self._writer()), loop.create_task(self._applier()),
                     loop.create_task(self.listener.run())]
+        for executor in self.executors.values():
+            connect = getattr(executor, "connect", None)
+            if connect is not None:
+                # In the background: a broker that is down must not stop the scheduler.
+                self._bg.append(loop.create_task(connect()))
         for row in installed:
             await catch_up(self, row)
 
@@ -391,6 +379,10 @@ class PersistentKernel(Kernel):
         await asyncio.gather(*self._bg, return_exceptions=True)
         self._bg = []
         await super().shutdown(wait=wait, grace=grace)
+        for executor in self.executors.values():
+            close = getattr(executor, "close", None)
+            if close is not None:
+                await close()
         await self.db.close()
 
 

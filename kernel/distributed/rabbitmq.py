@@ -130,6 +130,7 @@ class RabbitExecutor:
         self.publish_patience = publish_patience
         self.state = "down"
         self.error: str | None = None
+        self.outages = 0  # connections lost since start (health shows it)
         self._conn: aio_pika.abc.AbstractRobustConnection | None = None
         self._channel: aio_pika.abc.AbstractChannel | None = None
         self._reply_queue: str = f"{queue}.reply.{os.urandom(6).hex()}"
@@ -140,9 +141,10 @@ class RabbitExecutor:
         return RemoteCall(self, job_id, ref, func)
 
     def health(self) -> dict[str, Any]:
-        """``state`` up/down, the last ``error``, and how many runs await an outcome."""
+        """``state`` up/down, the last ``error``, how many times the connection was lost,
+        and how many runs await an outcome."""
         return {"state": self.state, "broker": "rabbitmq", "error": self.error,
-                "waiting_runs": len(self._waiting)}
+                "outages": self.outages, "waiting_runs": len(self._waiting)}
 
     async def connect(self) -> None:
         """Connect (retrying with backoff until it succeeds) and declare the queues."""
@@ -172,15 +174,18 @@ class RabbitExecutor:
         self._up()
 
     async def close(self) -> None:
+        self.state = "closed"
         if self._conn is not None:
             conn, self._conn = self._conn, None
             self._channel = None
             await conn.close()
-        self.state = "down"
 
     def _down(self, exc: BaseException | None) -> None:
+        if self.state == "closed":
+            return  # closed on purpose, not an outage
         if self.state != "down":
             log.error("RabbitMQ connection lost: %s", exc)
+            self.outages += 1
         self.state = "down"
         self.error = None if exc is None else f"{type(exc).__name__}: {exc}"
 
