@@ -128,6 +128,7 @@ class PersistentKernel(Kernel):
             self.executors[executor](options["job_id"], ref, func)
         job = super().add_job(runner, fixed, **options)
         self._executor_of[job.id] = executor
+        self.unresolved.pop(job.id, None)  # a new definition replaces an unloadable one
         stored = stored_from_job(job, ref, executor, options.get("retry"))
         if self.running:
             self._write(job.id, lambda: self.store.upsert(stored, self.replica_id))
