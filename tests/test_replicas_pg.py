@@ -130,10 +130,11 @@ async def run_phases(db: Database, group: Replicas) -> None:
     starts_once(slow)
     assert [p for p, _ in slow[killed_at]] == ["start"]
     assert interrupted["replica"] == victim
-    failure = await db.fetchval(
-        "SELECT record->>'exc_type' FROM failures WHERE job_id = 'slow' "
+    failures = await db.fetch(
+        "SELECT record->>'exc_type' AS exc FROM failures WHERE job_id = 'slow' "
         "AND (record->>'scheduled_at')::timestamptz = $1", killed_at)
-    assert failure == "Interrupted"
+    # Recorded once, by whichever surviving replica reaped it.
+    assert [f["exc"] for f in failures] == ["Interrupted"]
     after = [c for c in await claims(db, "slow") if c["scheduled_at"] > killed_at]
     # While the dead run's lease was live, max_instances=1 skipped the next times;
     # then the others carried on.
