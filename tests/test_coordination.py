@@ -212,3 +212,14 @@ async def test_a_replica_whose_loop_stalled_reports_nothing_another_ran() -> Non
         CLOCK.stall(17)  # 7 s late: past grace, but another replica ran it on time
         await CLOCK.advance(0)
     assert events == []
+
+
+async def test_an_unreachable_database_is_retried_then_reported_down() -> None:
+    from kernel.distributed._pg import Database
+
+    db = Database("postgresql://postgres@127.0.0.1:1/test", schema="t_unreachable")
+    with pytest.raises(OSError, match="Connect call failed|Connection refused"):
+        await db.open(patience=0)  # no patience: the first refusal is final
+    assert db.health.state == "down"
+    assert db.health.error is not None
+    assert "127.0.0.1" in db.health.error
