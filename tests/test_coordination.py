@@ -218,7 +218,7 @@ async def test_an_unreachable_database_is_retried_then_reported_down() -> None:
     from kernel.distributed._pg import Database
 
     db = Database("postgresql://postgres@127.0.0.1:1/test", schema="t_unreachable")
-    with pytest.raises(OSError, match="Connect call failed|Connection refused"):
+    with pytest.raises(OSError, match=r"Connect call failed|Connection refused"):
         await db.open(patience=0)  # no patience: the first refusal is final
     assert db.health.state == "down"
     assert db.health.error is not None
