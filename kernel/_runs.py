@@ -9,6 +9,7 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ._coordinated import start_claimed
 from ._run import call_job
 from .errors import JobBusyError, JobLookupError, JobTimeoutError, KernelNotRunningError
 from .events import RunFailed, RunStarted, RunSucceeded
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
     from ._records import JobRecord
     from .clock import Clock
+    from .coordination import Coordinator
     from .events import Event, SkipReason
     from .failures import FailureStore
 
@@ -39,13 +41,15 @@ class RunsMixin:
         _running: bool
         _loop: asyncio.AbstractEventLoop | None
         _executor: ThreadPoolExecutor | None
-        _tasks: set[asyncio.Task[None]]
+        _tasks: set[asyncio.Task[Any]]
         _rng: random.Random
         _run_prefix: str
         _run_seq: int
+        _coordinator: Coordinator | None
 
         def _emit(self, event: Event) -> None: ...
-        def _skipped(self, rec: JobRecord, sched: datetime | None, reason: SkipReason) -> None: ...
+        def _skipped(self, rec: JobRecord, sched: datetime | None, reason: SkipReason, *,
+                     decided: bool = False) -> None: ...
         def _record(self, job_id: str) -> JobRecord: ...
 
     def _new_run_id(self) -> str:
@@ -63,6 +67,10 @@ class RunsMixin:
         retry_of: str | None = None,
     ) -> str | None:
         """Start one run if ``max_instances`` allows; the run id, or None when skipped."""
+        if self._coordinator is not None and sched is not None and retry_of is None:
+            # The claim applies max_instances across replicas (this one's runs included).
+            rec.running += 1
+            return start_claimed(self, rec, sched, late)  # type: ignore[arg-type]
         if rec.running >= rec.opts.max_instances:
             self._skipped(rec, sched, "max_instances")
             return None
@@ -94,7 +102,8 @@ class RunsMixin:
         manual: bool,
         attempt: int,
         retry_of: str | None,
-    ) -> None:
+    ) -> bool:
+        """Run once and record the outcome; True if the run succeeded."""
         try:
             clock = self.clock
             if run_log.isEnabledFor(logging.INFO):
@@ -125,6 +134,7 @@ class RunsMixin:
                 duration = clock.monotonic() - t0
                 await self._failed(rec, run_id, sched, started, duration, manual, attempt, retry_of,
                                    exc, traceback.format_exc())
+                return False
             else:
                 rec.running -= 1
                 duration = clock.monotonic() - t0
@@ -137,6 +147,7 @@ class RunsMixin:
                     ))
                 if retry_of is not None:
                     await self._link_retry(retry_of, run_id, started, "succeeded", None, manual)
+                return True
         finally:
             task = asyncio.current_task()
             if task is not None:

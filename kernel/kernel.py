@@ -31,12 +31,14 @@ from typing import Any, NamedTuple
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._coordinated import record_decision
 from ._policy import decide
 from ._records import JobRecord
 from ._run import is_coroutine_callable
 from ._runs import RunsMixin
 from ._wheel import TimerWheel
 from .clock import Clock, RealClock, TimerHandle
+from .coordination import Coordinator
 from .errors import (
     ConflictingJobIdError,
     InvalidJobError,
@@ -102,6 +104,8 @@ class Kernel(RunsMixin):
     unless it sets its own; ``clock`` None means the real clock. Plain functions run in
     at most ``max_threads`` worker threads. ``wall_check_interval`` bounds how long a
     wall-clock step can go unnoticed while cron or date jobs are registered.
+    ``coordinator`` shares scheduled runs between replicas (``kernel.coordination``);
+    None runs everything here.
     """
 
     def __init__(
@@ -114,6 +118,7 @@ class Kernel(RunsMixin):
         failure_store: FailureStore | None = None,
         wall_check_interval: float = 10.0,
         rng: random.Random | None = None,
+        coordinator: Coordinator | None = None,
     ) -> None:
         self.timezone = resolve_timezone(timezone)
         self.job_defaults = job_defaults if job_defaults is not None else JobDefaults()
@@ -142,13 +147,16 @@ class Kernel(RunsMixin):
         self._loop_thread: int | None = None
         self._running = False
         self._executor: ThreadPoolExecutor | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._listeners: list[Callable[[Event], None]] = []
         self._subscribers: list[MemoryObjectSendStream[Event]] = []
         self._observed = False
         self.dropped_events = 0
         self._run_prefix = os.urandom(4).hex()
         self._run_seq = 0
+        # Several replicas: scheduled runs are claimed first (kernel/coordination.py).
+        self._coordinator = coordinator
+        self._claim_chain: dict[str, asyncio.Future[None]] = {}  # per job: claims in order
 
     # -- lifecycle -----------------------------------------------------------------
     @property
@@ -176,6 +184,8 @@ class Kernel(RunsMixin):
             rec.start(wall, mono, self._offset, self._rng)
             self._schedule(rec)
         self._arm()
+        if self._coordinator is not None:
+            await self._coordinator.attach(self)
         log.info(
             "Scheduler started (timezone=%s, %d job(s), defaults: coalesce=%s "
             "max_instances=%d misfire_grace_time=%s)",
@@ -210,9 +220,11 @@ class Kernel(RunsMixin):
             stream.close()
         self._subscribers.clear()
         self._refresh_observed()
+        if self._coordinator is not None:
+            await self._coordinator.detach()
         log.info("Scheduler stopped")
 
-    async def _wait_with_grace(self, tasks: list[asyncio.Task[None]], grace: float) -> None:
+    async def _wait_with_grace(self, tasks: list[asyncio.Task[Any]], grace: float) -> None:
         """Wait until every task is done or ``grace`` seconds of the kernel's clock pass."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
@@ -664,7 +676,12 @@ class Kernel(RunsMixin):
         if not rec.removed:
             self._schedule(rec)
 
-    def _missed(self, rec: JobRecord, sched: datetime | None, late: float) -> None:
+    def _missed(self, rec: JobRecord, sched: datetime | None, late: float, *,
+                decided: bool = False) -> None:
+        if self._coordinator is not None and sched is not None and not decided:
+            # Replicas: reported by the one that records the decision first (if any).
+            record_decision(self, rec, sched, "missed", late)
+            return
         log.warning(
             "Run of job %s scheduled at %s was missed by %.3f s (misfire_grace_time=%s)",
             rec.id, sched, late, rec.opts.misfire_grace_time,
@@ -672,7 +689,12 @@ class Kernel(RunsMixin):
         if self._observed:
             self._emit(RunMissed(job_id=rec.id, scheduled_at=sched, lateness=late))
 
-    def _skipped(self, rec: JobRecord, sched: datetime | None, reason: Any) -> None:
+    def _skipped(self, rec: JobRecord, sched: datetime | None, reason: Any, *,
+                 decided: bool = False) -> None:
+        if (self._coordinator is not None and sched is not None and not decided
+                and reason == "coalesced"):
+            record_decision(self, rec, sched, "coalesced", 0.0)
+            return
         if reason == "max_instances":
             log.warning(
                 "Run of job %s scheduled at %s skipped: maximum number of running instances "
