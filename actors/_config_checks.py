@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from actors._config_values import ConfigError, fail
+from actors._config_values import ConfigError, fail, redact_url
 from kernel.errors import InvalidJobError
 from kernel.triggers import CronTrigger, resolve_timezone
 
 if TYPE_CHECKING:
     from actors.config import Config
 
-__all__ = ("check_config", "fernet_key_problem")
+__all__ = ("check_config", "cluster_database_url", "fernet_key_problem")
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -104,7 +105,54 @@ _CHECKS: tuple[tuple[str, Check], ...] = (
     ("health.timeout", _range(0, strict_low=True)),
     ("logging.level", _one_of(*_LOG_LEVELS)),
     ("logging.format", _one_of("text", "json")),
+    ("cluster.database_url", _url("postgresql", "postgres")),
+    ("cluster.lease_seconds", _range(1, 3600)),
+    ("cluster.replica_id", lambda value: None if value is None else _non_empty(value)),
+    ("cluster.executor", _one_of("local", "rabbitmq")),
+    ("cluster.queue", _non_empty),
+    ("cluster.worker_prefetch", _range(1, 1000)),
 )
+
+# The scheduler's schema is created as an unquoted identifier (kernel/distributed/_pg.py).
+_CLUSTER_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
+_POSTGRES = ("postgresql://", "postgres://")
+
+
+def cluster_database_url(config: Config) -> str | None:
+    """Where replicas coordinate: ``cluster.database_url``, else ``store.url`` when it is
+    PostgreSQL, else None."""
+    if config.cluster.database_url:
+        return config.cluster.database_url
+    url = config.store.url or ""
+    return url if url.startswith(_POSTGRES) else None
+
+
+def _check_cluster(config: Config, sources: Mapping[str, str]) -> None:
+    cluster = config.cluster
+    if not _CLUSTER_SCHEMA.fullmatch(cluster.schema):
+        raise fail("cluster.schema", cluster.schema, sources,
+                   "must be 1-41 lowercase letters, digits or _, not starting with a digit")
+    if not cluster.enabled:
+        return
+    store_url = config.store.url or ""
+    if not store_url.startswith(_POSTGRES):
+        now = repr(redact_url(store_url)) if store_url else "unset (embedded SQLite)"
+        raise fail(
+            "cluster.enabled", True, sources,
+            f"replicas share their store, and store.url is {now}, which each replica would "
+            "keep to itself; set store.url (or DATABASE_URL) to a postgresql:// URL",
+        )
+    url = cluster_database_url(config)
+    if url == store_url and cluster.schema == config.store.schema:
+        raise fail(
+            "cluster.schema", cluster.schema, sources,
+            "is also store.schema; the scheduler's tables need a schema of their own "
+            "(default lark_scheduler)",
+        )
+    if cluster.executor == "rabbitmq" and not config.rabbitmq.url:
+        raise fail("cluster.executor", cluster.executor, sources,
+                   "needs rabbitmq.url (amqp://...) for the workers' queue")
+
 
 
 def _check_job(name: str, job: Any, sources: Mapping[str, str]) -> None:
@@ -152,3 +200,4 @@ def check_config(config: Config, sources: Mapping[str, str]) -> None:
         )
     for name in config.jobs.__struct_fields__:
         _check_job(name, getattr(config.jobs, name), sources)
+    _check_cluster(config, sources)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from actors._config_checks import check_config, fernet_key_problem
+from actors._config_checks import check_config, cluster_database_url, fernet_key_problem
 from actors._config_values import ConfigError, Secret, fail, redact_url, show, where
 
 if TYPE_CHECKING:
@@ -199,4 +199,7 @@ def load_config(path: str | None, env: Mapping[str, str]) -> Config:
             if why is not None:
                 raise fail("store.secret_key_file", store.secret_key_file, sources, why)
     store = msgspec.structs.replace(store, url=store.resolved_url)
-    return msgspec.structs.replace(config, http=http, store=store)
+    cluster = config.cluster
+    if cluster.enabled:
+        cluster = msgspec.structs.replace(cluster, database_url=cluster_database_url(config))
+    return msgspec.structs.replace(config, http=http, store=store, cluster=cluster)

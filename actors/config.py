@@ -23,6 +23,8 @@ show no password in a ``repr``; call :meth:`Secret.reveal` where the value is re
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Literal
 
 import msgspec
@@ -31,6 +33,7 @@ from actors._config_load import ConfigError, Secret, load_config, redact_url
 
 __all__ = (
     "CleanupConfig",
+    "ClusterConfig",
     "Config",
     "ConfigError",
     "ExpiryConfig",
@@ -193,6 +196,42 @@ class LoggingConfig(_Section, frozen=True, kw_only=True):
     format: str = "text"
 
 
+class ClusterConfig(_Section, frozen=True, kw_only=True):
+    """Several replicas on one PostgreSQL database (``enabled = true``).
+
+    Jobs are then stored in ``database_url`` (default: ``store.url``, which must be
+    PostgreSQL too) under ``schema``, each scheduled time is claimed by exactly one replica,
+    and a replica that dies loses its claims after ``lease_seconds``. ``replica_id`` names
+    this process in the claims table (default ``<hostname>-<pid>``). ``executor`` says
+    where the built-in jobs run: ``local`` (in the replica that claims the time) or
+    ``rabbitmq`` (published to ``queue`` on ``rabbitmq.url`` and run by
+    ``lark-scheduler worker``, which takes up to ``worker_prefetch`` runs at once).
+    """
+
+    enabled: bool = False
+    database_url: str | None = None
+    schema: str = "lark_scheduler"
+    lease_seconds: float = 15.0
+    replica_id: str | None = None
+    executor: str = "local"
+    queue: str = "lark_scheduler.runs"
+    worker_prefetch: int = 4
+
+    @property
+    def resolved_replica_id(self) -> str:
+        """``replica_id``, or ``<hostname>-<pid>``."""
+        return self.replica_id or f"{socket.gethostname()}-{os.getpid()}"
+
+    def __repr__(self) -> str:
+        url = redact_url(self.database_url) if self.database_url else None
+        return (
+            f"ClusterConfig(enabled={self.enabled!r}, database_url={url!r}, "
+            f"schema={self.schema!r}, lease_seconds={self.lease_seconds!r}, "
+            f"replica_id={self.replica_id!r}, executor={self.executor!r}, "
+            f"queue={self.queue!r}, worker_prefetch={self.worker_prefetch!r})"
+        )
+
+
 class Config(_Section, frozen=True, kw_only=True):
     """The whole service configuration; ``Config()`` is the all-defaults configuration."""
 
@@ -206,3 +245,4 @@ class Config(_Section, frozen=True, kw_only=True):
     cleanup: CleanupConfig = CleanupConfig()
     health: HealthConfig = HealthConfig()
     logging: LoggingConfig = LoggingConfig()
+    cluster: ClusterConfig = ClusterConfig()
