@@ -26,6 +26,7 @@ from typing import Any, Self
 
 from aioprometheus.collectors import Registry
 
+from actors import builtin
 from actors.config import Config
 from actors.jobs import (
     CheckExpiry,
@@ -162,6 +163,7 @@ class LarkService:
         tb: TracebackType | None,
     ) -> None:
         stack, self._stack = self._stack, None
+        builtin.unbind(self)
         if stack is not None:
             await stack.aclose()
         self._refs.clear()
@@ -276,15 +278,27 @@ class LarkService:
         return report
 
     def register_jobs(self, kernel: Kernel) -> list[Job]:
-        """Add the enabled built-in jobs to ``kernel`` with their configured schedules."""
+        """Add the enabled built-in jobs to ``kernel`` with their configured schedules.
+
+        A kernel that stores its jobs (:class:`~kernel.distributed.persistent.
+        PersistentKernel`) gets them as import references (:mod:`actors.builtin`, bound to
+        this service) on ``cluster.executor``; any other kernel gets the bound methods.
+        """
+        from kernel.distributed.persistent import PersistentKernel
+
+        stored = isinstance(kernel, PersistentKernel)
+        if stored:
+            builtin.bind(self)
         jobs: list[Job] = []
         for job_id in JOB_IDS:
             job_config = getattr(self.config.jobs, job_id)
             if not job_config.enabled:
                 logger.info("job %s is disabled in the configuration", job_id)
                 continue
-            func = getattr(self, job_id)
+            func = getattr(builtin if stored else self, job_id)
             options: dict[str, Any] = {"job_id": job_id, "name": job_id}
+            if stored:
+                options["executor"] = self.config.cluster.executor
             if job_config.timeout is not None:
                 options["timeout"] = job_config.timeout
             if job_config.cron is not None:

@@ -20,11 +20,14 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from actors._config_load import redact_url
+from actors.cluster import describe_mode, make_cluster_kernel, merge_ready, prune_disabled_jobs
 from actors.config import Config
 from actors.jobs import HealthReport
 from actors.service import make_kernel
 from kernel import Kernel
 from kernel.api_models import ReadyCheck, ReadyReport
+from kernel.distributed._pg import UNAVAILABLE
+from kernel.distributed.persistent import PersistentKernel
 from kernel.failures import FailureStore
 from kernel.http import AdminServer
 from kernel.logs import configure_logging
@@ -76,6 +79,7 @@ def describe_start(config: Config, config_file: str | None) -> list[str]:
     source = f"file {config_file}" if config_file else "no file: defaults"
     return [
         f"Configuration: {source} + environment",
+        describe_mode(config),
         f"Store: {store}",
         rabbit,
         f"Lark API: {config.lark.base_url}",
@@ -125,13 +129,13 @@ async def run_service(
     try:
         async with service_factory(config, metrics) as service:
             await _log_health(service)
-            kernel = make_kernel(config, failure_store=service.store)
+            kernel = _make_kernel(config, service)
             metrics.attach(kernel)
             # No kernel.logs.RunLogger: the kernel already logs every run, miss and skip
             # with its job id ("Failed scheduled task <id>" with the traceback); a second
             # listener would print each line twice.
             service.register_jobs(kernel)
-            await kernel.start()
+            await _start_kernel(kernel, config)
             try:
                 admin = await _start_admin(config, kernel, metrics, service)
             except BaseException:
@@ -182,6 +186,28 @@ async def _log_health(service: Service) -> None:
             log.info("Health: %s %s%s", result.component, status, detail)
 
 
+def _make_kernel(config: Config, service: Service) -> Kernel:
+    if config.cluster.enabled:
+        return make_cluster_kernel(config, failure_store=service.store)
+    return make_kernel(config, failure_store=service.store)
+
+
+async def _start_kernel(kernel: Kernel, config: Config) -> None:
+    if not isinstance(kernel, PersistentKernel):
+        await kernel.start()
+        return
+    try:
+        await kernel.start()
+    except UNAVAILABLE as exc:
+        url = redact_url(config.cluster.database_url or "")
+        raise CliError(
+            f"cannot start: cluster.database_url {url} (schema {config.cluster.schema}) is "
+            f"unavailable: {type(exc).__name__}: {exc}",
+            EXIT_ERROR,
+        ) from None
+    prune_disabled_jobs(kernel, config)
+
+
 async def _start_admin(
     config: Config, kernel: Kernel, metrics: SchedulerMetrics, service: Service
 ) -> AdminServer:
@@ -193,7 +219,11 @@ async def _start_admin(
             "records (set LARK_SCHEDULER_ADMIN_TOKEN or http.admin_token_file)"
         )
     async def readiness() -> ReadyReport:
-        return ready_report(await service.readiness())
+        report = ready_report(await service.readiness())
+        if isinstance(kernel, PersistentKernel):
+            # The replica's own view: PostgreSQL (claims, jobs), job changes, RabbitMQ.
+            return merge_ready(report, await kernel.readiness())
+        return report
 
     admin = AdminServer(
         kernel, host=http.host, port=http.port, token=token, metrics=metrics,
