@@ -17,9 +17,10 @@ and ``worker`` each run one); a job that runs while none is bound fails saying s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from actors.jobs import CleanupReport, ExpiryReport, HealthReport, SyncReport
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = (
     "bind",
     "bound",
+    "cancel_running",
     "check_token_expiry",
     "cleanup_expired_tokens",
     "health_check",
@@ -35,7 +37,10 @@ __all__ = (
     "unbind",
 )
 
+T = TypeVar("T")
+
 _service: LarkService | None = None
+_running: set[asyncio.Task[object]] = set()
 
 
 def bind(service: LarkService) -> None:
@@ -70,21 +75,43 @@ def _current() -> LarkService:
     return _service
 
 
+def cancel_running() -> int:
+    """Cancel the built-in job runs in progress in this process (a worker whose shutdown
+    grace is over); answer how many."""
+    tasks = [task for task in _running if not task.done()]
+    for task in tasks:
+        task.cancel()
+    return len(tasks)
+
+
+async def _run(job: Callable[[LarkService], Awaitable[T]]) -> T:
+    # Remembered so that a worker can cancel its runs when its grace is over: the
+    # worker runs each message in a task of its own, which it does not expose.
+    task = asyncio.current_task()
+    if task is not None:
+        _running.add(task)
+    try:
+        return await job(_current())
+    finally:
+        if task is not None:
+            _running.discard(task)
+
+
 async def sync_user_info() -> SyncReport:
     """:meth:`LarkService.sync_user_info` on the bound service."""
-    return await _current().sync_user_info()
+    return await _run(lambda service: service.sync_user_info())
 
 
 async def check_token_expiry() -> ExpiryReport:
     """:meth:`LarkService.check_token_expiry` on the bound service."""
-    return await _current().check_token_expiry()
+    return await _run(lambda service: service.check_token_expiry())
 
 
 async def cleanup_expired_tokens() -> CleanupReport:
     """:meth:`LarkService.cleanup_expired_tokens` on the bound service."""
-    return await _current().cleanup_expired_tokens()
+    return await _run(lambda service: service.cleanup_expired_tokens())
 
 
 async def health_check() -> HealthReport:
     """:meth:`LarkService.health_check` on the bound service."""
-    return await _current().health_check()
+    return await _run(lambda service: service.health_check())

@@ -19,7 +19,7 @@ from typing import NoReturn
 
 from kernel import __version__
 
-from . import _apps, _bench, _config_cmd, _cron, _jobs, _serve, _tasks
+from . import _apps, _bench, _config_cmd, _cron, _jobs, _serve, _tasks, _worker
 from ._errors import CliError
 
 __all__ = ("build_parser", "main")
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (_serve, _jobs, _cron, _config_cmd, _apps, _tasks, _bench):
+    for module in (_serve, _worker, _jobs, _cron, _config_cmd, _apps, _tasks, _bench):
         module.register(commands)
     _no_abbreviations(parser)
     return parser
