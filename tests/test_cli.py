@@ -21,6 +21,7 @@ TOKEN = "cli-test-token-0123456789abcdef"
 COMMANDS = [
     [],
     ["serve"],
+    ["worker"],
     ["jobs"],
     ["jobs", "list"],
     ["jobs", "show"],
@@ -146,6 +147,50 @@ def test_config_check_defaults(capsys: pytest.CaptureFixture[str]) -> None:
         "  jobs: sync_user_info=every 6h, check_token_expiry=cron '0 9,18 * * *', "
         "cleanup_expired_tokens=cron '0 3 * * *', health_check=every 5min"
     ) in out
+    assert "  cluster: disabled (one process)" in out
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_config_check_shows_the_cluster(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in {
+        "DATABASE_URL": "postgresql://lark:pw@db/lark",
+        "LARK_SCHEDULER_RABBITMQ__URL": "amqp://guest:pw@mq/",
+        "LARK_SCHEDULER_CLUSTER__ENABLED": "true",
+        "LARK_SCHEDULER_CLUSTER__REPLICA_ID": "web-1",
+        "LARK_SCHEDULER_CLUSTER__EXECUTOR": "rabbitmq",
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert main(["config", "check"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "  cluster: replica web-1 on postgresql://lark:***@db/lark schema lark_scheduler, "
+        "lease 15 s, built-in jobs on executor rabbitmq (queue lark_scheduler.runs)"
+    )
+
+
+@pytest.mark.usefixtures("clean_env")
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        pytest.param({}, "worker: rabbitmq.url is not configured; set rabbitmq.url (or "
+                     "LARK_SCHEDULER_RABBITMQ__URL) to the broker the replicas publish runs to",
+                     id="no-rabbitmq"),
+        pytest.param({"LARK_SCHEDULER_RABBITMQ__URL": "amqp://mq/"},
+                     "worker: cluster.enabled is false; workers take each run's claim in the "
+                     "replicas' database: set cluster.enabled = true (and the same [cluster] "
+                     "and [store] settings as the replicas)", id="no-cluster"),
+    ],
+)
+def test_worker_without_its_servers_is_one_line_and_exit_2(
+    env: dict[str, str], message: str,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(["worker"]) == 2
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", f"lark-scheduler: error: {message}\n")
 
 
 @dataclass(frozen=True)
@@ -184,11 +229,30 @@ BAD_CONFIGS = {
     "thresholds": BadConfig(
         "[expiry]\nwarning_days = 3\ncritical_days = 7\n", {}, "expiry.critical_days = 7"
     ),
+    "cluster-on-sqlite": BadConfig(
+        "[cluster]\nenabled = true\n", {},
+        "cluster.enabled = true: replicas share their store, and store.url is unset",
+    ),
+    "cluster-executor": BadConfig(
+        None, {"LARK_SCHEDULER_CLUSTER__EXECUTOR": "celery"},
+        "cluster.executor = 'celery' (from LARK_SCHEDULER_CLUSTER__EXECUTOR): must be one of "
+        "local, rabbitmq",
+    ),
+    "cluster-rabbitmq-without-url": BadConfig(
+        '[store]\nurl = "postgresql://db/lark"\n[cluster]\nenabled = true\n'
+        'executor = "rabbitmq"\n', {},
+        "cluster.executor = 'rabbitmq': needs rabbitmq.url",
+    ),
+    "cluster-lease": BadConfig(
+        None, {"LARK_SCHEDULER_CLUSTER__LEASE_SECONDS": "-1"},
+        "cluster.lease_seconds = -1.0 (from LARK_SCHEDULER_CLUSTER__LEASE_SECONDS)",
+    ),
 }
 
 
 @pytest.mark.usefixtures("clean_env")
-@pytest.mark.parametrize("command", [["config", "check"], ["serve"]], ids=["check", "serve"])
+@pytest.mark.parametrize("command", [["config", "check"], ["serve"], ["worker"]],
+                         ids=["check", "serve", "worker"])
 @pytest.mark.parametrize("case", BAD_CONFIGS.values(), ids=BAD_CONFIGS.keys())
 def test_bad_config_values_are_one_clear_line_and_exit_2(
     case: BadConfig,

@@ -126,6 +126,47 @@ def test_store_url_precedence(tmp_path: Path, env: dict[str, str], expected: str
     assert load_config(path, env).store.url == expected
 
 
+PG_STORE = '[store]\nurl = "postgresql://lark:pw@db/lark"\n'
+ON = "LARK_SCHEDULER_CLUSTER__ENABLED"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        pytest.param({}, None, id="disabled-left-unset"),
+        pytest.param({ON: "true"}, "postgresql://lark:pw@db/lark", id="store-url"),
+        pytest.param({ON: "true", "LARK_SCHEDULER_CLUSTER__DATABASE_URL": "postgres://c/jobs"},
+                     "postgres://c/jobs", id="own-database"),
+    ],
+)
+def test_cluster_database_defaults_to_the_store(
+    tmp_path: Path, env: dict[str, str], expected: str | None
+) -> None:
+    config = load_config(write(tmp_path, PG_STORE), env)
+    assert config.cluster.database_url == expected
+
+
+def test_cluster_keys_from_the_file_and_the_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, PG_STORE + '[cluster]\nenabled = true\nschema = "jobs"\n'
+                 'lease_seconds = 5\nreplica_id = "r1"\n')
+    env = {"LARK_SCHEDULER_CLUSTER__LEASE_SECONDS": "8",
+           "LARK_SCHEDULER_RABBITMQ__URL": "amqp://mq/",
+           "LARK_SCHEDULER_CLUSTER__EXECUTOR": "rabbitmq"}
+    cluster = load_config(path, env).cluster
+    assert (cluster.enabled, cluster.schema, cluster.lease_seconds, cluster.replica_id,
+            cluster.executor, cluster.queue) == (True, "jobs", 8.0, "r1", "rabbitmq",
+                                                 "lark_scheduler.runs")
+    assert "pw" not in repr(cluster)
+
+
+def test_replica_id_defaults_to_host_and_pid() -> None:
+    import os
+    import socket
+
+    assert load_config(None, {}).cluster.resolved_replica_id == \
+        f"{socket.gethostname()}-{os.getpid()}"
+
+
 def test_secrets_from_env_and_files_are_redacted(tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text("s3cr3t-token\n", encoding="utf-8")
@@ -164,6 +205,70 @@ def test_env_shortcut_loses_to_the_explicit_form() -> None:
 
 CRON_ENV = "LARK_SCHEDULER_JOBS__CHECK_TOKEN_EXPIRY__CRON"
 
+CLUSTER_BAD_VALUES = [
+    (
+        "",
+        {ON: "true"},
+        f"cluster.enabled = true (from {ON}): replicas share their store, and store.url is "
+        "unset (embedded SQLite), which each replica would keep to itself; set store.url "
+        "(or DATABASE_URL) to a postgresql:// URL",
+    ),
+    (
+        '[store]\nurl = "sqlite:///data/x.db"\n[cluster]\nenabled = true\n'
+        'database_url = "postgresql://db/x"',
+        {},
+        "cluster.enabled = true: replicas share their store, and store.url is "
+        "'sqlite:///data/x.db', which each replica would keep to itself; set store.url "
+        "(or DATABASE_URL) to a postgresql:// URL",
+    ),
+    ("", {ON: "yes"}, f"cluster.enabled = 'yes' (from {ON}): must be true or false"),
+    (
+        '[cluster]\ndatabase_url = "mysql://u:pw@h/db"',
+        {},
+        "cluster.database_url = 'mysql://u:***@h/db': must start with postgresql:// or "
+        "postgres://",
+    ),
+    (
+        '[cluster]\nschema = "Lark-Jobs"',
+        {},
+        "cluster.schema = 'Lark-Jobs': must be 1-41 lowercase letters, digits or _, not "
+        "starting with a digit",
+    ),
+    (
+        PG_STORE + '[cluster]\nenabled = true\nschema = "public"',
+        {},
+        "cluster.schema = 'public': is also store.schema; the scheduler's tables need a "
+        "schema of their own (default lark_scheduler)",
+    ),
+    ("[cluster]\nlease_seconds = 0", {}, "cluster.lease_seconds = 0.0: must be between 1 and 3600"),
+    (
+        '[cluster]\nreplica_id = ""',
+        {},
+        "cluster.replica_id = '': must not be empty",
+    ),
+    (
+        '[cluster]\nexecutor = "celery"',
+        {},
+        "cluster.executor = 'celery': must be one of local, rabbitmq",
+    ),
+    (
+        PG_STORE + '[cluster]\nenabled = true\nexecutor = "rabbitmq"',
+        {},
+        "cluster.executor = 'rabbitmq': needs rabbitmq.url (amqp://...) for the workers' queue",
+    ),
+    (
+        "[cluster]\nworker_prefetch = 0",
+        {},
+        "cluster.worker_prefetch = 0: must be between 1 and 1000",
+    ),
+    (
+        "[cluster]\nleader = true",
+        {},
+        "cluster.leader: unknown key; allowed keys: enabled, database_url, schema, "
+        "lease_seconds, replica_id, executor, queue, worker_prefetch",
+    ),
+]
+
 BAD_VALUES = [
     ("[http]\nport = 99999", {}, "http.port = 99999: must be between 1 and 65535"),
     (
@@ -185,7 +290,7 @@ BAD_VALUES = [
         "[htp]\nport = 1",
         {},
         "htp: unknown key; allowed keys: store, lark, rabbitmq, http, scheduler, jobs, expiry, "
-        "cleanup, health, logging",
+        "cleanup, health, logging, cluster",
     ),
     ("http = 5", {}, "http = 5: must be a table"),
     ('[scheduler]\ncoalesce = "maybe"', {}, "scheduler.coalesce = 'maybe': must be true or false"),
@@ -296,6 +401,7 @@ BAD_VALUES = [
     ),
     ('[logging]\nformat = "xml"', {}, "logging.format = 'xml': must be one of text, json"),
     ("[http\nport = 1", {}, None),
+    *CLUSTER_BAD_VALUES,
 ]
 
 

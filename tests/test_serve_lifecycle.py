@@ -149,7 +149,7 @@ async def test_sigterm_lets_a_running_job_finish_within_the_grace(
         "opened", "health checked", "slow started", "slow finished", "closed"
     ]
     messages = [r.getMessage() for r in caplog.records]
-    assert messages[4:7] == [
+    assert messages[5:8] == [
         "Health: database ok",
         "Health: lark not configured (no active app to probe with)",
         "Scheduler started (timezone=Asia/Shanghai, 1 job(s), defaults: coalesce=True "
@@ -183,6 +183,7 @@ async def test_sigterm_cancels_a_job_still_running_after_the_grace(
     [
         ({}, [
             "Configuration: no file: defaults + environment",
+            "Mode: single process (jobs in memory; set cluster.enabled = true for replicas)",
             "Store: embedded SQLite database ./data/lark-scheduler.db (no server needed)",
             "RabbitMQ: not configured (set rabbitmq.url to enable its health check)",
             "Lark API: https://open.feishu.cn",
@@ -190,12 +191,26 @@ async def test_sigterm_cancels_a_job_still_running_after_the_grace(
         ({"DATABASE_URL": "postgresql://lark:pw@db:5432/lark",
           "LARK_SCHEDULER_RABBITMQ__URL": "amqp://guest:pw@mq:5672/"}, [
             "Configuration: no file: defaults + environment",
+            "Mode: single process (jobs in memory; set cluster.enabled = true for replicas)",
+            "Store: PostgreSQL postgresql://lark:***@db:5432/lark (schema public)",
+            "RabbitMQ: amqp://guest:***@mq:5672/",
+            "Lark API: https://open.feishu.cn",
+        ]),
+        ({"DATABASE_URL": "postgresql://lark:pw@db:5432/lark",
+          "LARK_SCHEDULER_RABBITMQ__URL": "amqp://guest:pw@mq:5672/",
+          "LARK_SCHEDULER_CLUSTER__ENABLED": "true",
+          "LARK_SCHEDULER_CLUSTER__REPLICA_ID": "web-1",
+          "LARK_SCHEDULER_CLUSTER__EXECUTOR": "rabbitmq"}, [
+            "Configuration: no file: defaults + environment",
+            "Mode: cluster replica web-1 (jobs and claims in PostgreSQL "
+            "postgresql://lark:***@db:5432/lark, schema lark_scheduler; lease 15 s; built-in "
+            "jobs run on RabbitMQ workers (queue lark_scheduler.runs))",
             "Store: PostgreSQL postgresql://lark:***@db:5432/lark (schema public)",
             "RabbitMQ: amqp://guest:***@mq:5672/",
             "Lark API: https://open.feishu.cn",
         ]),
     ],
-    ids=["nothing-configured", "servers-configured-passwords-hidden"],
+    ids=["nothing-configured", "servers-configured-passwords-hidden", "cluster-replica"],
 )
 def test_the_first_lines_say_what_is_configured(env: dict[str, str], lines: list[str]) -> None:
     assert describe_start(load_config(None, env), None) == lines

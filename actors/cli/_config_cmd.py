@@ -38,7 +38,20 @@ def describe(config: Config) -> list[str]:
         f"shutdown_grace={s.shutdown_grace:g} s",
         "jobs: " + ", ".join(jobs),
         f"logging: {config.logging.level} {config.logging.format}",
+        _cluster(config),
     ]
+
+
+def _cluster(config: Config) -> str:
+    cluster = config.cluster
+    if not cluster.enabled:
+        return "cluster: disabled (one process)"
+    return (
+        f"cluster: replica {cluster.resolved_replica_id} on "
+        f"{redact_url(cluster.database_url or '')} schema {cluster.schema}, lease "
+        f"{cluster.lease_seconds:g} s, built-in jobs on executor {cluster.executor}"
+        + (f" (queue {cluster.queue})" if cluster.executor == "rabbitmq" else "")
+    )
 
 
 def config_check(args: argparse.Namespace) -> int:
