@@ -9,6 +9,7 @@ unavoidable here (processes, real servers): the test runs about 15 s.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -22,7 +23,7 @@ from tests._cluster_support import Cluster
 from tests._fake_lark_process import fake_lark_process
 from tests.conftest import RABBITMQ_URL
 from tests.fake_lark import FAKE_APP_ID, FAKE_APP_SECRET
-from tests.test_serve_e2e import Process, cli, free_port, wait_until
+from tests.test_serve_e2e import Process, cli, free_port, get, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.slow]
 
@@ -62,9 +63,10 @@ def test_the_worker_runs_published_jobs_and_stops_gracefully(
         stdin=FAKE_APP_SECRET + "\n")
     worker = Process([sys.executable, "-m", "actors.cli", "worker", "--id", "w1",
                       "--prefetch", "1"], worker_env, cwd)
+    port = free_port()
     replica = Process(
         [sys.executable, "-m", "actors.cli", "serve"],
-        cluster.env(**common, LARK_SCHEDULER_HTTP__PORT=str(free_port()),
+        cluster.env(**common, LARK_SCHEDULER_HTTP__PORT=str(port),
                     LARK_SCHEDULER_CLUSTER__REPLICA_ID="r1",
                     LARK_SCHEDULER_SCHEDULER__SHUTDOWN_GRACE="1"),
         cwd,
@@ -84,6 +86,11 @@ def test_the_worker_runs_published_jobs_and_stops_gracefully(
 
         wait_until(lambda: len(claims("state = 'succeeded'")) >= 3, timeout=20)
         assert worker.log.count("Running job health_check") >= 3
+        status, ready = get(f"http://127.0.0.1:{port}/readyz")
+        assert status == 200, ready
+        assert [c["name"] for c in json.loads(ready)["checks"]] == [
+            "kernel", "database", "rabbitmq", "lark", "postgres", "job-changes",
+            "executor:rabbitmq"]
 
         # A run that hangs on Lark: SIGTERM lets it finish (the probe times out at 2 s).
         os.kill(fake_pid, signal.SIGSTOP)
