@@ -70,6 +70,15 @@ def test_two_replicas_run_each_scheduled_time_once(cluster: Cluster) -> None:
         assert sorted((r["id"], r["func_ref"], r["executor"]) for r in stored) == sorted(
             (job, f"actors.builtin:{job}", "local") for job in JOBS)
 
+        # A change through one replica reaches the other.
+        cli(env_a, cwd, "jobs", "pause", "cleanup_expired_tokens")
+
+        def paused_on_b() -> bool:
+            listed = json.loads(cli(env_b, cwd, "jobs", "list", "--json"))["jobs"]
+            return any(job["id"] == "cleanup_expired_tokens" and job["paused"] for job in listed)
+
+        wait_until(paused_on_b, timeout=5)
+
         # A manual run through replica b reaches the fake Lark and the shared store.
         assert cli(env_b, cwd, "jobs", "run", "sync_user_info").startswith("started run ")
         b.wait_for("Job sync_user_info (run ")
