@@ -6,6 +6,11 @@ Order at start: logging, a few lines saying what is and is not configured, the s
 then the admin API. At stop the reverse: no new fires, running jobs get
 ``scheduler.shutdown_grace`` seconds and are then cancelled, the API closes, the service
 closes its pools and connections.
+
+With ``cluster.enabled`` the kernel is a replica's
+(:func:`actors.cluster.make_cluster_kernel`): jobs stored in PostgreSQL, each scheduled
+time claimed by one replica; the built-in jobs disabled in the configuration are removed
+from the store once it has started, and ``/readyz`` adds the replica's own checks.
 """
 
 from __future__ import annotations
