@@ -114,7 +114,9 @@ class JobRecord:
         else:  # pragma: no cover - the kernel validates triggers on add
             raise TypeError(f"unsupported trigger {trigger!r}")
 
-    def resume(self, wall_now: datetime, mono_now: float, offset: float, rng: random.Random) -> None:
+    def resume(
+        self, wall_now: datetime, mono_now: float, offset: float, rng: random.Random
+    ) -> None:
         """After a pause: the next fire at or after now, on the job's original grid."""
         trigger = self.trigger
         if isinstance(trigger, IntervalTrigger):
@@ -145,7 +147,8 @@ class JobRecord:
 
     def _interval_point(self, rng: random.Random) -> None:
         trigger = self.trigger
-        assert isinstance(trigger, IntervalTrigger) and self.anchor_wall is not None
+        assert isinstance(trigger, IntervalTrigger)
+        assert self.anchor_wall is not None
         nominal = self.anchor_wall + self.interval_td * self.k
         if trigger.end_date is not None and nominal > trigger.end_date:
             self.sched = None

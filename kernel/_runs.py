@@ -9,14 +9,20 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ._coordinated import start_claimed
 from ._run import call_job
 from .errors import JobBusyError, JobLookupError, JobTimeoutError, KernelNotRunningError
 from .events import RunFailed, RunStarted, RunSucceeded
 from .failures import FailureRecord, RetryAttempt
 
 if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
     from ._records import JobRecord
-    from .kernel import Kernel
+    from .clock import Clock
+    from .coordination import Coordinator
+    from .events import Event, SkipReason
+    from .failures import FailureStore
 
 __all__ = ()
 
@@ -26,12 +32,32 @@ run_log = logging.getLogger("scheduler.job")
 class RunsMixin:
     """Runs of jobs. Mixed into :class:`kernel.Kernel`; loop thread only."""
 
-    def _new_run_id(self: Kernel) -> str:
+    if TYPE_CHECKING:  # provided by Kernel
+        import random
+
+        clock: Clock
+        failure_store: FailureStore
+        _observed: bool
+        _running: bool
+        _loop: asyncio.AbstractEventLoop | None
+        _executor: ThreadPoolExecutor | None
+        _tasks: set[asyncio.Task[Any]]
+        _rng: random.Random
+        _run_prefix: str
+        _run_seq: int
+        _coordinator: Coordinator | None
+
+        def _emit(self, event: Event) -> None: ...
+        def _skipped(self, rec: JobRecord, sched: datetime | None, reason: SkipReason, *,
+                     decided: bool = False) -> None: ...
+        def _record(self, job_id: str) -> JobRecord: ...
+
+    def _new_run_id(self) -> str:
         self._run_seq += 1
         return f"{self._run_prefix}-{self._run_seq:x}"
 
     def _start_run(
-        self: Kernel,
+        self,
         rec: JobRecord,
         sched: datetime | None,
         late: float,
@@ -41,6 +67,10 @@ class RunsMixin:
         retry_of: str | None = None,
     ) -> str | None:
         """Start one run if ``max_instances`` allows; the run id, or None when skipped."""
+        if self._coordinator is not None and sched is not None and retry_of is None:
+            # The claim applies max_instances across replicas (this one's runs included).
+            rec.running += 1
+            return start_claimed(self, rec, sched, late)  # type: ignore[arg-type]
         if rec.running >= rec.opts.max_instances:
             self._skipped(rec, sched, "max_instances")
             return None
@@ -58,12 +88,11 @@ class RunsMixin:
         task = loop.create_task(self._execute(
             rec, run_id, sched, late, started, clock.monotonic(), manual, attempt, retry_of,
         ))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.add(task)  # _execute discards it when done (cheaper than a callback)
         return run_id
 
     async def _execute(
-        self: Kernel,
+        self,
         rec: JobRecord,
         run_id: str,
         sched: datetime | None,
@@ -73,46 +102,59 @@ class RunsMixin:
         manual: bool,
         attempt: int,
         retry_of: str | None,
-    ) -> None:
-        clock = self.clock
-        if run_log.isEnabledFor(logging.INFO):
-            run_log.info(
-                "Running job %s (run %s, scheduled %s, late %.3f s%s)", rec.id, run_id,
-                sched.isoformat() if sched else "manual", late,
-                f", attempt {attempt}" if attempt > 1 else "",
-            )
-        executor = self._executor
-        assert executor is not None
+    ) -> bool:
+        """Run once and record the outcome; True if the run succeeded."""
         try:
-            await call_job(clock, executor, rec.func, rec.args, rec.kwargs, rec.is_coro,
-                           rec.opts.timeout, rec.id)
-        except asyncio.CancelledError:
-            rec.running -= 1
-            duration = clock.monotonic() - t0
-            run_log.warning("Job %s (run %s) cancelled after %.3f s", rec.id, run_id, duration)
-            await self._failed(rec, run_id, sched, started, duration, manual, attempt, retry_of,
-                               asyncio.CancelledError("cancelled at shutdown"), "")
-            raise
-        except Exception as exc:
-            rec.running -= 1
-            duration = clock.monotonic() - t0
-            await self._failed(rec, run_id, sched, started, duration, manual, attempt, retry_of,
-                               exc, traceback.format_exc())
-        else:
-            rec.running -= 1
-            duration = clock.monotonic() - t0
+            clock = self.clock
             if run_log.isEnabledFor(logging.INFO):
-                run_log.info("Job %s (run %s) succeeded in %.3f s", rec.id, run_id, duration)
-            if self._observed:
-                self._emit(RunSucceeded(
-                    job_id=rec.id, scheduled_at=sched, run_id=run_id, started_at=started,
-                    duration=duration, manual=manual, attempt=attempt, retry_of=retry_of,
-                ))
-            if retry_of is not None:
-                await self._link_retry(retry_of, run_id, started, "succeeded", None, manual)
+                run_log.info(
+                    "Running job %s (run %s, scheduled %s, late %.3f s%s)", rec.id, run_id,
+                    sched.isoformat() if sched else "manual", late,
+                    f", attempt {attempt}" if attempt > 1 else "",
+                )
+            executor = self._executor
+            assert executor is not None
+            try:
+                if rec.is_coro and rec.opts.timeout is None:
+                    # The common case, without call_job's extra coroutine layer.
+                    func = rec.func
+                    await (func(*rec.args, **rec.kwargs) if rec.kwargs else func(*rec.args))
+                else:
+                    await call_job(clock, executor, rec.func, rec.args, rec.kwargs, rec.is_coro,
+                                   rec.opts.timeout, rec.id)
+            except asyncio.CancelledError:
+                rec.running -= 1
+                duration = clock.monotonic() - t0
+                run_log.warning("Job %s (run %s) cancelled after %.3f s", rec.id, run_id, duration)
+                await self._failed(rec, run_id, sched, started, duration, manual, attempt, retry_of,
+                                   asyncio.CancelledError("cancelled at shutdown"), "")
+                raise
+            except Exception as exc:
+                rec.running -= 1
+                duration = clock.monotonic() - t0
+                await self._failed(rec, run_id, sched, started, duration, manual, attempt, retry_of,
+                                   exc, traceback.format_exc())
+                return False
+            else:
+                rec.running -= 1
+                duration = clock.monotonic() - t0
+                if run_log.isEnabledFor(logging.INFO):
+                    run_log.info("Job %s (run %s) succeeded in %.3f s", rec.id, run_id, duration)
+                if self._observed:
+                    self._emit(RunSucceeded(
+                        job_id=rec.id, scheduled_at=sched, run_id=run_id, started_at=started,
+                        duration=duration, manual=manual, attempt=attempt, retry_of=retry_of,
+                    ))
+                if retry_of is not None:
+                    await self._link_retry(retry_of, run_id, started, "succeeded", None, manual)
+                return True
+        finally:
+            task = asyncio.current_task()
+            if task is not None:
+                self._tasks.discard(task)
 
     async def _failed(
-        self: Kernel,
+        self,
         rec: JobRecord,
         run_id: str,
         sched: datetime | None,
@@ -162,13 +204,13 @@ class RunsMixin:
                 lambda: self._auto_retry(rec, sched, attempt + 1, origin),
             )
 
-    def _auto_retry(self: Kernel, rec: JobRecord, sched: datetime | None, attempt: int,
+    def _auto_retry(self, rec: JobRecord, sched: datetime | None, attempt: int,
                     origin: str) -> None:
         if not self._running or rec.removed:
             return
         self._start_run(rec, sched, 0.0, attempt=attempt, retry_of=origin)
 
-    async def _link_retry(self: Kernel, failure_id: str, run_id: str, started: datetime,
+    async def _link_retry(self, failure_id: str, run_id: str, started: datetime,
                           outcome: Any, new_failure: str | None, manual: bool) -> None:
         try:
             await self.failure_store.set_retry(failure_id, RetryAttempt(
@@ -179,7 +221,7 @@ class RunsMixin:
             run_log.exception("could not link retry %s to failure %s", run_id, failure_id)
 
     # -- public: run now, retry ------------------------------------------------------
-    def run_job(self: Kernel, job_id: str) -> str:
+    def run_job(self, job_id: str) -> str:
         """Run a job now, outside its schedule; returns the run id.
 
         Bounded by ``max_instances`` like any run (``JobBusyError`` when at the limit).
@@ -188,7 +230,7 @@ class RunsMixin:
         rec = self._record(job_id)
         return self._manual(rec, attempt=1, retry_of=None)
 
-    async def retry_failure(self: Kernel, failure_id: str) -> str:
+    async def retry_failure(self, failure_id: str) -> str:
         """Re-run a failed call with the same arguments; the attempt is linked to the
         failure record. Returns the new run id."""
         record = await self.failure_store.get_failure(failure_id)
@@ -200,7 +242,7 @@ class RunsMixin:
             raise JobLookupError(record.job_id) from None
         return self._manual(rec, attempt=record.attempt + 1, retry_of=record.retry_of or record.id)
 
-    def _manual(self: Kernel, rec: JobRecord, attempt: int, retry_of: str | None) -> str:
+    def _manual(self, rec: JobRecord, attempt: int, retry_of: str | None) -> str:
         if not self._running:
             raise KernelNotRunningError("start the kernel before running a job by hand")
         if rec.running >= rec.opts.max_instances:

@@ -15,31 +15,34 @@ job has no task at all (virtual actors).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import os
 import random
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, tzinfo
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._coordinated import record_decision
 from ._policy import decide
 from ._records import JobRecord
 from ._run import is_coroutine_callable
 from ._runs import RunsMixin
 from ._wheel import TimerWheel
 from .clock import Clock, RealClock, TimerHandle
+from .coordination import Coordinator
 from .errors import (
     ConflictingJobIdError,
     InvalidJobError,
     JobLookupError,
-    KernelNotRunningError,
 )
 from .events import Event, JobAdded, JobModified, JobRemoved, RunMissed, RunSkipped
 from .failures import FailureStore, MemoryFailureStore
@@ -54,6 +57,44 @@ _UNSET: Any = object()
 _EPSILON = 1e-6
 # A change of wall-minus-monotonic offset larger than this is a clock step, not drift.
 _STEP_TOLERANCE = 1.0
+_TRIGGER_TYPES = (IntervalTrigger, CronTrigger, DateTrigger)
+
+
+class _CallableInfo(NamedTuple):
+    ref: str
+    name: str
+    is_coro: bool
+
+
+def _callable_info(func: Callable[..., Any]) -> _CallableInfo:
+    """What the kernel needs to know of a callable; cached, since many jobs share one."""
+    try:
+        return _cached_callable_info(func)
+    except TypeError:  # unhashable callable
+        return _inspect_callable(func)
+
+
+def _inspect_callable(func: Callable[..., Any]) -> _CallableInfo:
+    ref = callable_ref(func)
+    return _CallableInfo(ref, sys.intern(ref.rpartition(":")[2]), is_coroutine_callable(func))
+
+
+_cached_callable_info = functools.lru_cache(maxsize=1024)(_inspect_callable)
+
+
+def _interval_trigger(
+    weeks: float, days: float, hours: float, minutes: float, seconds: float,
+    start_date: datetime | None, end_date: datetime | None, jitter: float | None,
+) -> IntervalTrigger:
+    return IntervalTrigger(
+        weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds,
+        start_date=start_date, end_date=end_date, jitter=jitter,
+    )
+
+
+# Triggers are immutable, so jobs with the same interval share one (less memory per job,
+# and no validation per add when thousands of jobs share a schedule).
+_shared_interval_trigger = functools.lru_cache(maxsize=4096, typed=True)(_interval_trigger)
 
 
 class Kernel(RunsMixin):
@@ -63,6 +104,8 @@ class Kernel(RunsMixin):
     unless it sets its own; ``clock`` None means the real clock. Plain functions run in
     at most ``max_threads`` worker threads. ``wall_check_interval`` bounds how long a
     wall-clock step can go unnoticed while cron or date jobs are registered.
+    ``coordinator`` shares scheduled runs between replicas (``kernel.coordination``);
+    None runs everything here.
     """
 
     def __init__(
@@ -75,6 +118,7 @@ class Kernel(RunsMixin):
         failure_store: FailureStore | None = None,
         wall_check_interval: float = 10.0,
         rng: random.Random | None = None,
+        coordinator: Coordinator | None = None,
     ) -> None:
         self.timezone = resolve_timezone(timezone)
         self.job_defaults = job_defaults if job_defaults is not None else JobDefaults()
@@ -103,13 +147,16 @@ class Kernel(RunsMixin):
         self._loop_thread: int | None = None
         self._running = False
         self._executor: ThreadPoolExecutor | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._listeners: list[Callable[[Event], None]] = []
         self._subscribers: list[MemoryObjectSendStream[Event]] = []
         self._observed = False
         self.dropped_events = 0
         self._run_prefix = os.urandom(4).hex()
         self._run_seq = 0
+        # Several replicas: scheduled runs are claimed first (kernel/coordination.py).
+        self._coordinator = coordinator
+        self._claim_chain: dict[str, asyncio.Future[None]] = {}  # per job: claims in order
 
     # -- lifecycle -----------------------------------------------------------------
     @property
@@ -137,6 +184,8 @@ class Kernel(RunsMixin):
             rec.start(wall, mono, self._offset, self._rng)
             self._schedule(rec)
         self._arm()
+        if self._coordinator is not None:
+            await self._coordinator.attach(self)
         log.info(
             "Scheduler started (timezone=%s, %d job(s), defaults: coalesce=%s "
             "max_instances=%d misfire_grace_time=%s)",
@@ -171,27 +220,34 @@ class Kernel(RunsMixin):
             stream.close()
         self._subscribers.clear()
         self._refresh_observed()
+        if self._coordinator is not None:
+            await self._coordinator.detach()
         log.info("Scheduler stopped")
 
-    async def _wait_with_grace(self, tasks: list[asyncio.Task[None]], grace: float) -> None:
+    async def _wait_with_grace(self, tasks: list[asyncio.Task[Any]], grace: float) -> None:
+        """Wait until every task is done or ``grace`` seconds of the kernel's clock pass."""
         loop = asyncio.get_running_loop()
-        done = loop.create_future()
+        done: asyncio.Future[None] = loop.create_future()
+        pending = set(tasks)
 
         def expire() -> None:
             if not done.done():
                 done.set_result(None)
 
+        def finished(task: asyncio.Task[None]) -> None:
+            pending.discard(task)
+            if not pending:
+                expire()
+
+        for task in tasks:
+            task.add_done_callback(finished)
         timer = self.clock.call_at(self.clock.monotonic() + grace, expire)
-        gathered = asyncio.gather(*tasks, return_exceptions=True)
         try:
-            await asyncio.wait([done, gathered], return_when=asyncio.FIRST_COMPLETED)
+            await done
         finally:
             timer.cancel()
-            if not gathered.done():
-                gathered.cancel()
-            # Retrieve the result so an exception is never left unobserved.
-            if gathered.done() and not gathered.cancelled():
-                gathered.exception()
+            for task in tasks:
+                task.remove_done_callback(finished)
 
     async def __aenter__(self) -> Kernel:
         await self.start()
@@ -216,10 +272,11 @@ class Kernel(RunsMixin):
         **options: Any,
     ) -> Job:
         """Run ``func`` every interval; first one interval after now, or from ``start_date``."""
-        trigger = IntervalTrigger(
-            weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds,
-            start_date=start_date, end_date=end_date, jitter=jitter,
-        )
+        args = (weeks, days, hours, minutes, seconds, start_date, end_date, jitter)
+        try:
+            trigger = _shared_interval_trigger(*args)
+        except TypeError:  # an unhashable argument: let the trigger explain what is wrong
+            trigger = _interval_trigger(*args)
         return self.add_job(func, trigger, **options)
 
     def add_cron_job(
@@ -258,34 +315,40 @@ class Kernel(RunsMixin):
     ) -> Job:
         """Register a job on any trigger; the other ``add_*`` methods end here."""
         if not callable(func):
-            raise InvalidJobError(f"func={func!r} is not callable; pass a function or coroutine function")
-        if not isinstance(trigger, IntervalTrigger | CronTrigger | DateTrigger):
             raise InvalidJobError(
-                f"trigger={trigger!r} is not a trigger; use IntervalTrigger, CronTrigger or DateTrigger"
+                f"func={func!r} is not callable; pass a function or coroutine function"
+            )
+        if not isinstance(trigger, _TRIGGER_TYPES):
+            raise InvalidJobError(
+                f"trigger={trigger!r} is not a trigger; "
+                "use IntervalTrigger, CronTrigger or DateTrigger"
             )
         if isinstance(trigger, CronTrigger) and trigger.timezone is None:
             trigger = trigger.bind(self.timezone)
         if job_id is None:
             job_id = uuid.uuid4().hex
         elif not isinstance(job_id, str) or not job_id or len(job_id) > 200:
-            raise InvalidJobError(f"job_id={job_id!r} must be a non-empty string of at most 200 characters")
-        if not isinstance(args, tuple | list):
+            raise InvalidJobError(
+                f"job_id={job_id!r} must be a non-empty string of at most 200 characters"
+            )
+        if not isinstance(args, (tuple, list)):
             raise InvalidJobError(f"args={args!r} must be a tuple or list of positional arguments")
         if kwargs is not None and not isinstance(kwargs, Mapping):
             raise InvalidJobError(f"kwargs={kwargs!r} must be a mapping of keyword arguments")
         opts = self._options(coalesce, max_instances, misfire_grace_time, timeout)
         if retry is not None:
-            from .retry import RetryPolicy  # noqa: PLC0415 - optional feature
+            from .retry import RetryPolicy
 
             if not isinstance(retry, RetryPolicy):
                 raise InvalidJobError(f"retry={retry!r} must be a RetryPolicy or None")
+        info = _callable_info(func)
         rec = JobRecord(
             job_id,
-            name if name is not None else callable_ref(func).rpartition(":")[2],
+            name if name is not None else info.name,
             func,
-            tuple(args),
+            tuple(args) if args else (),
             dict(kwargs) if kwargs else None,
-            is_coroutine_callable(func),
+            info.is_coro,
             trigger,
             opts,
             retry,
@@ -326,7 +389,11 @@ class Kernel(RunsMixin):
         if rec.removed:
             return
         self._schedule(rec)
-        self._arm()
+        wake = rec.deadline
+        if rec.wall_based:
+            wake = min(wake, self._last_wall_check + self.wall_check_interval)
+        if old is not None or wake < self._timer_deadline:
+            self._arm()  # only when the new job moves the kernel's next wake-up earlier
         if old is not None:
             self._emit_change(JobModified, rec, change="replaced")
         elif self._observed:
@@ -381,7 +448,7 @@ class Kernel(RunsMixin):
 
     def reschedule_job(self, job_id: str, trigger: Trigger) -> Job:
         """Give a job a new trigger; its next fire time is computed from now."""
-        if not isinstance(trigger, IntervalTrigger | CronTrigger | DateTrigger):
+        if not isinstance(trigger, _TRIGGER_TYPES):
             raise InvalidJobError(f"trigger={trigger!r} is not a trigger")
         if isinstance(trigger, CronTrigger) and trigger.timezone is None:
             trigger = trigger.bind(self.timezone)
@@ -416,7 +483,7 @@ class Kernel(RunsMixin):
         return Job(
             id=rec.id, name=rec.name, trigger=rec.trigger,
             next_run_time=None if rec.paused else rec.sched, paused=rec.paused,
-            func_ref=callable_ref(rec.func), args=rec.args, kwargs=dict(rec.kwargs or {}),
+            func_ref=_callable_info(rec.func).ref, args=rec.args, kwargs=dict(rec.kwargs or {}),
             coalesce=o.coalesce, max_instances=o.max_instances,
             misfire_grace_time=o.misfire_grace_time, timeout=o.timeout, running=rec.running,
         )
@@ -609,7 +676,12 @@ class Kernel(RunsMixin):
         if not rec.removed:
             self._schedule(rec)
 
-    def _missed(self, rec: JobRecord, sched: datetime | None, late: float) -> None:
+    def _missed(self, rec: JobRecord, sched: datetime | None, late: float, *,
+                decided: bool = False) -> None:
+        if self._coordinator is not None and sched is not None and not decided:
+            # Replicas: reported by the one that records the decision first (if any).
+            record_decision(self, rec, sched, "missed", late)
+            return
         log.warning(
             "Run of job %s scheduled at %s was missed by %.3f s (misfire_grace_time=%s)",
             rec.id, sched, late, rec.opts.misfire_grace_time,
@@ -617,7 +689,12 @@ class Kernel(RunsMixin):
         if self._observed:
             self._emit(RunMissed(job_id=rec.id, scheduled_at=sched, lateness=late))
 
-    def _skipped(self, rec: JobRecord, sched: datetime | None, reason: Any) -> None:
+    def _skipped(self, rec: JobRecord, sched: datetime | None, reason: Any, *,
+                 decided: bool = False) -> None:
+        if (self._coordinator is not None and sched is not None and not decided
+                and reason == "coalesced"):
+            record_decision(self, rec, sched, "coalesced", 0.0)
+            return
         if reason == "max_instances":
             log.warning(
                 "Run of job %s scheduled at %s skipped: maximum number of running instances "

@@ -9,9 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kernel import JobDefaults
+from kernel import JobDefaults, Kernel
 from kernel.events import RunFailed, RunMissed, RunSkipped, RunStarted, RunSucceeded
-from kernel import Kernel
 from kernel.testing import VirtualClock
 from tests.kernel_helpers import Recorder, brief, starts, virtual_kernel
 
@@ -24,6 +23,7 @@ async def noop() -> None:
 
 async def test_interval_first_run_is_one_interval_after_add_and_never_drifts() -> None:
     async with virtual_kernel(T0) as (k, clock, rec):
+
         async def slow() -> None:
             await clock.sleep(3600 * 2)  # a 2 h run must not shift later ones
 
@@ -42,7 +42,9 @@ async def test_interval_with_start_date_fires_at_start_plus_k_intervals() -> Non
         k.add_interval_job(noop, minutes=5, start_date=T0 + timedelta(minutes=1), job_id="hc")
         await clock.advance(timedelta(minutes=12))
         assert starts(rec.take(), UTC) == [
-            "2024-01-01 00:01:00+0000", "2024-01-01 00:06:00+0000", "2024-01-01 00:11:00+0000",
+            "2024-01-01 00:01:00+0000",
+            "2024-01-01 00:06:00+0000",
+            "2024-01-01 00:11:00+0000",
         ]
 
 
@@ -99,8 +101,9 @@ async def test_misfire_grace_for_a_one_shot_job_added_late(
     late_by: int, grace: float | None, expected: str
 ) -> None:
     async with virtual_kernel(T0) as (k, clock, rec):
-        k.add_date_job(noop, run_date=T0 - timedelta(seconds=late_by), job_id="once",
-                       misfire_grace_time=grace)
+        k.add_date_job(
+            noop, run_date=T0 - timedelta(seconds=late_by), job_id="once", misfire_grace_time=grace
+        )
         await clock.advance(1)
         kinds = [type(e).__name__ for e in rec.take()]
         assert kinds[:2] == ["JobAdded", expected]
@@ -116,29 +119,42 @@ async def test_missed_run_reports_its_lateness_and_logs(caplog: pytest.LogCaptur
         missed = [e for e in rec.take() if isinstance(e, RunMissed)]
         assert len(missed) == 1
         assert missed[0].lateness == pytest.approx(90)
-        assert "Run of job once scheduled at 2023-12-31 23:58:30+00:00 was missed by 90.000 s" in caplog.text
+        assert (
+            "Run of job once scheduled at 2023-12-31 23:58:30+00:00 was missed by 90.000 s"
+            in caplog.text
+        )
 
 
 @pytest.mark.parametrize(
     ("coalesce", "expected"),
     [
-        pytest.param(True, [
-            ("RunSkipped", "j", "2024-01-01 08:01:00+0800", "coalesced"),
-            ("RunSkipped", "j", "2024-01-01 08:02:00+0800", "coalesced"),
-            ("RunSkipped", "j", "2024-01-01 08:03:00+0800", "coalesced"),
-            ("RunStarted", "j", "2024-01-01 08:04:00+0800"),
-            ("RunSucceeded", "j", "2024-01-01 08:04:00+0800"),
-        ], id="coalesce-runs-once-for-the-latest"),
-        pytest.param(False, [
-            ("RunMissed", "j", "2024-01-01 08:01:00+0800"),
-            ("RunMissed", "j", "2024-01-01 08:02:00+0800"),
-            ("RunStarted", "j", "2024-01-01 08:03:00+0800"),
-            ("RunSkipped", "j", "2024-01-01 08:04:00+0800", "max_instances"),
-            ("RunSucceeded", "j", "2024-01-01 08:03:00+0800"),
-        ], id="no-coalesce-runs-each-within-grace"),
+        pytest.param(
+            True,
+            [
+                ("RunSkipped", "j", "2024-01-01 08:01:00+0800", "coalesced"),
+                ("RunSkipped", "j", "2024-01-01 08:02:00+0800", "coalesced"),
+                ("RunSkipped", "j", "2024-01-01 08:03:00+0800", "coalesced"),
+                ("RunStarted", "j", "2024-01-01 08:04:00+0800"),
+                ("RunSucceeded", "j", "2024-01-01 08:04:00+0800"),
+            ],
+            id="coalesce-runs-once-for-the-latest",
+        ),
+        pytest.param(
+            False,
+            [
+                ("RunMissed", "j", "2024-01-01 08:01:00+0800"),
+                ("RunMissed", "j", "2024-01-01 08:02:00+0800"),
+                ("RunStarted", "j", "2024-01-01 08:03:00+0800"),
+                ("RunSkipped", "j", "2024-01-01 08:04:00+0800", "max_instances"),
+                ("RunSucceeded", "j", "2024-01-01 08:03:00+0800"),
+            ],
+            id="no-coalesce-runs-each-within-grace",
+        ),
     ],
 )
-async def test_coalesce_after_a_stalled_loop(coalesce: bool, expected: list[tuple[str, ...]]) -> None:
+async def test_coalesce_after_a_stalled_loop(
+    coalesce: bool, expected: list[tuple[str, ...]]
+) -> None:
     async with virtual_kernel(T0) as (k, clock, rec):
         k.add_interval_job(noop, minutes=1, job_id="j", coalesce=coalesce, misfire_grace_time=90)
         rec.take()
@@ -149,13 +165,16 @@ async def test_coalesce_after_a_stalled_loop(coalesce: bool, expected: list[tupl
 
 async def test_no_coalesce_with_room_for_instances_runs_every_due_time() -> None:
     async with virtual_kernel(T0) as (k, clock, rec):
-        k.add_interval_job(noop, minutes=1, job_id="j", coalesce=False, max_instances=5,
-                           misfire_grace_time=None)
+        k.add_interval_job(
+            noop, minutes=1, job_id="j", coalesce=False, max_instances=5, misfire_grace_time=None
+        )
         rec.take()
         clock.stall(timedelta(minutes=3))
         await clock.advance(0)
         assert starts(rec.take()) == [
-            "2024-01-01 08:01:00+0800", "2024-01-01 08:02:00+0800", "2024-01-01 08:03:00+0800",
+            "2024-01-01 08:01:00+0800",
+            "2024-01-01 08:02:00+0800",
+            "2024-01-01 08:03:00+0800",
         ]
 
 
@@ -175,6 +194,7 @@ async def test_coalesce_when_even_the_latest_is_beyond_grace_reports_it_missed()
 
 async def test_max_instances_skips_instead_of_queueing(caplog: pytest.LogCaptureFixture) -> None:
     async with virtual_kernel(T0) as (k, clock, rec):
+
         async def long() -> None:
             await clock.sleep(150)
 
@@ -195,14 +215,17 @@ async def test_max_instances_skips_instead_of_queueing(caplog: pytest.LogCapture
 
 async def test_max_instances_two_allows_two_overlapping_runs() -> None:
     async with virtual_kernel(T0) as (k, clock, rec):
+
         async def long() -> None:
             await clock.sleep(150)
 
         k.add_interval_job(long, seconds=60, job_id="long", max_instances=2)
         rec.take()
         await clock.advance(180)
-        kinds = [(type(e).__name__, e.scheduled_at.second if e.scheduled_at else None)
-                 for e in rec.take()]
+        kinds = [
+            (type(e).__name__, e.scheduled_at.second if e.scheduled_at else None)
+            for e in rec.take()
+        ]
         # Runs of 150 s every 60 s: two overlap at 08:02, the third finds both still going.
         assert kinds == [("RunStarted", 0), ("RunStarted", 0), ("RunSkipped", 0)]
         await clock.advance(60)
@@ -211,6 +234,7 @@ async def test_max_instances_two_allows_two_overlapping_runs() -> None:
 
 async def test_timeout_stops_a_coroutine_run_at_exactly_its_timeout() -> None:
     async with virtual_kernel(T0) as (k, clock, rec):
+
         async def hang() -> None:
             await clock.sleep(10_000)
 
@@ -232,6 +256,7 @@ async def test_exception_in_a_job_is_isolated_and_logged_with_traceback(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     async with virtual_kernel(T0) as (k, clock, rec):
+
         async def boom() -> None:
             raise RuntimeError("database unreachable")
 
@@ -304,8 +329,10 @@ async def test_sync_job_timeout_reports_failure_while_the_thread_finishes() -> N
         assert [type(e).__name__ for e in rec.take()] == ["RunStarted"]
         await clock.advance(1)
         events = rec.take()
-        assert len(events) == 1 and isinstance(events[0], RunFailed)
-        assert events[0].timed_out and events[0].duration == pytest.approx(1)
+        assert len(events) == 1
+        assert isinstance(events[0], RunFailed)
+        assert events[0].timed_out
+        assert events[0].duration == pytest.approx(1)
         assert not finished.is_set()  # the thread could not be stopped; it is still going
         release.set()
         assert await asyncio.to_thread(finished.wait, 10)
@@ -322,10 +349,38 @@ async def test_kernel_defaults_are_the_seeds() -> None:
 
 
 async def test_per_job_options_override_kernel_defaults() -> None:
-    async with virtual_kernel(T0, defaults=JobDefaults(coalesce=False, max_instances=3,
-                                                       misfire_grace_time=5)) as (k, _c, _r):
+    async with virtual_kernel(
+        T0, defaults=JobDefaults(coalesce=False, max_instances=3, misfire_grace_time=5)
+    ) as (k, _c, _r):
         a = k.add_interval_job(noop, hours=1, job_id="a")
         b = k.add_interval_job(noop, hours=1, job_id="b", max_instances=1, misfire_grace_time=None)
         assert (a.coalesce, a.max_instances, a.misfire_grace_time) == (False, 3, 5)
         assert (b.coalesce, b.max_instances, b.misfire_grace_time) == (False, 1, None)
         assert isinstance(RunSkipped, type)
+
+
+async def test_shutdown_grace_lets_short_runs_finish_and_cancels_the_rest(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = VirtualClock(T0)
+    kernel = Kernel(clock=clock)
+    rec = Recorder(kernel)
+    finished: list[str] = []
+
+    async def job(name: str, seconds: float) -> None:
+        await clock.sleep(seconds)
+        finished.append(name)
+
+    async with kernel:
+        kernel.add_interval_job(job, seconds=60, args=("short", 5), job_id="short")
+        kernel.add_interval_job(job, seconds=60, args=("long", 500), job_id="long")
+        await clock.advance(60)
+        stopping = asyncio.create_task(kernel.shutdown(wait=True, grace=30))
+        await clock.advance(30)
+        await stopping
+    assert finished == ["short"]
+    kinds = [(type(e).__name__, e.job_id) for e in rec.take()]
+    assert ("RunSucceeded", "short") in kinds
+    assert ("RunFailed", "long") in kinds
+    assert "exception was never retrieved" not in caplog.text
+    rec.stream.close()

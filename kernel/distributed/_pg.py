@@ -1,0 +1,254 @@
+"""The PostgreSQL connection shared by the job store, the coordinator and the failure store.
+
+One asyncpg pool whose connections have ``search_path`` set to the scheduler's schema,
+so every statement names its tables plainly and all values travel as parameters (the
+schema name, an identifier, is validated and quoted once, in the DDL below). The schema
+is created and migrated idempotently under a transaction-scoped advisory lock, so
+replicas that start together apply it once.
+
+Health: :attr:`Database.state` is ``"up"`` or ``"down"`` (with the last error), updated by
+every call that goes through :meth:`Database.call` and by the notification listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import asyncpg
+import msgspec
+
+__all__ = ("Database", "Health", "channel_name")
+
+log = logging.getLogger("scheduler.postgres")
+T = TypeVar("T")
+
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
+SCHEMA_VERSION = 1
+
+# What asyncpg raises when the server cannot be reached or the connection died.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+)
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS scheduler_meta (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    id text PRIMARY KEY,
+    name text NOT NULL,
+    func_ref text NOT NULL,
+    args jsonb NOT NULL,
+    kwargs jsonb NOT NULL,
+    trigger jsonb NOT NULL,
+    options jsonb NOT NULL,
+    executor text NOT NULL DEFAULT 'local',
+    paused boolean NOT NULL DEFAULT false,
+    last_fire timestamptz,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    version bigint NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS claims (
+    job_id text NOT NULL,
+    scheduled_at timestamptz NOT NULL,
+    replica text NOT NULL,
+    run_id text NOT NULL,
+    state text NOT NULL,
+    attempt integer NOT NULL DEFAULT 1,
+    lease_until timestamptz,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz,
+    worker text,
+    PRIMARY KEY (job_id, scheduled_at)
+);
+-- A RabbitMQ worker running a claimed run: who, until when, and how it ended.
+ALTER TABLE claims ADD COLUMN IF NOT EXISTS worker_until timestamptz;
+ALTER TABLE claims ADD COLUMN IF NOT EXISTS worker_outcome jsonb;
+CREATE INDEX IF NOT EXISTS claims_live ON claims (job_id, lease_until) WHERE state = 'running';
+CREATE INDEX IF NOT EXISTS claims_finished ON claims (finished_at);
+CREATE TABLE IF NOT EXISTS failures (
+    id text PRIMARY KEY,
+    job_id text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    record jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS failures_job ON failures (job_id, created_at);
+
+-- One round trip per claim: the existing claim, the live count and the insert, under a
+-- per-job advisory lock so two replicas cannot both pass the max_instances count.
+CREATE OR REPLACE FUNCTION claim_run(
+    p_job text, p_at timestamptz, p_replica text, p_run text, p_max integer, p_lease float8
+) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    existing text;
+    live integer;
+BEGIN
+    PERFORM pg_advisory_xact_lock(
+        hashtextextended('lark_scheduler:' || current_schema() || ':' || p_job, 0));
+    SELECT run_id INTO existing FROM claims WHERE job_id = p_job AND scheduled_at = p_at;
+    IF FOUND THEN
+        -- The same run asking again (its first answer was lost with a connection) won.
+        RETURN CASE WHEN existing = p_run THEN 'won' ELSE 'taken' END;
+    END IF;
+    SELECT count(*) INTO live FROM claims
+        WHERE job_id = p_job AND state = 'running' AND lease_until > now();
+    UPDATE jobs SET last_fire = GREATEST(last_fire, p_at) WHERE id = p_job;
+    IF live >= p_max THEN
+        INSERT INTO claims (job_id, scheduled_at, replica, run_id, state, finished_at)
+            VALUES (p_job, p_at, p_replica, p_run, 'skipped', now());
+        RETURN 'busy';
+    END IF;
+    INSERT INTO claims (job_id, scheduled_at, replica, run_id, state, lease_until)
+        VALUES (p_job, p_at, p_replica, p_run, 'running',
+                now() + p_lease * interval '1 second');
+    RETURN 'won';
+END $$;
+"""
+
+
+class Health(msgspec.Struct, frozen=True, kw_only=True):
+    """Whether the database answered the last call, and if not, why."""
+
+    state: str = "up"
+    error: str | None = None
+
+
+def channel_name(schema: str) -> str:
+    """The LISTEN/NOTIFY channel of a scheduler schema."""
+    return f"{schema}_jobs"
+
+
+class Database:
+    """The scheduler's PostgreSQL schema and pool. ``await db.open()`` before use."""
+
+    def __init__(self, dsn: str, *, schema: str = "lark_scheduler", pool_size: int = 10) -> None:
+        if not _SCHEMA_NAME.match(schema):
+            raise ValueError(
+                f"schema={schema!r} must be lower-case letters, digits and underscores "
+                "(at most 41 characters, not starting with a digit)"
+            )
+        self.dsn = dsn
+        self.schema = schema
+        self.channel = channel_name(schema)
+        self.pool_size = pool_size
+        self.health = Health()
+        self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("the database is not open; await Database.open() first")
+        return self._pool
+
+    async def open(self, *, patience: float = 30.0) -> None:
+        """Create the pool and the schema (idempotent; safe for replicas starting together).
+
+        While the server is unreachable, retries with backoff for ``patience`` seconds."""
+        async with self._opening:
+            if self._pool is None:
+                await self._open(patience)
+
+    async def _open(self, patience: float) -> None:
+        # Patience is counted in backoff sleeps, not read from a clock.
+        waited = 0.0
+        delay = 0.2
+        while True:
+            try:
+                await self.migrate()
+                break
+            except UNAVAILABLE as exc:
+                self.mark_down(exc)
+                if waited + delay > patience:
+                    raise
+                await asyncio.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 5.0)
+        self._pool = await asyncpg.create_pool(
+            self.dsn, min_size=1, max_size=self.pool_size,
+            server_settings={"search_path": self.schema,
+                             "application_name": f"lark_scheduler:{self.schema}"},
+        )
+
+    async def migrate(self) -> None:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            async with conn.transaction():
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                    f"lark_scheduler:schema:{self.schema}",
+                )
+                # The schema name was validated above (letters, digits, underscores).
+                await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                await conn.execute(f'SET LOCAL search_path TO "{self.schema}"')
+                await conn.execute(_DDL)
+                await conn.execute(
+                    "INSERT INTO scheduler_meta (key, value) VALUES ('version', $1) "
+                    "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                    str(SCHEMA_VERSION),
+                )
+        finally:
+            await conn.close()
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    async def drop(self) -> None:
+        """Drop the schema and everything in it (tests)."""
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+        finally:
+            await conn.close()
+
+    async def call(self, func: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Run ``func`` on a pooled connection, keeping :attr:`health` current."""
+        try:
+            async with self.pool.acquire() as conn:
+                result = await func(conn)
+        except UNAVAILABLE as exc:
+            self.mark_down(exc)
+            raise
+        if self.health.state != "up":
+            self.mark_up()
+        return result
+
+    def mark_down(self, exc: BaseException) -> None:
+        if self.health.state == "up":
+            log.error("PostgreSQL is unavailable: %s: %s", type(exc).__name__, exc)
+        self.health = Health(state="down", error=f"{type(exc).__name__}: {exc}")
+
+    def mark_up(self) -> None:
+        if self.health.state != "up":
+            log.warning("PostgreSQL is reachable again")
+        self.health = Health()
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        async def run(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+            rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+            return rows
+
+        return await self.call(run)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        async def run(conn: asyncpg.Connection) -> Any:
+            return await conn.fetchval(sql, *args)
+
+        return await self.call(run)
+
+    async def execute(self, sql: str, *args: Any) -> str:
+        async def run(conn: asyncpg.Connection) -> str:
+            status: str = await conn.execute(sql, *args)
+            return status
+
+        return await self.call(run)

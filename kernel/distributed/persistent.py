@@ -1,0 +1,396 @@
+"""A kernel whose jobs live in PostgreSQL and which runs as one of several replicas.
+
+``PersistentKernel`` is a :class:`kernel.Kernel` with the same public API plus
+``executor=`` on ``add_*`` and ``await flush()``. What it adds:
+
+* **Write-through.** ``add_*``, ``remove_job``, ``pause_job``, ``resume_job`` and
+  ``reschedule_job`` change the local registry at once (as in one process) and queue the
+  row change; one writer task applies the queue in order, retrying while the database is
+  down, and each write sends a NOTIFY. ``await flush()`` waits until the queue is written.
+* **Propagation.** A dedicated LISTEN connection receives every other replica's change
+  (typically within tens of milliseconds), fetches that row and applies it locally
+  without writing back. After a (re)connect it resynchronises from the table, since
+  notifications sent while it was away are lost. Nothing polls the table.
+* **Declarations.** Jobs added before ``start()`` are the code's declarations: at start
+  each is compared with its stored row; an unchanged one keeps the stored state (the
+  interval grid's anchor, paused, last fire time), a changed one overwrites the row.
+  Jobs other replicas added at run time are loaded from the table.
+* **One grid for all replicas.** An interval trigger without ``start_date`` gets one
+  (now + interval) when stored, so all replicas compute the same scheduled times and
+  claims (:mod:`kernel.coordination`) can be keyed by them. Interval ``jitter`` would
+  give each replica a different time and is refused.
+* **Downtime.** At start, the scheduled times between a job's stored ``last_fire`` (the
+  latest time any replica decided) and now go through the same decision as a late fire
+  in one process (``_catchup.py``).
+* **Unimportable callables.** A stored job whose import reference no longer resolves is
+  logged, recorded as a failure (``exc_type="ImportError"``) and left out; the other
+  jobs run. It is listed in :attr:`PersistentKernel.unresolved` and in ``health()``, and
+  ``remove_job`` removes it from the store.
+
+Known limits: manual runs (``run_job``) and retries are not claimed (they run where
+asked); a remote change replaces the local job, so a run in progress there is no longer
+counted locally (the claims still hold ``max_instances`` across replicas); arguments
+come back as JSON types (a tuple becomes a list, a datetime a string).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+
+from ..api_models import ReadyReport
+from ..errors import InvalidJobError
+from ..job import Job
+from ..kernel import Kernel
+from ..triggers import IntervalTrigger, Trigger, trigger_from_spec
+from ._catchup import catch_up
+from ._health import health, readiness, report_unresolvable
+from ._listener import Listener
+from ._pg import UNAVAILABLE, Database
+from ._pgstore import ChangeNote, PostgresJobStore, StoredJob, stored_from_job
+from ._refs import anchored, check_json, import_ref, storable_ref, unanchored
+from .postgres import PostgresCoordinator, PostgresFailureStore
+
+__all__ = ("PersistentKernel",)
+
+log = logging.getLogger("scheduler.store")
+# (job id, import reference, function) -> what the kernel calls instead of the function.
+Executor = Callable[[str, str, Callable[..., Any]], Callable[..., Any]]
+
+
+class PersistentKernel(Kernel):
+    """A kernel replica on a shared PostgreSQL schema (see the module doc).
+
+    ``dsn`` or ``db`` names the database; ``lease`` is the claim lease in seconds;
+    ``executors`` maps executor names other than ``"local"`` to a factory that wraps a
+    job's function (``kernel.distributed.rabbitmq.RabbitExecutor`` is one). Other
+    keyword arguments go to :class:`kernel.Kernel`.
+    """
+
+    def __init__(
+        self,
+        dsn: str | None = None,
+        *,
+        db: Database | None = None,
+        schema: str = "lark_scheduler",
+        replica_id: str | None = None,
+        lease: float = 15.0,
+        executors: dict[str, Executor] | None = None,
+        **kernel_options: Any,
+    ) -> None:
+        if db is None:
+            if dsn is None:
+                raise ValueError("pass dsn='postgresql://...' or db=Database(...)")
+            db = Database(dsn, schema=schema)
+        self.db = db
+        self.store = PostgresJobStore(db)
+        coordinator = PostgresCoordinator(db, replica_id=replica_id, lease=lease)
+        self.coordinator = coordinator
+        self.replica_id = coordinator.replica_id
+        kernel_options.setdefault("failure_store", PostgresFailureStore(db))
+        super().__init__(coordinator=coordinator, **kernel_options)
+        self.executors: dict[str, Executor] = dict(executors or {})
+        self.unresolved: dict[str, str] = {}
+        self._declared: dict[str, tuple[StoredJob, bool]] = {}
+        self._executor_of: dict[str, str] = {}
+        self._versions: dict[str, int] = {}
+        self._pending: dict[str, int] = {}
+        self._writes: asyncio.Queue[tuple[str, Callable[[], Awaitable[int]]]] | None = None
+        self._notes: asyncio.Queue[str] | None = None
+        self._bg: list[asyncio.Task[None]] = []
+        self.listener = Listener(db, self._on_note, self._resync, name=self.replica_id)
+
+    # -- the public API, written through ----------------------------------------------
+    def add_job(self, func: Callable[..., Any], trigger: Trigger, *,
+                executor: str = "local", **options: Any) -> Job:
+        if executor != "local" and executor not in self.executors:
+            raise InvalidJobError(
+                f"executor={executor!r} is not configured; use 'local' or one of "
+                f"{sorted(self.executors)} (PersistentKernel(executors=...))"
+            )
+        ref = storable_ref(func)
+        check_json("args", list(options.get("args", ())))
+        check_json("kwargs", dict(options.get("kwargs") or {}))
+        if isinstance(trigger, IntervalTrigger) and trigger.jitter:
+            raise InvalidJobError(
+                f"jitter={trigger.jitter:g} cannot be used with replicas: each would compute "
+                "a different scheduled time; drop jitter or use a plain Kernel"
+            )
+        fixed = anchored(trigger, self.clock.now())
+        if options.get("job_id") is None:
+            options["job_id"] = uuid.uuid4().hex
+        runner = func if executor == "local" else \
+            self.executors[executor](options["job_id"], ref, func)
+        job = super().add_job(runner, fixed, **options)
+        self._executor_of[job.id] = executor
+        self.unresolved.pop(job.id, None)  # a new definition replaces an unloadable one
+        stored = stored_from_job(job, ref, executor, options.get("retry"))
+        if self.running:
+            self._write(job.id, lambda: self.store.upsert(stored, self.replica_id))
+        else:
+            self._declared[job.id] = (stored, fixed is not trigger)
+        return job
+
+    def remove_job(self, job_id: str) -> None:
+        if job_id in self.unresolved and self.running:
+            # Stored but not loadable (its function is gone): removing it is the fix.
+            del self.unresolved[job_id]
+            self._write(job_id, lambda: self.store.delete(job_id, self.replica_id))
+            return
+        super().remove_job(job_id)
+        self._executor_of.pop(job_id, None)
+        if self.running:
+            self._write(job_id, lambda: self.store.delete(job_id, self.replica_id))
+        else:
+            self._declared.pop(job_id, None)
+
+    def pause_job(self, job_id: str) -> Job:
+        return self._paused_change(super().pause_job(job_id))
+
+    def resume_job(self, job_id: str) -> Job:
+        return self._paused_change(super().resume_job(job_id))
+
+    def reschedule_job(self, job_id: str, trigger: Trigger) -> Job:
+        if isinstance(trigger, IntervalTrigger) and trigger.jitter:
+            raise InvalidJobError(f"jitter={trigger.jitter:g} cannot be used with replicas")
+        job = super().reschedule_job(job_id, anchored(trigger, self.clock.now()))
+        spec = job.trigger.to_spec()
+        if self.running:
+            self._write(job_id, lambda: self.store.set_trigger(job_id, spec, self.replica_id))
+        elif job_id in self._declared:
+            decl, _ = self._declared[job_id]
+            self._declared[job_id] = (msgspec.structs.replace(decl, trigger=spec), False)
+        return job
+
+    def _paused_change(self, job: Job) -> Job:
+        if self.running:
+            self._write(job.id, lambda: self.store.set_paused(job.id, job.paused,
+                                                              self.replica_id))
+        elif job.id in self._declared:
+            decl, anchor = self._declared[job.id]
+            self._declared[job.id] = (msgspec.structs.replace(decl, paused=job.paused), anchor)
+        return job
+
+    def health(self) -> dict[str, Any]:
+        """The outside world as this replica sees it (see :func:`._health.health`)."""
+        return health(self)
+
+    async def readiness(self) -> ReadyReport:
+        """A readiness report for the admin API: ``create_admin_app(kernel,
+        readiness=kernel.readiness)`` answers 503 while PostgreSQL or an executor's
+        broker is unreachable."""
+        return readiness(self)
+
+    async def flush(self) -> None:
+        """Wait until every change made here so far is written (and notified)."""
+        if self._writes is not None:
+            await self._writes.join()
+
+    # -- writing -----------------------------------------------------------------------
+    def _write(self, job_id: str, op: Callable[[], Awaitable[int]]) -> None:
+        def enqueue() -> None:
+            assert self._writes is not None
+            self._pending[job_id] = self._pending.get(job_id, 0) + 1
+            self._writes.put_nowait((job_id, op))
+
+        self._on_loop(enqueue)
+
+    async def _writer(self) -> None:
+        assert self._writes is not None
+        while True:
+            job_id, op = await self._writes.get()
+            delay = 0.2
+            try:
+                while True:
+                    try:
+                        version = await op()
+                        if version:
+                            self._versions[job_id] = max(self._versions.get(job_id, 0),
+                                                         version)
+                        break
+                    except UNAVAILABLE:
+                        # Kept in order and retried: the change is applied once it is back.
+                        await asyncio.sleep(delay)
+                        delay = min(delay * 2, 10.0)
+                    except Exception:
+                        log.exception("could not store the change of job %s", job_id)
+                        break
+            finally:
+                left = self._pending.get(job_id, 1) - 1
+                if left:
+                    self._pending[job_id] = left
+                else:
+                    self._pending.pop(job_id, None)
+                self._writes.task_done()
+
+    # -- reading and applying ------------------------------------------------------------
+    def _on_note(self, payload: str) -> None:
+        if self._notes is not None:
+            self._notes.put_nowait(payload)
+
+    async def _applier(self) -> None:
+        assert self._notes is not None
+        while True:
+            payload = await self._notes.get()
+            try:
+                note = msgspec.json.decode(payload, type=ChangeNote)
+                if note.origin == self.replica_id:
+                    continue
+                if note.op == "delete":
+                    self._apply_delete(note.id, note.version)
+                else:
+                    row = await self.store.get(note.id)
+                    if row is not None:
+                        await self._apply(row)
+            except Exception:
+                log.exception("could not apply the job change %s", payload[:200])
+
+    async def _resync(self) -> None:
+        rows = {row.id: row for row in await self.store.load()}
+        for row in rows.values():
+            await self._apply(row)
+        with self._lock:
+            local = list(self._jobs)
+        for job_id in local:
+            if job_id not in rows and not self._pending.get(job_id):
+                self._apply_delete(job_id, None)
+
+    def _apply_delete(self, job_id: str, version: int | None) -> None:
+        if version is not None and version <= self._versions.get(job_id, 0):
+            return
+        self._versions.pop(job_id, None)
+        self._executor_of.pop(job_id, None)
+        self.unresolved.pop(job_id, None)
+        with self._lock:
+            known = job_id in self._jobs
+        if known:
+            Kernel.remove_job(self, job_id)
+
+    async def _apply(self, row: StoredJob) -> None:
+        """Make the local registry match a stored row that changed elsewhere."""
+        if row.version <= self._versions.get(row.id, 0) or self._pending.get(row.id):
+            return
+        self._versions[row.id] = row.version
+        with self._lock:
+            rec = self._jobs.get(row.id)
+        if rec is not None and self._executor_of.get(row.id) == row.executor:
+            current = stored_from_job(self._view(rec), row.func_ref, row.executor, rec.retry)
+            if current.definition() == row.definition():
+                if current.paused != row.paused:
+                    (Kernel.pause_job if row.paused else Kernel.resume_job)(self, row.id)
+                return
+            if msgspec.structs.replace(current, trigger=row.trigger).definition() == \
+                    row.definition():
+                Kernel.reschedule_job(self, row.id, trigger_from_spec(row.trigger))
+                if current.paused != row.paused:
+                    (Kernel.pause_job if row.paused else Kernel.resume_job)(self, row.id)
+                return
+        await self._install_row(row, replace=True)
+
+    async def _install_row(self, row: StoredJob, *, replace: bool) -> bool:
+        """Register a stored job locally; False (reported) if its callable is gone."""
+        try:
+            func = import_ref(row.func_ref)
+            trigger = trigger_from_spec(row.trigger)
+            runner = func if row.executor == "local" else \
+                self.executors[row.executor](row.id, row.func_ref, func)
+        except Exception as exc:
+            await report_unresolvable(self, row, exc)
+            with self._lock:
+                known = row.id in self._jobs
+            if known:
+                Kernel.remove_job(self, row.id)
+            return False
+        self.unresolved.pop(row.id, None)
+        Kernel.add_job(
+            self, runner, trigger, job_id=row.id, name=row.name, args=row.args,
+            kwargs=row.kwargs, coalesce=row.coalesce, max_instances=row.max_instances,
+            misfire_grace_time=row.misfire_grace_time, timeout=row.timeout, retry=row.retry,
+            replace_existing=replace,
+        )
+        self._executor_of[row.id] = row.executor
+        if row.paused:
+            Kernel.pause_job(self, row.id)
+        return True
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self.running:
+            return
+        await self.db.open()
+        stored = {row.id: row for row in await self.store.load()}
+        for job_id, (decl, was_anchored) in self._declared.items():
+            old = stored.get(job_id)
+            if old is None:
+                if await self.store.insert(decl, self.replica_id):
+                    continue
+                # Another replica declared it a moment ago: compare with its row.
+                old = await self.store.get(job_id)
+            if old is not None and _same(old, decl, was_anchored):
+                continue
+            keep_paused = old.paused if old is not None else decl.paused
+            await self.store.upsert(msgspec.structs.replace(decl, paused=keep_paused),
+                                    self.replica_id)
+        self._declared.clear()
+        rows = await self.store.load()
+        with self._lock:
+            local = list(self._jobs)
+        for job_id in local:
+            Kernel.remove_job(self, job_id)
+        installed: list[StoredJob] = []
+        for row in rows:
+            trigger = row.trigger
+            if trigger.get("kind") == "date" and row.last_fire is not None:
+                # A one-shot job whose time was decided already: it is done.
+                await self.store.delete(row.id, self.replica_id)
+                continue
+            self._versions[row.id] = row.version
+            if await self._install_row(row, replace=False):
+                installed.append(row)
+        self._writes = asyncio.Queue()
+        self._notes = asyncio.Queue()
+        await super().start()
+        loop = asyncio.get_running_loop()
+        self._bg = [loop.create_task(self._writer()), loop.create_task(self._applier()),
+                    loop.create_task(self.listener.run())]
+        for executor in self.executors.values():
+            connect = getattr(executor, "connect", None)
+            if connect is not None:
+                # In the background: a broker that is down must not stop the scheduler.
+                self._bg.append(loop.create_task(connect()))
+        for row in installed:
+            await catch_up(self, row)
+
+    async def shutdown(self, wait: bool = True, grace: float | None = None) -> None:
+        if not self.running:
+            return
+        if self._writes is not None:
+            try:
+                await asyncio.wait_for(self._writes.join(), 10.0)
+            except TimeoutError:
+                log.error("%d job change(s) could not be stored before shutdown",
+                          self._writes.qsize())
+        for task in self._bg:
+            task.cancel()
+        await asyncio.gather(*self._bg, return_exceptions=True)
+        self._bg = []
+        await super().shutdown(wait=wait, grace=grace)
+        for executor in self.executors.values():
+            close = getattr(executor, "close", None)
+            if close is not None:
+                await close()
+        await self.db.close()
+
+
+def _same(old: StoredJob, new: StoredJob, new_was_anchored: bool) -> bool:
+    if not new_was_anchored:
+        return old.definition() == new.definition()
+    a = msgspec.structs.replace(old, trigger=unanchored(old.trigger))
+    b = msgspec.structs.replace(new, trigger=unanchored(new.trigger))
+    return a.definition() == b.definition()
+

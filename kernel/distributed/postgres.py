@@ -1,0 +1,289 @@
+"""PostgreSQL coordination for several replicas: claims, the reaper, failure records.
+
+:class:`PostgresCoordinator` implements :class:`kernel.coordination.Coordinator` with a
+``claims`` table, one row per (job id, scheduled time), primary key on the pair. The
+claim is one call of the ``claim_run`` SQL function (see ``_pg.py``), which takes a
+per-job advisory lock, answers ``taken`` if the row exists, counts the job's live
+running claims against ``max_instances`` and inserts the row. Leases are timestamps
+computed by the database (``now() + lease``), so replica clock skew does not affect
+them. The reaper, run by every replica every ``lease / 2`` seconds, turns running claims
+whose lease has expired into ``interrupted`` with one ``UPDATE ... RETURNING``; row
+locks make each expired claim come back to exactly one replica, which writes the
+failure record (``exc_type="Interrupted"``), emits ``RunFailed`` and applies the job's
+retry policy. It also deletes finished claims older than ``keep_claims``.
+
+:class:`PostgresFailureStore` keeps failure records in the same schema so every
+replica sees them (the reaper's records included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from ..coordination import ClaimState, ClaimVerdict
+from ..events import RunFailed
+from ..failures import FailureRecord, RetryAttempt
+from ._pg import Database, Health
+from ._pgstore import PostgresJobStore, StoredJob
+
+if TYPE_CHECKING:
+    from ..kernel import Kernel
+
+__all__ = (
+    "Database",
+    "Health",
+    "PostgresCoordinator",
+    "PostgresFailureStore",
+    "PostgresJobStore",
+    "StoredJob",
+    "WorkerOutcome",
+)
+
+log = logging.getLogger("scheduler.coordination")
+
+_VERDICTS: dict[str, ClaimVerdict] = {"won": "won", "taken": "taken", "busy": "busy"}
+
+
+def default_replica_id() -> str:
+    """``host:pid:random``: unique per process, readable in the claims table."""
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+
+
+class WorkerOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """How a run on a RabbitMQ worker ended (stored in its claim, sent to the replica)."""
+
+    run_id: str
+    ok: bool
+    worker: str
+    duration: float
+    exc_type: str | None = None
+    message: str = ""
+    traceback: str = ""
+    timed_out: bool = False
+
+
+class PostgresCoordinator:
+    """Claims in PostgreSQL; see the module doc. ``lease`` is in seconds."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        replica_id: str | None = None,
+        lease: float = 15.0,
+        keep_claims: timedelta = timedelta(days=7),
+    ) -> None:
+        if lease < 0.1:
+            raise ValueError(f"lease={lease} must be at least 0.1 seconds")
+        self.db = db
+        self.replica_id = replica_id if replica_id is not None else default_replica_id()
+        self.lease = float(lease)
+        self.keep_claims = keep_claims
+        self._kernel: Kernel | None = None
+        self._reaper: asyncio.Task[None] | None = None
+
+    # -- Coordinator ------------------------------------------------------------------
+    async def attach(self, kernel: Kernel) -> None:
+        self._kernel = kernel
+        await self.db.open()
+        self._reaper = asyncio.get_running_loop().create_task(self._reap_forever(kernel))
+
+    async def detach(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            await asyncio.gather(self._reaper, return_exceptions=True)
+            self._reaper = None
+
+    async def claim(
+        self, job_id: str, scheduled_at: datetime, run_id: str, *, max_instances: int
+    ) -> ClaimVerdict:
+        answer = await self.db.fetchval(
+            "SELECT claim_run($1, $2, $3, $4, $5, $6)",
+            job_id, scheduled_at, self.replica_id, run_id, max_instances, self.lease,
+        )
+        return _VERDICTS[answer]
+
+    async def renew(self, job_id: str, scheduled_at: datetime, run_id: str) -> bool:
+        status = await self.db.execute(
+            "UPDATE claims SET lease_until = now() + $4 * interval '1 second' "
+            "WHERE job_id = $1 AND scheduled_at = $2 AND run_id = $3 AND state = 'running'",
+            job_id, scheduled_at, run_id, self.lease,
+        )
+        return status.endswith(" 1")
+
+    async def finish(
+        self, job_id: str, scheduled_at: datetime, run_id: str, state: ClaimState
+    ) -> None:
+        await self.db.execute(
+            "UPDATE claims SET state = $4, finished_at = now(), lease_until = NULL "
+            "WHERE job_id = $1 AND scheduled_at = $2 AND run_id = $3 AND state = 'running'",
+            job_id, scheduled_at, run_id, state,
+        )
+
+    # -- beyond the protocol ----------------------------------------------------------
+    async def mark(self, job_id: str, scheduled_at: datetime, state: ClaimState) -> bool:
+        """Record a decision that runs nothing (``missed``, ``coalesced``) for a scheduled
+        time; True if this replica recorded it first (and so reports it)."""
+
+        async def run(conn: Any) -> bool:
+            async with conn.transaction():
+                inserted = await conn.fetchval(
+                    "INSERT INTO claims (job_id, scheduled_at, replica, run_id, state, "
+                    "finished_at) VALUES ($1, $2, $3, '', $4, now()) "
+                    "ON CONFLICT DO NOTHING RETURNING true",
+                    job_id, scheduled_at, self.replica_id, state,
+                )
+                await conn.execute(
+                    "UPDATE jobs SET last_fire = GREATEST(last_fire, $2) WHERE id = $1",
+                    job_id, scheduled_at,
+                )
+            return bool(inserted)
+
+        return await self.db.call(run)
+
+    def health(self) -> Health:
+        """The database's state as this replica last saw it."""
+        return self.db.health
+
+    async def reap(self) -> list[FailureRecord]:
+        """Mark expired running claims interrupted; record and report each once."""
+        # A claim a worker finished (its outcome is stored) but whose replica died before
+        # recording it ends as the worker said; one nobody finished is interrupted.
+        rows = await self.db.fetch(
+            "UPDATE claims SET finished_at = now(), state = CASE "
+            "WHEN worker_outcome IS NULL THEN 'interrupted' "
+            "WHEN (worker_outcome->>'ok')::boolean THEN 'succeeded' ELSE 'failed' END "
+            "WHERE state = 'running' AND lease_until < now() AND "
+            "(worker_until IS NULL OR worker_until < now()) "
+            "RETURNING job_id, scheduled_at, run_id, replica, attempt, started_at, lease_until, "
+            "state, worker_outcome::text AS outcome",
+        )
+        records = [self._interrupted(row) for row in rows if row["state"] != "succeeded"]
+        kernel = self._kernel
+        for record in records:
+            log.error(
+                "Run %s of job %s (scheduled %s) ended without its replica: %s", record.run_id,
+                record.job_id, record.scheduled_at, record.message,
+            )
+            if kernel is not None:
+                await self._report(kernel, record)
+        await self.db.execute(
+            "DELETE FROM claims WHERE finished_at < now() - $1::interval", self.keep_claims,
+        )
+        return records
+
+    def _interrupted(self, row: Any) -> FailureRecord:
+        lease_until: datetime = row["lease_until"]
+        started: datetime = row["started_at"]
+        last_seen = lease_until - timedelta(seconds=self.lease)
+        if row["outcome"] is not None:
+            outcome = msgspec.json.decode(row["outcome"], type=WorkerOutcome)
+            return FailureRecord(
+                id=uuid.uuid4().hex, job_id=row["job_id"], run_id=row["run_id"],
+                scheduled_at=row["scheduled_at"], started_at=started,
+                duration=outcome.duration, exc_type=outcome.exc_type or "Exception",
+                message=outcome.message, traceback=outcome.traceback,
+                timed_out=outcome.timed_out, attempt=row["attempt"],
+            )
+        return FailureRecord(
+            id=uuid.uuid4().hex, job_id=row["job_id"], run_id=row["run_id"],
+            scheduled_at=row["scheduled_at"], started_at=started,
+            duration=max(0.0, (last_seen - started).total_seconds()),
+            exc_type="Interrupted",
+            message=(
+                f"replica {row['replica']} stopped renewing the lease of this run; it was "
+                f"last alive at {last_seen.isoformat()} and its outcome is unknown"
+            ),
+            traceback="", attempt=row["attempt"],
+        )
+
+    async def _report(self, kernel: Kernel, record: FailureRecord) -> None:
+        try:
+            await kernel.failure_store.add_failure(record)
+        except Exception:
+            log.exception("could not store the interrupted-run record of job %s", record.job_id)
+        if kernel._observed:
+            kernel._emit(RunFailed(
+                job_id=record.job_id, scheduled_at=record.scheduled_at, run_id=record.run_id,
+                started_at=record.started_at, duration=record.duration,
+                exc_type=record.exc_type, message=record.message, traceback="",
+                attempt=record.attempt,
+            ))
+        with kernel._lock:
+            rec = kernel._jobs.get(record.job_id)
+        policy = None if rec is None else rec.retry
+        if rec is not None and policy is not None and record.attempt < policy.max_attempts:
+            log.info("Job %s will be retried after its interrupted run (attempt %d of %d)",
+                     rec.id, record.attempt + 1, policy.max_attempts)
+            kernel._start_run(rec, record.scheduled_at, 0.0, attempt=record.attempt + 1,
+                              retry_of=record.id)
+
+    async def _reap_forever(self, kernel: Kernel) -> None:
+        while True:
+            await kernel.clock.sleep(self.lease / 2)
+            try:
+                await self.reap()
+            except Exception as exc:
+                log.warning("reaper pass failed: %s: %s", type(exc).__name__, exc)
+
+
+class PostgresFailureStore:
+    """Failure records in the scheduler's schema, shared by all replicas."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def add_failure(self, record: FailureRecord) -> None:
+        await self.db.open()
+        await self.db.execute(
+            "INSERT INTO failures (id, job_id, record) VALUES ($1, $2, $3::jsonb) "
+            "ON CONFLICT (id) DO NOTHING",
+            record.id, record.job_id, msgspec.json.encode(record).decode(),
+        )
+
+    async def get_failure(self, failure_id: str) -> FailureRecord | None:
+        await self.db.open()
+        raw = await self.db.fetchval("SELECT record::text FROM failures WHERE id = $1",
+                                     failure_id)
+        return None if raw is None else msgspec.json.decode(raw, type=FailureRecord)
+
+    async def list_failures(
+        self, *, job_id: str | None = None, limit: int = 100
+    ) -> list[FailureRecord]:
+        await self.db.open()
+        rows = await self.db.fetch(
+            "SELECT record::text AS r FROM failures WHERE $1::text IS NULL OR job_id = $1 "
+            "ORDER BY created_at DESC, id LIMIT $2",
+            job_id, limit,
+        )
+        return [msgspec.json.decode(row["r"], type=FailureRecord) for row in rows]
+
+    async def set_retry(self, failure_id: str, attempt: RetryAttempt) -> None:
+        await self.db.open()
+
+        async def run(conn: Any) -> None:
+            async with conn.transaction():
+                raw = await conn.fetchval(
+                    "SELECT record::text FROM failures WHERE id = $1 FOR UPDATE", failure_id
+                )
+                if raw is None:
+                    return
+                record = msgspec.json.decode(raw, type=FailureRecord)
+                retries = [r for r in record.retries if r.run_id != attempt.run_id]
+                retries.append(attempt)
+                retries.sort(key=lambda r: r.started_at)
+                record = msgspec.structs.replace(record, retries=tuple(retries))
+                await conn.execute(
+                    "UPDATE failures SET record = $2::jsonb WHERE id = $1",
+                    failure_id, msgspec.json.encode(record).decode(),
+                )
+
+        await self.db.call(run)

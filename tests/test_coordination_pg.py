@@ -1,0 +1,188 @@
+"""Claims in PostgreSQL: one winner per (job, scheduled time), max_instances across
+replicas, expired leases reported as interrupted runs, skewed clocks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from kernel import Kernel
+from kernel.distributed._pg import Database
+from kernel.distributed.postgres import PostgresCoordinator, PostgresFailureStore
+from kernel.events import Event, RunFailed, RunSkipped, RunStarted, RunSucceeded
+from kernel.retry import RetryPolicy
+from kernel.testing import VirtualClock
+from kernel.triggers import IntervalTrigger
+
+from .pg_helpers import drain, fresh_db
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+async def db() -> AsyncIterator[Database]:
+    async with fresh_db() as database:
+        yield database
+
+T0 = datetime(2024, 5, 1, 1, 0, tzinfo=UTC)
+
+
+def coordinators(db: Database, n: int, lease: float = 15.0) -> list[PostgresCoordinator]:
+    return [PostgresCoordinator(db, replica_id=f"r{i}", lease=lease) for i in range(n)]
+
+
+async def test_racing_claims_on_one_scheduled_time_have_exactly_one_winner(db: Database) -> None:
+    a, b = coordinators(db, 2)
+    verdicts = await asyncio.gather(*(
+        c.claim("job", T0, f"run-{i}", max_instances=5)
+        for i, c in enumerate([a, b] * 10)
+    ))
+    assert sorted(verdicts) == ["taken"] * 19 + ["won"]
+
+
+async def test_a_claim_asked_again_by_the_same_run_is_still_won(db: Database) -> None:
+    (a,) = coordinators(db, 1)
+    assert await a.claim("job", T0, "run-1", max_instances=1) == "won"
+    # The first answer may have been lost with the connection: asking again is safe.
+    assert await a.claim("job", T0, "run-1", max_instances=1) == "won"
+
+
+@pytest.mark.parametrize(
+    ("max_instances", "second"),
+    [(1, "busy"), (2, "won")],
+    ids=["limit-1-second-replica-busy", "limit-2-second-replica-runs"],
+)
+async def test_max_instances_holds_across_replicas(
+    db: Database, max_instances: int, second: str
+) -> None:
+    a, b = coordinators(db, 2)
+    assert await a.claim("job", T0, "a-1", max_instances=max_instances) == "won"
+    later = T0 + timedelta(seconds=1)
+    assert await b.claim("job", later, "b-1", max_instances=max_instances) == second
+    # A busy time is decided (skipped): no replica runs it later.
+    assert await a.claim("job", later, "a-2", max_instances=max_instances) == "taken"
+    await a.finish("job", T0, "a-1", "succeeded")
+    assert await b.claim("job", T0 + timedelta(seconds=2), "b-2",
+                         max_instances=max_instances) == "won"
+
+
+async def test_an_expired_lease_is_reaped_once_as_an_interrupted_run(db: Database) -> None:
+    a, b = coordinators(db, 2, lease=5.0)
+    assert await a.claim("job", T0, "a-1", max_instances=1) == "won"
+    assert await b.reap() == []
+    # Replica a dies: it stops renewing and the lease runs out (moved back, not waited for).
+    await db.execute("UPDATE claims SET lease_until = now() - interval '1 second'")
+    reaped = await asyncio.gather(a.reap(), b.reap())
+    records = reaped[0] + reaped[1]
+    assert [(r.job_id, r.run_id, r.scheduled_at, r.exc_type) for r in records] == [
+        ("job", "a-1", T0, "Interrupted")
+    ]
+    assert "replica r0 stopped renewing the lease" in records[0].message
+    rows = await db.fetch("SELECT state, finished_at IS NOT NULL AS done FROM claims")
+    assert [(r["state"], r["done"]) for r in rows] == [("interrupted", True)]
+    # The scheduled time is decided: it is never started again, and the dead run's late
+    # outcome does not overwrite "interrupted".
+    assert await b.claim("job", T0, "b-1", max_instances=1) == "taken"
+    assert await a.renew("job", T0, "a-1") is False
+    await a.finish("job", T0, "a-1", "succeeded")
+    assert await db.fetchval("SELECT state FROM claims") == "interrupted"
+    # An interrupted run no longer counts against max_instances.
+    assert await b.claim("job", T0 + timedelta(seconds=1), "b-2", max_instances=1) == "won"
+
+
+async def test_a_reaping_kernel_stores_and_reports_the_interrupted_run(db: Database) -> None:
+    dead = PostgresCoordinator(db, replica_id="dead", lease=5.0)
+    assert await dead.claim("job", T0, "d-1", max_instances=1) == "won"
+    await db.execute("UPDATE claims SET lease_until = now() - interval '1 second'")
+    store = PostgresFailureStore(db)
+    alive = PostgresCoordinator(db, replica_id="alive", lease=5.0)
+    kernel = Kernel(clock=VirtualClock(T0), coordinator=alive, failure_store=store)
+    events: list[Event] = []
+    kernel.add_listener(events.append)
+    async with kernel:
+        await alive.reap()
+    failures = await store.list_failures(job_id="job")
+    assert [(f.run_id, f.exc_type, f.scheduled_at) for f in failures] == [
+        ("d-1", "Interrupted", T0)
+    ]
+    assert [(type(e).__name__, e.job_id, e.run_id) for e in events
+            if isinstance(e, RunFailed)] == [("RunFailed", "job", "d-1")]
+
+
+@pytest.mark.parametrize("skew", [0.0, 2.5, -3.0], ids=["no-skew", "ahead-2.5s", "behind-3s"])
+async def test_replicas_with_skewed_clocks_run_each_scheduled_time_once(
+    db: Database, skew: float
+) -> None:
+    ran: list[tuple[str, datetime]] = []
+
+    def replica(name: str, offset: float) -> tuple[Kernel, VirtualClock]:
+        clock = VirtualClock(T0 + timedelta(seconds=offset))
+        kernel = Kernel(clock=clock, coordinator=PostgresCoordinator(db, replica_id=name))
+
+        async def job() -> None:
+            ran.append((name, clock.now()))
+
+        # Both replicas share the stored anchor of the interval grid.
+        kernel.add_job(job, IntervalTrigger(seconds=1, start_date=T0 + timedelta(seconds=1)),
+                       job_id="tick")
+        return kernel, clock
+
+    (ka, ca), (kb, cb) = replica("a", 0.0), replica("b", skew)
+    started: list[Event] = []
+    ka.add_listener(lambda e: started.append(e) if isinstance(e, RunStarted) else None)
+    kb.add_listener(lambda e: started.append(e) if isinstance(e, RunStarted) else None)
+    async with ka, kb:
+        for _ in range(20):
+            # Interleave the replicas in real order of their (skewed) clocks.
+            for clock, kernel in sorted([(ca, ka), (cb, kb)], key=lambda p: p[0].now()):
+                await clock.advance(0.5)
+                await drain(kernel)
+    scheduled = sorted(e.scheduled_at for e in started if e.scheduled_at is not None)
+    assert len(scheduled) == len(set(scheduled)) == len(ran)
+    expected = {T0 + timedelta(seconds=s) for s in range(1, 10)}
+    assert expected <= set(scheduled)
+    skipped = [e for e in started if isinstance(e, RunSkipped)]
+    assert skipped == []
+
+
+RETRIED: list[str] = []
+
+
+async def retried_job() -> None:
+    RETRIED.append("ran")
+
+
+@pytest.mark.parametrize(
+    ("max_attempts", "expected"),
+    [(1, []), (2, [("RunStarted", 2), ("RunSucceeded", 2)])],
+    ids=["no-retry-policy-no-rerun", "retry-policy-reruns-once"],
+)
+async def test_an_interrupted_run_runs_again_only_if_the_retry_policy_says_so(
+    db: Database, max_attempts: int, expected: list[tuple[str, int]]
+) -> None:
+    dead = PostgresCoordinator(db, replica_id="dead", lease=5.0)
+    assert await dead.claim("job", T0, "d-1", max_instances=1) == "won"
+    await db.execute("UPDATE claims SET lease_until = now() - interval '1 second'")
+    alive = PostgresCoordinator(db, replica_id="alive", lease=5.0)
+    clock = VirtualClock(T0 + timedelta(seconds=30))
+    kernel = Kernel(clock=clock, coordinator=alive)
+    kernel.add_job(retried_job, IntervalTrigger(hours=1, start_date=T0), job_id="job",
+                   retry=RetryPolicy(max_attempts=max_attempts, backoff=0.0, jitter=0.0))
+    events: list[Event] = []
+    kernel.add_listener(events.append)
+    RETRIED.clear()
+    async with kernel:
+        await alive.reap()
+        await clock.advance(0)
+        await drain(kernel)
+    runs = [(type(e).__name__, e.attempt) for e in events
+            if isinstance(e, RunStarted | RunSucceeded)]
+    assert runs == expected
+    assert len(RETRIED) == len(expected) // 2
+    failures = [e for e in events if isinstance(e, RunFailed)]
+    assert [(f.run_id, f.exc_type, f.attempt) for f in failures] == [("d-1", "Interrupted", 1)]
+    # The scheduler itself never starts the interrupted time again.
+    assert await db.fetchval("SELECT count(*) FROM claims") == 1
