@@ -14,6 +14,7 @@ from ._run import call_job
 from .errors import JobBusyError, JobLookupError, JobTimeoutError, KernelNotRunningError
 from .events import RunFailed, RunStarted, RunSucceeded
 from .failures import FailureRecord, RetryAttempt
+from .redaction import redact
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -167,15 +168,19 @@ class RunsMixin:
         tb: str,
     ) -> None:
         timed_out = isinstance(exc, JobTimeoutError)
+        # An exception message or traceback can carry a credential (a request body, a
+        # config repr): mask it before it reaches a log line, an event or a stored record.
+        message = redact(str(exc))
+        tb = redact(tb)
         run_log.error(
             "Failed scheduled task %s (run %s, scheduled %s, after %.3f s%s): %s: %s\n%s",
             rec.id, run_id, sched.isoformat() if sched else "manual", duration,
-            ", timed out" if timed_out else "", type(exc).__name__, exc, tb.rstrip(),
+            ", timed out" if timed_out else "", type(exc).__name__, message, tb.rstrip(),
         )
         record = FailureRecord(
             id=uuid.uuid4().hex, job_id=rec.id, run_id=run_id, scheduled_at=sched,
             started_at=started, duration=duration, exc_type=type(exc).__name__,
-            message=str(exc), traceback=tb, timed_out=timed_out, attempt=attempt,
+            message=message, traceback=tb, timed_out=timed_out, attempt=attempt,
             retry_of=retry_of,
         )
         if self._observed:

@@ -645,7 +645,7 @@ async def test_every_job_endpoint_on_the_real_kernel(make_client: MakeClient) ->
     clock = VirtualClock(T0)
     kernel = Kernel(timezone="UTC", clock=clock)
 
-    async def wait() -> None:
+    async def wait(**_: object) -> None:
         await clock.sleep(60)
 
     kernel.add_interval_job(wait, hours=6, job_id="sync_user_info", kwargs={"app_secret": "x"})
@@ -677,3 +677,4 @@ async def test_every_job_endpoint_on_the_real_kernel(make_client: MakeClient) ->
         assert kernel.get_jobs() == []
         assert (await client.get("/jobs")).status == 200
         assert await (await client.get("/jobs")).json() == {"jobs": []}
+        await clock.advance(60)  # let the manual run finish, so shutdown has nothing to wait for

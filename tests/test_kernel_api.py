@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -286,3 +287,19 @@ def test_bad_input_is_refused_with_a_message_naming_the_field(call, fragment: st
 def test_unknown_kernel_timezone_is_refused() -> None:
     with pytest.raises(InvalidJobError, match="Mars/Olympus"):
         Kernel(timezone="Mars/Olympus")
+
+
+async def test_start_and_stop_are_logged_under_the_scheduler_logger(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO, logger="scheduler"):
+        async with virtual_kernel(T0) as (k, clock, _rec):
+            k.add_interval_job(noop, seconds=5, job_id="sync_user_info")
+            await clock.advance(5)
+    names = {r.name for r in caplog.records}
+    assert names <= {"scheduler", "scheduler.job"}
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith("Scheduler started (timezone=Asia/Shanghai")
+    assert any("Running job sync_user_info" in line for line in lines)
+    assert any("Job sync_user_info (run" in line and "succeeded" in line for line in lines)
+    assert lines[-1] == "Scheduler stopped"

@@ -384,3 +384,25 @@ async def test_shutdown_grace_lets_short_runs_finish_and_cancels_the_rest(
     assert ("RunFailed", "long") in kinds
     assert "exception was never retrieved" not in caplog.text
     rec.stream.close()
+
+
+async def test_secrets_in_a_failure_never_reach_logs_events_or_records(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with virtual_kernel(T0) as (k, clock, rec):
+        async def leaky() -> None:
+            raise RuntimeError(
+                "login failed: app_secret=s3cr3t-value Bearer t-abcdefghijklmnopqrstu"
+            )
+
+        k.add_interval_job(leaky, seconds=10, job_id="leaky")
+        rec.take()
+        with caplog.at_level(logging.INFO, logger="scheduler"):
+            await clock.advance(10)
+        failed = [e for e in rec.take() if isinstance(e, RunFailed)]
+        stored = await k.failure_store.list_failures(job_id="leaky")
+        for text in (caplog.text, failed[0].message, failed[0].traceback,
+                     stored[0].message, stored[0].traceback):
+            assert "s3cr3t-value" not in text
+            assert "abcdefghijklmnopqrstu" not in text
+        assert "Failed scheduled task leaky" in caplog.text

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import anyio
 import pytest
 from aioprometheus.collectors import Gauge, Registry
 
@@ -417,11 +418,12 @@ async def test_metrics_agree_with_the_events_through_skips_and_misses() -> None:
         clock.stall(100)  # a blocked loop: fires fall due late
         await clock.advance(1)
     seen: list[Event] = []
-    while True:
-        try:
-            seen.append(events.receive_nowait())
-        except Exception:
-            break
+    with events:
+        while True:
+            try:
+                seen.append(events.receive_nowait())
+            except (anyio.WouldBlock, anyio.EndOfStream):
+                break
     samples = parse(metrics.render().decode())
     for job in ("slow", "late"):
         mine = [e for e in seen if e.job_id == job]

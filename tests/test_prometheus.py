@@ -263,7 +263,9 @@ async def test_real_prometheus_scrapes_a_running_kernel(
         await wait_for(ok_job_done, "ok_job to finish")
 
         async def scraped_after_runs() -> bool:
-            result = await prom.query('scheduled_task_executions_total{task_name="ok_job"}')
+            result = await prom.query(
+                'scheduled_task_executions_total{task_name="ok_job", status="success"}'
+            )
             return bool(result) and result[0]["value"][1] == "1"
 
         await wait_for(scraped_after_runs, "a scrape after the runs", seconds=15)

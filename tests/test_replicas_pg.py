@@ -159,9 +159,14 @@ async def run_phases(db: Database, group: Replicas) -> None:
     states = [c["state"] for c in strict_gap]
     m = states.index("succeeded")
     assert m >= 2, states
-    assert states[:m] == ["missed"] * m
+    # Before the first catch-up run every time is missed; a replica that restarted a moment
+    # later may record one of them first as skipped (another replica's run was live), which
+    # is also "did not run" -- whichever replica records a time first wins.
+    assert set(states[:m]) <= {"missed", "skipped"}, states
+    assert states.count("missed") >= 2, states
     for c in strict_gap[:m]:
-        assert c["finished_at"] - c["scheduled_at"] > timedelta(seconds=1.5)
+        if c["state"] == "missed":
+            assert c["finished_at"] - c["scheduled_at"] > timedelta(seconds=1.5)
     # Within grace they run, oldest first; max_instances=1 skips one due with a run live.
     assert states[m] == "succeeded"
     assert set(states[m:]) <= {"succeeded", "skipped"}
