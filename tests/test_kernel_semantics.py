@@ -406,3 +406,48 @@ async def test_secrets_in_a_failure_never_reach_logs_events_or_records(
             assert "s3cr3t-value" not in text
             assert "abcdefghijklmnopqrstu" not in text
         assert "Failed scheduled task leaky" in caplog.text
+
+
+async def test_automatic_retry_follows_the_policy_and_links_attempts() -> None:
+    from kernel.retry import RetryPolicy
+
+    async with virtual_kernel(T0) as (k, clock, rec):
+        calls: list[float] = []
+
+        async def flaky() -> None:
+            calls.append(clock.monotonic())
+            if len(calls) < 3:
+                raise ConnectionError("Lark API unavailable")
+
+        policy = RetryPolicy(max_attempts=3, backoff=10, max_backoff=60, jitter=0)
+        k.add_interval_job(flaky, hours=1, job_id="flaky", retry=policy)
+        rec.take()
+        await clock.advance(3600 + 60)
+        assert calls == [3600, 3610, 3630]  # waits of 10 s, then 20 s
+        events = [(type(e).__name__, e.attempt) for e in rec.take()  # type: ignore[union-attr]
+                  if not isinstance(e, RunSkipped)]
+        assert events == [
+            ("RunStarted", 1), ("RunFailed", 1),
+            ("RunStarted", 2), ("RunFailed", 2),
+            ("RunStarted", 3), ("RunSucceeded", 3),
+        ]
+        records = await k.failure_store.list_failures(job_id="flaky")
+        first = records[-1]
+        assert first.attempt == 1
+        assert [r.outcome for r in first.retries] == ["failed", "succeeded"]
+        assert records[0].retry_of == first.id
+
+
+async def test_retries_stop_after_max_attempts() -> None:
+    from kernel.retry import RetryPolicy
+
+    async with virtual_kernel(T0) as (k, clock, rec):
+        async def broken() -> None:
+            raise ValueError("always")
+
+        k.add_interval_job(broken, hours=1, job_id="broken",
+                           retry=RetryPolicy(max_attempts=2, backoff=5, jitter=0))
+        rec.take()
+        await clock.advance(3600 + 600)
+        failed = [e for e in rec.take() if isinstance(e, RunFailed)]
+        assert [e.attempt for e in failed] == [1, 2]
