@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -71,8 +72,13 @@ class RealClock:
 
     def call_at(self, deadline: float, callback: Callable[[], object]) -> TimerHandle:
         loop = asyncio.get_running_loop()
+        delay = deadline - time.monotonic()
+        if type(loop).__module__.startswith("uvloop") and delay > 0:
+            # uvloop's timers have millisecond resolution and may fire up to a millisecond
+            # early; a caller that re-arms for the same deadline would then spin until it.
+            delay = math.ceil(delay * 1000) / 1000
         # loop.time() may run on another monotonic source (uvloop): translate.
-        return loop.call_at(loop.time() + (deadline - time.monotonic()), callback)
+        return loop.call_at(loop.time() + delay, callback)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
