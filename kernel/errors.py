@@ -5,7 +5,9 @@ from __future__ import annotations
 __all__ = (
     "ConflictingJobIdError",
     "InvalidJobError",
+    "JobBusyError",
     "JobLookupError",
+    "JobTimeoutError",
     "KernelError",
     "KernelNotRunningError",
 )
@@ -40,3 +42,18 @@ class ConflictingJobIdError(KernelError, ValueError):
 
 class KernelNotRunningError(KernelError, RuntimeError):
     """The operation needs a started kernel."""
+
+
+class JobBusyError(KernelError, RuntimeError):
+    """A manual run was refused: the job already runs ``max_instances`` instances."""
+
+    def __init__(self, job_id: str, max_instances: int) -> None:
+        super().__init__(
+            f"job {job_id!r} already runs {max_instances} instance(s) (max_instances); "
+            "wait for it to finish or raise max_instances"
+        )
+        self.job_id = job_id
+
+
+class JobTimeoutError(KernelError, TimeoutError):
+    """A run took longer than its job's ``timeout`` and was stopped."""

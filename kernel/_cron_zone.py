@@ -1,0 +1,150 @@
+"""From matching wall-clock times to real instants, across daylight-saving changes.
+
+The rules (design.md): a matching local time in the skipped hour (spring forward) runs
+once, at the first instant after the gap; in the repeated hour (fall back) a job whose hour
+field is fixed runs once, at the first occurrence, while a job whose hour field covers all
+24 hours fires at every real instant that matches.
+
+So the fire instants of a schedule in a zone are: for each matching naive local time L,
+``primary(L)`` (its only instant; the gap's end when L is skipped; the first occurrence
+when L is repeated), plus, for all-hours jobs, the second occurrence of a repeated L.
+``primary`` never decreases as L grows, which is what lets :meth:`Schedule.next_after`
+stop at the first L whose primary instant is late enough.
+
+One :class:`Schedule` exists per (expression, zone) and is shared by every job using that
+pair, with a memo of answered intervals: if ``next_after(a)`` is N, then every ``x`` in
+``[a, N)`` has the answer N too, so 10k jobs firing at the same instant, or added within
+the same minute, pay for one computation.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from operator import itemgetter
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from kernel._cron import ParsedCron
+
+__all__ = ("Schedule", "schedule_for")
+
+_MINUTE: Final = timedelta(minutes=1)
+_MEMO_LIMIT: Final = 256  # answered intervals kept per schedule (about 40 KB when full)
+_end_of: Final = itemgetter(0)
+
+
+@lru_cache(maxsize=1024)
+def gap_end(zone: ZoneInfo, local: datetime) -> datetime:
+    """The first real instant after the daylight-saving gap that contains naive ``local``.
+
+    Exact to the second: the offset change is searched between the two readings of
+    ``local`` (fold=1 reads it with the offset after the change, so earlier; fold=0 with the
+    offset before, so later). tzdata transitions fall on whole seconds.
+    """
+    lo = int(local.replace(tzinfo=zone, fold=1).timestamp())
+    hi = int(local.replace(tzinfo=zone, fold=0).timestamp())
+    before = datetime.fromtimestamp(lo, zone).utcoffset()
+    # Invariant: the offset at lo is the old one, the offset at hi is the new one.
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if datetime.fromtimestamp(mid, zone).utcoffset() == before:
+            lo = mid
+        else:
+            hi = mid
+    return datetime.fromtimestamp(hi, UTC)
+
+
+class Schedule:
+    """The fire instants of one parsed cron expression in one zone."""
+
+    __slots__ = ("_lock", "_memo", "hour_is_wildcard", "parsed", "zone")
+
+    def __init__(self, parsed: ParsedCron, zone: ZoneInfo) -> None:
+        self.parsed = parsed
+        self.zone = zone
+        self.hour_is_wildcard = parsed.hour_is_wildcard
+        # Sorted by end: (end, start) means next_after(x) == end for start <= x < end.
+        # Replaced whole (copy on write) so lock-free readers always see a consistent list.
+        self._memo: list[tuple[datetime, datetime]] = []
+        self._lock = threading.Lock()
+
+    def next_after(self, after: datetime) -> datetime | None:
+        """The first fire instant strictly after aware ``after``, as aware UTC, or None."""
+        if after.tzinfo is None:
+            raise ValueError(f"after must be an aware datetime, got naive {after.isoformat()}")
+        memo = self._memo
+        i = bisect.bisect_right(memo, after, key=_end_of)
+        if i < len(memo) and memo[i][1] <= after:
+            return memo[i][0]
+        result = self._compute(after)
+        if result is not None:
+            self._remember(after, result)
+        return result
+
+    def _remember(self, start: datetime, end: datetime) -> None:
+        with self._lock:
+            memo = self._memo
+            i = bisect.bisect_left(memo, end, key=_end_of)
+            if i < len(memo) and memo[i][0] == end:
+                if memo[i][1] <= start:
+                    return
+                new = [*memo[:i], (end, start), *memo[i + 1 :]]
+            else:
+                new = [*memo[:i], (end, start), *memo[i:]]
+                if len(new) > _MEMO_LIMIT:
+                    # The earliest answers are the ones least likely to be asked again.
+                    del new[: _MEMO_LIMIT // 2]
+            self._memo = new
+
+    def _compute(self, after: datetime) -> datetime | None:
+        zone = self.zone
+        local = after.astimezone(zone)
+        start = local.replace(tzinfo=None)
+        if self.hour_is_wildcard and local.fold == 0:
+            # In the first pass of a repeated hour, earlier wall times still have their
+            # second occurrence ahead: widen the window back over the repeated part.
+            overlap = local.utcoffset() - local.replace(fold=1).utcoffset()  # type: ignore[operator]
+            if overlap > timedelta(0):
+                start -= overlap
+        # First matching minute at or after `start`.
+        floor = start.replace(second=0, microsecond=0)
+        naive = self.parsed.naive_next(floor - _MINUTE if floor == start else floor)
+        best: datetime | None = None
+        while naive is not None:
+            first = naive.replace(tzinfo=zone)
+            second = naive.replace(tzinfo=zone, fold=1)
+            off_first, off_second = first.utcoffset(), second.utcoffset()
+            assert off_first is not None
+            assert off_second is not None
+            if off_first == off_second:
+                primary = (naive - off_first).replace(tzinfo=UTC)
+            elif off_first < off_second:  # skipped by a forward change
+                primary = gap_end(zone, naive)
+            else:  # repeated by a backward change
+                primary = (naive - off_first).replace(tzinfo=UTC)
+                if self.hour_is_wildcard:
+                    repeat = (naive - off_second).replace(tzinfo=UTC)
+                    if repeat > after and (best is None or repeat < best):
+                        best = repeat
+            if primary > after:
+                return primary if best is None or primary < best else best
+            naive = self.parsed.naive_next(naive)
+        return best
+
+
+_SCHEDULES: dict[tuple[ParsedCron, ZoneInfo], Schedule] = {}
+_SCHEDULE_LIMIT: Final = 20_000
+
+
+def schedule_for(parsed: ParsedCron, zone: ZoneInfo) -> Schedule:
+    """The shared schedule of ``parsed`` in ``zone`` (one per pair, so one memo per pair)."""
+    key = (parsed, zone)
+    schedule = _SCHEDULES.get(key)
+    if schedule is None:
+        if len(_SCHEDULES) >= _SCHEDULE_LIMIT:
+            _SCHEDULES.clear()  # triggers keep their own reference; only sharing is lost
+        schedule = _SCHEDULES.setdefault(key, Schedule(parsed, zone))
+    return schedule

@@ -1,0 +1,152 @@
+"""The kernel's record of one job, and the arithmetic of its fire times.
+
+An idle job is only this record (plus its timer-wheel entry): no task, no mailbox.
+Times: ``deadline`` is on the monotonic clock (what the wheel waits for); ``sched`` is
+the scheduled wall time (aware UTC) reported in events. Interval jobs live on elapsed
+time: fire ``k`` is due at ``anchor_mono + k * interval``, so a slow run never shifts
+later ones and a wall-clock step never moves them. Cron and date jobs live on wall time:
+their deadline is their wall time mapped through the current wall-minus-monotonic offset,
+and is mapped again when the wall clock steps.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from ._wheel import WheelEntry
+from .job import JobOptions
+from .triggers import CronTrigger, DateTrigger, IntervalTrigger, Trigger
+
+__all__ = ()
+
+
+class JobRecord:
+    """Everything the kernel knows about one job. Touched only on the loop thread once
+    the kernel runs (``add_*`` from other threads hands the record over thread-safely)."""
+
+    __slots__ = (
+        "anchor_mono",
+        "anchor_wall",
+        "args",
+        "deadline",
+        "entry",
+        "func",
+        "id",
+        "interval",
+        "interval_td",
+        "is_coro",
+        "k",
+        "kwargs",
+        "name",
+        "opts",
+        "paused",
+        "removed",
+        "retry",
+        "running",
+        "sched",
+        "trigger",
+        "wall_based",
+    )
+
+    def __init__(
+        self,
+        job_id: str,
+        name: str,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any] | None,
+        is_coro: bool,
+        trigger: Trigger,
+        opts: JobOptions,
+        retry: Any,
+    ) -> None:
+        self.id = job_id
+        self.name = name
+        self.func = func
+        self.args = args
+        self.kwargs = kwargs
+        self.is_coro = is_coro
+        self.opts = opts
+        self.retry = retry
+        self.paused = False
+        self.removed = False
+        self.running = 0
+        self.entry: WheelEntry[JobRecord] | None = None
+        self.deadline = math.inf
+        self.sched: datetime | None = None
+        self.k = 0
+        self.anchor_mono = 0.0
+        self.anchor_wall: datetime | None = None
+        self.interval = 0.0
+        self.interval_td = timedelta(0)
+        self.trigger = trigger
+        self.wall_based = not isinstance(trigger, IntervalTrigger)
+
+    def set_trigger(self, trigger: Trigger) -> None:
+        self.trigger = trigger
+        self.wall_based = not isinstance(trigger, IntervalTrigger)
+
+    # -- fire-time arithmetic ------------------------------------------------------
+    def start(self, wall_now: datetime, mono_now: float, offset: float, rng: random.Random) -> None:
+        """Point the record at its first fire at or after now (``sched`` None = no more)."""
+        trigger = self.trigger
+        if isinstance(trigger, IntervalTrigger):
+            self.interval = trigger.interval_seconds
+            self.interval_td = trigger.interval
+            if trigger.start_date is None:
+                self.anchor_wall = wall_now + trigger.interval
+                self.anchor_mono = mono_now + self.interval
+                self.k = 0
+            else:
+                self.anchor_wall = trigger.start_date
+                self.anchor_mono = mono_now + (trigger.start_date - wall_now).total_seconds()
+                behind = mono_now - self.anchor_mono
+                self.k = max(0, math.ceil(behind / self.interval)) if behind > 0 else 0
+            self._interval_point(rng)
+        elif isinstance(trigger, CronTrigger):
+            self._wall_point(trigger.first_fire_time(wall_now), offset)
+        elif isinstance(trigger, DateTrigger):
+            self._wall_point(trigger.run_date, offset)
+        else:  # pragma: no cover - the kernel validates triggers on add
+            raise TypeError(f"unsupported trigger {trigger!r}")
+
+    def advance(self, offset: float, rng: random.Random) -> None:
+        """Move to the fire after the current one (``sched`` None = no more)."""
+        trigger = self.trigger
+        if isinstance(trigger, IntervalTrigger):
+            self.k += 1
+            self._interval_point(rng)
+        elif isinstance(trigger, CronTrigger):
+            assert self.sched is not None
+            self._wall_point(trigger.next_fire_time(self.sched), offset)
+        else:
+            self._wall_point(None, offset)
+
+    def remap(self, offset: float) -> None:
+        """The wall clock stepped: map the wall-clock fire time to the monotonic clock again."""
+        if self.sched is not None:
+            self.deadline = self.sched.timestamp() - offset
+
+    def _interval_point(self, rng: random.Random) -> None:
+        trigger = self.trigger
+        assert isinstance(trigger, IntervalTrigger) and self.anchor_wall is not None
+        nominal = self.anchor_wall + self.interval_td * self.k
+        if trigger.end_date is not None and nominal > trigger.end_date:
+            self.sched = None
+            self.deadline = math.inf
+            return
+        deadline = self.anchor_mono + self.interval * self.k
+        if trigger.jitter:
+            shift = rng.uniform(0.0, trigger.jitter)
+            deadline += shift
+            nominal += timedelta(seconds=shift)
+        self.sched = nominal
+        self.deadline = deadline
+
+    def _wall_point(self, when: datetime | None, offset: float) -> None:
+        self.sched = when
+        self.deadline = math.inf if when is None else when.timestamp() - offset

@@ -1,0 +1,627 @@
+"""The kernel: a registry of jobs, one timer wheel, and the job actors' run logic.
+
+Concurrency contract: once started, the wheel and every job record are touched only on
+the event loop thread. ``add_*``, ``remove_job``, ``pause_job``, ``resume_job`` and
+``reschedule_job`` may be called from any thread: the registry is guarded by a lock and
+the change is handed to the loop with ``call_soon_threadsafe``.
+
+The kernel does not run a polling task: it arms one clock timer for the wheel's next
+deadline (or for the wall-clock check while wall-clock jobs exist) and re-arms it only
+when that deadline changes. Each fire is handed to its job's actor logic, which
+applies misfire grace, coalescing and max_instances and starts a run task; an idle
+job has no task at all (virtual actors).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import random
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, tzinfo
+from typing import Any
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ._policy import decide
+from ._records import JobRecord
+from ._run import is_coroutine_callable
+from ._runs import RunsMixin
+from ._wheel import TimerWheel
+from .clock import Clock, RealClock, TimerHandle
+from .errors import (
+    ConflictingJobIdError,
+    InvalidJobError,
+    JobLookupError,
+    KernelNotRunningError,
+)
+from .events import Event, JobAdded, JobModified, JobRemoved, RunMissed, RunSkipped
+from .failures import FailureStore, MemoryFailureStore
+from .job import Job, JobDefaults, JobOptions, callable_ref, validate_options
+from .triggers import CronTrigger, DateTrigger, IntervalTrigger, Trigger, resolve_timezone
+
+__all__ = ("Kernel",)
+
+log = logging.getLogger("scheduler")
+_UNSET: Any = object()
+# Timers due within a microsecond count as due: wall times have microsecond resolution.
+_EPSILON = 1e-6
+# A change of wall-minus-monotonic offset larger than this is a clock step, not drift.
+_STEP_TOLERANCE = 1.0
+
+
+class Kernel(RunsMixin):
+    """An embeddable asyncio scheduler: interval, cron and one-shot jobs.
+
+    ``timezone`` is the default for cron jobs; ``job_defaults`` the options each job gets
+    unless it sets its own; ``clock`` None means the real clock. Plain functions run in
+    at most ``max_threads`` worker threads. ``wall_check_interval`` bounds how long a
+    wall-clock step can go unnoticed while cron or date jobs are registered.
+    """
+
+    def __init__(
+        self,
+        *,
+        timezone: str | tzinfo = "Asia/Shanghai",
+        job_defaults: JobDefaults | None = None,
+        clock: Clock | None = None,
+        max_threads: int = 16,
+        failure_store: FailureStore | None = None,
+        wall_check_interval: float = 10.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.timezone = resolve_timezone(timezone)
+        self.job_defaults = job_defaults if job_defaults is not None else JobDefaults()
+        self.clock: Clock = clock if clock is not None else RealClock()
+        if max_threads < 1:
+            raise InvalidJobError(f"max_threads={max_threads} must be at least 1")
+        if wall_check_interval <= 0:
+            raise InvalidJobError(
+                f"wall_check_interval={wall_check_interval} must be a number of seconds > 0"
+            )
+        self.max_threads = max_threads
+        self.failure_store: FailureStore = (
+            failure_store if failure_store is not None else MemoryFailureStore()
+        )
+        self.wall_check_interval = wall_check_interval
+        self._rng = rng if rng is not None else random.Random()
+        self._lock = threading.RLock()
+        self._jobs: dict[str, JobRecord] = {}
+        self._wheel: TimerWheel[JobRecord] = TimerWheel(self.clock.monotonic())
+        self._wall_jobs = 0
+        self._offset = 0.0  # wall minus monotonic, in seconds, at the last check
+        self._last_wall_check = 0.0
+        self._timer: TimerHandle | None = None
+        self._timer_deadline = math.inf
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._running = False
+        self._executor: ThreadPoolExecutor | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._listeners: list[Callable[[Event], None]] = []
+        self._subscribers: list[MemoryObjectSendStream[Event]] = []
+        self._observed = False
+        self.dropped_events = 0
+        self._run_prefix = os.urandom(4).hex()
+        self._run_seq = 0
+
+    # -- lifecycle -----------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        """True between ``start()`` and ``shutdown()``."""
+        return self._running
+
+    async def start(self) -> None:
+        """Start firing jobs (those added before start begin now)."""
+        if self._running:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._executor = ThreadPoolExecutor(self.max_threads, thread_name_prefix="scheduler-job")
+        mono = self.clock.monotonic()
+        self._wheel = TimerWheel(mono)
+        self._offset = self.clock.now().timestamp() - mono
+        self._last_wall_check = mono
+        self._running = True
+        with self._lock:
+            records = list(self._jobs.values())
+        wall = self.clock.now()
+        for rec in records:
+            # Jobs added before start begin now: "every 6 hours" counts from start-up.
+            rec.start(wall, mono, self._offset, self._rng)
+            self._schedule(rec)
+        self._arm()
+        log.info(
+            "Scheduler started (timezone=%s, %d job(s), defaults: coalesce=%s "
+            "max_instances=%d misfire_grace_time=%s)",
+            self.timezone.key, len(records), self.job_defaults.coalesce,
+            self.job_defaults.max_instances, self.job_defaults.misfire_grace_time,
+        )
+
+    async def shutdown(self, wait: bool = True, grace: float | None = None) -> None:
+        """Stop firing. With ``wait``, let running jobs finish (up to ``grace`` seconds of
+        the kernel's clock, then cancel them); without, cancel them at once."""
+        if not self._running:
+            return
+        self._running = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_deadline = math.inf
+        tasks = list(self._tasks)
+        if tasks and wait:
+            if grace is None:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            else:
+                await self._wait_with_grace(tasks, grace)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+        for stream in self._subscribers:
+            stream.close()
+        self._subscribers.clear()
+        self._refresh_observed()
+        log.info("Scheduler stopped")
+
+    async def _wait_with_grace(self, tasks: list[asyncio.Task[None]], grace: float) -> None:
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        def expire() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        timer = self.clock.call_at(self.clock.monotonic() + grace, expire)
+        gathered = asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            await asyncio.wait([done, gathered], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+            if not gathered.done():
+                gathered.cancel()
+            # Retrieve the result so an exception is never left unobserved.
+            if gathered.done() and not gathered.cancelled():
+                gathered.exception()
+
+    async def __aenter__(self) -> Kernel:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.shutdown(wait=True)
+
+    # -- adding jobs ---------------------------------------------------------------
+    def add_interval_job(
+        self,
+        func: Callable[..., Any],
+        *,
+        weeks: float = 0,
+        days: float = 0,
+        hours: float = 0,
+        minutes: float = 0,
+        seconds: float = 0,
+        start_date: datetime | None = None,
+        end_date: datetime | None = None,
+        jitter: float | None = None,
+        **options: Any,
+    ) -> Job:
+        """Run ``func`` every interval; first one interval after now, or from ``start_date``."""
+        trigger = IntervalTrigger(
+            weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds,
+            start_date=start_date, end_date=end_date, jitter=jitter,
+        )
+        return self.add_job(func, trigger, **options)
+
+    def add_cron_job(
+        self,
+        func: Callable[..., Any],
+        cron_expression: str,
+        *,
+        timezone: str | tzinfo | None = None,
+        **options: Any,
+    ) -> Job:
+        """Run ``func`` at the times a five-field cron expression names, in ``timezone``
+        (the kernel's timezone by default)."""
+        trigger = CronTrigger(cron_expression, timezone if timezone is not None else self.timezone)
+        return self.add_job(func, trigger, **options)
+
+    def add_date_job(self, func: Callable[..., Any], run_date: datetime, **options: Any) -> Job:
+        """Run ``func`` once at ``run_date`` (aware); a past date is due at once, and
+        ``misfire_grace_time`` decides whether it still runs."""
+        return self.add_job(func, DateTrigger(run_date), **options)
+
+    def add_job(
+        self,
+        func: Callable[..., Any],
+        trigger: Trigger,
+        *,
+        job_id: str | None = None,
+        name: str | None = None,
+        args: tuple[Any, ...] | list[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        coalesce: bool = _UNSET,
+        max_instances: int = _UNSET,
+        misfire_grace_time: float | None = _UNSET,
+        timeout: float | None = _UNSET,
+        retry: Any = None,
+        replace_existing: bool = False,
+    ) -> Job:
+        """Register a job on any trigger; the other ``add_*`` methods end here."""
+        if not callable(func):
+            raise InvalidJobError(f"func={func!r} is not callable; pass a function or coroutine function")
+        if not isinstance(trigger, IntervalTrigger | CronTrigger | DateTrigger):
+            raise InvalidJobError(
+                f"trigger={trigger!r} is not a trigger; use IntervalTrigger, CronTrigger or DateTrigger"
+            )
+        if isinstance(trigger, CronTrigger) and trigger.timezone is None:
+            trigger = trigger.bind(self.timezone)
+        if job_id is None:
+            job_id = uuid.uuid4().hex
+        elif not isinstance(job_id, str) or not job_id or len(job_id) > 200:
+            raise InvalidJobError(f"job_id={job_id!r} must be a non-empty string of at most 200 characters")
+        if not isinstance(args, tuple | list):
+            raise InvalidJobError(f"args={args!r} must be a tuple or list of positional arguments")
+        if kwargs is not None and not isinstance(kwargs, Mapping):
+            raise InvalidJobError(f"kwargs={kwargs!r} must be a mapping of keyword arguments")
+        opts = self._options(coalesce, max_instances, misfire_grace_time, timeout)
+        if retry is not None:
+            from .retry import RetryPolicy  # noqa: PLC0415 - optional feature
+
+            if not isinstance(retry, RetryPolicy):
+                raise InvalidJobError(f"retry={retry!r} must be a RetryPolicy or None")
+        rec = JobRecord(
+            job_id,
+            name if name is not None else callable_ref(func).rpartition(":")[2],
+            func,
+            tuple(args),
+            dict(kwargs) if kwargs else None,
+            is_coroutine_callable(func),
+            trigger,
+            opts,
+            retry,
+        )
+        with self._lock:
+            old = self._jobs.get(job_id)
+            if old is not None and not replace_existing:
+                raise ConflictingJobIdError(job_id)
+            self._jobs[job_id] = rec
+        if old is not None:
+            old.removed = True
+        mono = self.clock.monotonic()
+        rec.start(self.clock.now(), mono, self._current_offset(mono), self._rng)
+        self._on_loop(self._install, rec, old)
+        return self._view(rec)
+
+    def _options(
+        self, coalesce: Any, max_instances: Any, misfire_grace_time: Any, timeout: Any
+    ) -> JobOptions:
+        d = self.job_defaults
+        if (coalesce, max_instances, misfire_grace_time, timeout) == (_UNSET,) * 4:
+            return d
+        values = (
+            d.coalesce if coalesce is _UNSET else coalesce,
+            d.max_instances if max_instances is _UNSET else max_instances,
+            d.misfire_grace_time if misfire_grace_time is _UNSET else misfire_grace_time,
+            d.timeout if timeout is _UNSET else timeout,
+        )
+        validate_options(*values)
+        return JobOptions(
+            coalesce=values[0], max_instances=values[1],
+            misfire_grace_time=values[2], timeout=values[3],
+        )
+
+    def _install(self, rec: JobRecord, old: JobRecord | None) -> None:
+        if old is not None:
+            self._unschedule(old)
+        if rec.removed:
+            return
+        self._schedule(rec)
+        self._arm()
+        if old is not None:
+            self._emit_change(JobModified, rec, change="replaced")
+        elif self._observed:
+            self._emit(JobAdded(job_id=rec.id, scheduled_at=rec.sched))
+
+    # -- managing jobs -------------------------------------------------------------
+    def get_jobs(self) -> list[Job]:
+        """Every registered job, in the order they were added."""
+        with self._lock:
+            records = list(self._jobs.values())
+        return [self._view(rec) for rec in records]
+
+    def get_job(self, job_id: str) -> Job:
+        """The job with this id (``JobLookupError`` if there is none)."""
+        return self._view(self._record(job_id))
+
+    def remove_job(self, job_id: str) -> None:
+        """Unregister a job; a run in progress finishes."""
+        with self._lock:
+            rec = self._jobs.pop(job_id, None)
+        if rec is None:
+            raise JobLookupError(job_id)
+        rec.removed = True
+        self._on_loop(self._removed, rec)
+
+    def _removed(self, rec: JobRecord) -> None:
+        self._unschedule(rec)
+        self._arm()
+        if self._observed:
+            self._emit(JobRemoved(job_id=rec.id, scheduled_at=None))
+
+    def pause_job(self, job_id: str) -> Job:
+        """Stop firing a job until ``resume_job``; fires due while paused never run."""
+        rec = self._record(job_id)
+        rec.paused = True
+        self._on_loop(self._paused, rec)
+        return self._view(rec)
+
+    def _paused(self, rec: JobRecord) -> None:
+        self._unschedule(rec)
+        self._arm()
+        self._emit_change(JobModified, rec, change="paused")
+
+    def resume_job(self, job_id: str) -> Job:
+        """Fire a paused job again, from its next fire time after now."""
+        rec = self._record(job_id)
+        if rec.paused:
+            rec.paused = False
+            self._restart(rec, "resumed")
+        return self._view(rec)
+
+    def reschedule_job(self, job_id: str, trigger: Trigger) -> Job:
+        """Give a job a new trigger; its next fire time is computed from now."""
+        if not isinstance(trigger, IntervalTrigger | CronTrigger | DateTrigger):
+            raise InvalidJobError(f"trigger={trigger!r} is not a trigger")
+        if isinstance(trigger, CronTrigger) and trigger.timezone is None:
+            trigger = trigger.bind(self.timezone)
+        rec = self._record(job_id)
+        with self._lock:
+            rec.set_trigger(trigger)
+        self._restart(rec, "rescheduled")
+        return self._view(rec)
+
+    def _restart(self, rec: JobRecord, change: str) -> None:
+        def apply() -> None:
+            self._unschedule(rec)
+            mono = self.clock.monotonic()
+            rec.start(self.clock.now(), mono, self._current_offset(mono), self._rng)
+            if not rec.paused:
+                self._schedule(rec)
+            self._arm()
+            self._emit_change(JobModified, rec, change=change)
+
+        self._on_loop(apply)
+
+    def _record(self, job_id: str) -> JobRecord:
+        with self._lock:
+            rec = self._jobs.get(job_id)
+        if rec is None:
+            raise JobLookupError(job_id)
+        return rec
+
+    def _view(self, rec: JobRecord) -> Job:
+        o = rec.opts
+        return Job(
+            id=rec.id, name=rec.name, trigger=rec.trigger,
+            next_run_time=None if rec.paused else rec.sched, paused=rec.paused,
+            func_ref=callable_ref(rec.func), args=rec.args, kwargs=dict(rec.kwargs or {}),
+            coalesce=o.coalesce, max_instances=o.max_instances,
+            misfire_grace_time=o.misfire_grace_time, timeout=o.timeout, running=rec.running,
+        )
+
+    # -- events --------------------------------------------------------------------
+    def add_listener(self, callback: Callable[[Event], None]) -> Callable[[], None]:
+        """Call ``callback(event)`` on the loop for every event; returns the unsubscriber.
+
+        Listeners must be cheap; an exception in one is logged and swallowed.
+        """
+        self._listeners.append(callback)
+        self._refresh_observed()
+
+        def remove() -> None:
+            if callback in self._listeners:
+                self._listeners.remove(callback)
+                self._refresh_observed()
+
+        return remove
+
+    def subscribe(self, max_buffer: int = 10_000) -> MemoryObjectReceiveStream[Event]:
+        """A stream of every event from now on. Events that find the buffer full are
+        dropped for this subscriber (counted in ``dropped_events``), never block the kernel."""
+        send, receive = anyio.create_memory_object_stream[Event](max_buffer)
+        self._subscribers.append(send)
+        self._refresh_observed()
+        return receive
+
+    def _refresh_observed(self) -> None:
+        self._observed = bool(self._listeners or self._subscribers)
+
+    def _emit(self, event: Event) -> None:
+        for callback in self._listeners:
+            try:
+                callback(event)
+            except Exception:
+                log.exception("event listener %r failed on %s", callback, type(event).__name__)
+        if self._subscribers:
+            for stream in list(self._subscribers):
+                try:
+                    stream.send_nowait(event)
+                except anyio.WouldBlock:
+                    self.dropped_events += 1
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    self._subscribers.remove(stream)
+                    stream.close()
+                    self._refresh_observed()
+
+    def _emit_change(self, kind: type[JobModified], rec: JobRecord, change: Any) -> None:
+        if self._observed:
+            self._emit(kind(job_id=rec.id, scheduled_at=None if rec.paused else rec.sched,
+                            change=change))
+
+    # -- the wheel and the timer (loop thread only) -----------------------------------
+    def _on_loop(self, func: Callable[..., None], *args: Any) -> None:
+        """Run ``func`` on the loop thread: now if we are on it, else thread-safely."""
+        if not self._running or self._loop is None:
+            return
+        if threading.get_ident() == self._loop_thread:
+            func(*args)
+        else:
+            self._loop.call_soon_threadsafe(self._guarded, func, *args)
+
+    def _guarded(self, func: Callable[..., None], *args: Any) -> None:
+        if self._running:
+            func(*args)
+
+    def _schedule(self, rec: JobRecord) -> None:
+        if rec.paused or rec.removed or rec.entry is not None:
+            return
+        if rec.sched is None:
+            self._finish(rec)
+            return
+        rec.entry = self._wheel.insert(rec.deadline, rec)
+        if rec.wall_based:
+            self._wall_jobs += 1
+
+    def _unschedule(self, rec: JobRecord) -> None:
+        if rec.entry is not None:
+            self._wheel.cancel(rec.entry)
+            rec.entry = None
+            if rec.wall_based:
+                self._wall_jobs -= 1
+
+    def _finish(self, rec: JobRecord) -> None:
+        """The trigger has no more fire times: the job leaves the registry."""
+        with self._lock:
+            if self._jobs.get(rec.id) is rec:
+                del self._jobs[rec.id]
+        rec.removed = True
+        if self._observed:
+            self._emit(JobRemoved(job_id=rec.id, scheduled_at=None))
+
+    def _current_offset(self, mono: float) -> float:
+        if not self._running:
+            return self.clock.now().timestamp() - mono
+        return self._offset
+
+    def _arm(self) -> None:
+        if not self._running:
+            return
+        deadline = self._wheel.next_deadline()
+        if deadline is None:
+            deadline = math.inf
+        if self._wall_jobs:
+            deadline = min(deadline, self._last_wall_check + self.wall_check_interval)
+        if deadline == self._timer_deadline:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_deadline = deadline
+        if deadline != math.inf:
+            self._timer = self.clock.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_deadline = math.inf
+        if not self._running:
+            return
+        clock = self.clock
+        now = clock.monotonic()
+        if self._wall_jobs:
+            self._check_wall(now)
+        for rec in self._wheel.expire(now + _EPSILON):
+            rec.entry = None
+            if rec.wall_based:
+                self._wall_jobs -= 1
+            self._fire(rec, now)
+        self._arm()
+
+    def _check_wall(self, mono: float) -> None:
+        """Notice a wall-clock step and map every wall-clock job's time again."""
+        self._last_wall_check = mono
+        offset = self.clock.now().timestamp() - mono
+        step = offset - self._offset
+        if abs(step) <= _STEP_TOLERANCE:
+            return
+        self._offset = offset
+        with self._lock:
+            records = [r for r in self._jobs.values() if r.wall_based and r.entry is not None]
+        for rec in records:
+            self._unschedule(rec)
+            rec.remap(offset)
+            self._schedule(rec)
+        log.warning(
+            "wall clock stepped by %+.3f s; fire times of %d wall-clock job(s) recomputed",
+            step, len(records),
+        )
+
+    # -- the job actor: one fire --------------------------------------------------------
+    def _fire(self, rec: JobRecord, now: float) -> None:
+        """Handle a Fire for ``rec``: every scheduled time now due, then the next one."""
+        if rec.removed or rec.paused:
+            return
+        if rec.wall_based and rec.sched is not None:
+            early = rec.sched.timestamp() - self._offset - now
+            if early > _EPSILON:
+                # Woken before the wall clock reached the fire time (drift): wait the rest.
+                rec.deadline = now + early
+                self._schedule(rec)
+                return
+        offset = self._offset
+        rng = self._rng
+        sched = rec.sched
+        late = now - rec.deadline
+        rec.advance(offset, rng)
+        opts = rec.opts
+        if rec.deadline > now + _EPSILON:
+            # The common case: exactly one scheduled time is due.
+            grace = opts.misfire_grace_time
+            if grace is not None and late > grace:
+                self._missed(rec, sched, late)
+            else:
+                self._start_run(rec, sched, late)
+        else:
+            due = [(sched, late)]
+            while rec.sched is not None and rec.deadline <= now + _EPSILON:
+                due.append((rec.sched, now - rec.deadline))
+                rec.advance(offset, rng)
+            actions = decide([d[1] for d in due], coalesce=opts.coalesce,
+                             grace=opts.misfire_grace_time)
+            for (when, lateness), action in zip(due, actions, strict=True):
+                if action == "run":
+                    self._start_run(rec, when, lateness)
+                elif action == "missed":
+                    self._missed(rec, when, lateness)
+                else:
+                    self._skipped(rec, when, "coalesced")
+        if not rec.removed:
+            self._schedule(rec)
+
+    def _missed(self, rec: JobRecord, sched: datetime | None, late: float) -> None:
+        log.warning(
+            "Run of job %s scheduled at %s was missed by %.3f s (misfire_grace_time=%s)",
+            rec.id, sched, late, rec.opts.misfire_grace_time,
+        )
+        if self._observed:
+            self._emit(RunMissed(job_id=rec.id, scheduled_at=sched, lateness=late))
+
+    def _skipped(self, rec: JobRecord, sched: datetime | None, reason: Any) -> None:
+        if reason == "max_instances":
+            log.warning(
+                "Run of job %s scheduled at %s skipped: maximum number of running instances "
+                "reached (%d)", rec.id, sched, rec.opts.max_instances,
+            )
+        elif log.isEnabledFor(logging.INFO):
+            log.info("Run of job %s scheduled at %s skipped: coalesced", rec.id, sched)
+        if self._observed:
+            self._emit(RunSkipped(job_id=rec.id, scheduled_at=sched, reason=reason))
