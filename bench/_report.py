@@ -127,6 +127,24 @@ def render_markdown(report: dict[str, Any]) -> str:
         "the measured window. Wake-ups = voluntary context switches.",
         "",
     ]
+    loads = [
+        x
+        for r in report["runs"]
+        for x in (r.get("metrics") or {}).get("loadavg_1m") or []
+        if x is not None
+    ]
+    if loads:
+        busy = max(loads) > 0.5 * (mi["cores"] or 1)
+        lines += [
+            f"1-minute load average around the runs: {min(loads):.2f}-{max(loads):.2f}"
+            + (
+                " (**the machine was busy with other work: lateness figures are noisy**)"
+                if busy
+                else ""
+            )
+            + ".",
+            "",
+        ]
     for name, reason in report["unavailable"].items():
         lines.append(f"- engine **{name}** unavailable: {reason}")
     for name, summary in report["not_implemented"].items():
