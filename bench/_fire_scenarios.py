@@ -51,10 +51,11 @@ async def steady(ctx: Ctx) -> dict[str, Any]:
     metrics: dict[str, Any] = {"add_rate_per_s": n / add_s, "rate_per_s": n / PERIOD}
     overran(ctx, t0, metrics)
     end = t0 + count * PERIOD
-    used, m, _ = await wait_window(t0, n * count, end + ctx.drain)
-    match = match_fires(recorder.keys[:m], recorder.times[:m], first, PERIOD, count)
+    cutoff = end + ctx.drain
+    used, m, fires = await wait_window(t0, n * count, cutoff)
+    match = match_fires(recorder.keys[:m], recorder.times[:m], first, PERIOD, count, cutoff)
     metrics.update(summarize(match))
-    metrics.update(_window(used, match.executed + match.extra))
+    metrics.update(_window(used, fires))
     return metrics
 
 
@@ -66,10 +67,11 @@ async def burst(ctx: Ctx) -> dict[str, Any]:
     add_s = await timed_adds(lambda k: e.add_date(k, at), range(n))
     metrics: dict[str, Any] = {"add_rate_per_s": n / add_s}
     overran(ctx, at, metrics)
-    used, m, _ = await wait_window(at, n, at + ctx.drain + n * 1e-4)
-    match = match_fires(recorder.keys[:m], recorder.times[:m], array("d", [at]) * n, 0.0, 1)
+    cutoff = at + ctx.drain + n * 1e-4
+    used, m, fires = await wait_window(at, n, cutoff)
+    match = match_fires(recorder.keys[:m], recorder.times[:m], array("d", [at]) * n, 0.0, 1, cutoff)
     metrics.update(summarize(match))
-    metrics.update(_window(used, match.executed + match.extra))
+    metrics.update(_window(used, fires))
     metrics["last_start_s"] = max(match.lateness) if match.lateness else None
     return metrics
 
@@ -90,10 +92,13 @@ async def cron_heavy(ctx: Ctx) -> dict[str, Any]:
     add_s = await timed_adds(lambda k: e.add_cron(k, "* * * * *"), range(n))
     metrics: dict[str, Any] = {"add_rate_per_s": n / add_s, "boundary_utc": boundary_wall}
     overran(ctx, boundary, metrics)
-    used, m, _ = await wait_window(boundary, n, boundary + ctx.drain + n * 1e-4)
-    match = match_fires(recorder.keys[:m], recorder.times[:m], array("d", [boundary]) * n, 60.0, 1)
+    cutoff = boundary + ctx.drain + n * 1e-4
+    used, m, fires = await wait_window(boundary, n, cutoff)
+    match = match_fires(
+        recorder.keys[:m], recorder.times[:m], array("d", [boundary]) * n, 60.0, 1, cutoff
+    )
     metrics.update(summarize(match))
-    metrics.update(_window(used, match.executed + match.extra))
+    metrics.update(_window(used, fires))
     metrics["last_start_s"] = max(match.lateness) if match.lateness else None
     return metrics
 
@@ -143,7 +148,7 @@ async def churn(ctx: Ctx) -> dict[str, Any]:
         if stable >= n * count or time.monotonic() >= deadline:
             break
         await asyncio.sleep(0.05)
-    match = match_fires(recorder.keys[:pos], recorder.times[:pos], first, PERIOD, count)
+    match = match_fires(recorder.keys[:pos], recorder.times[:pos], first, PERIOD, count, deadline)
     metrics.update(summarize(match))
     metrics.update(_window(used, fires))
     op_times.sort()

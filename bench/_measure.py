@@ -126,7 +126,7 @@ class Match:
     expected: int
     lateness: list[float]  # seconds, one per executed expected fire
     extra: int  # fires of an expected job beyond its expected count (double fires)
-    other: int  # fires of keys outside the checked range (churn's temporary jobs)
+    other: int  # fires not checked: churn's temporary jobs, or started after the cutoff
 
     @property
     def executed(self) -> int:
@@ -143,11 +143,13 @@ def match_fires(
     first: array[float] | Sequence[float],
     period: float,
     count: int,
+    cutoff: float = math.inf,
 ) -> Match:
     """Match fires to the plan: job ``key`` is due at ``first[key] + k * period`` for k < count.
 
     A job's j-th recorded start is taken as its j-th planned fire, so a skipped fire shows
-    up as lateness of the ones after it and, at the end, as a missed fire.
+    up as lateness of the ones after it and, at the end, as a missed fire. A fire that
+    started after ``cutoff`` (the end of the drain) does not count: it was missed.
     """
     n = len(first)
     seen = [0] * n
@@ -155,7 +157,7 @@ def match_fires(
     append = lateness.append
     extra = other = 0
     for key, t in zip(keys, times, strict=True):
-        if not 0 <= key < n:
+        if not 0 <= key < n or t > cutoff:
             other += 1
             continue
         k = seen[key]
