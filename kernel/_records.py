@@ -114,6 +114,20 @@ class JobRecord:
         else:  # pragma: no cover - the kernel validates triggers on add
             raise TypeError(f"unsupported trigger {trigger!r}")
 
+    def resume(
+        self, wall_now: datetime, mono_now: float, offset: float, rng: random.Random
+    ) -> None:
+        """After a pause: the next fire at or after now, on the job's original grid."""
+        trigger = self.trigger
+        if isinstance(trigger, IntervalTrigger):
+            behind = mono_now - self.anchor_mono
+            if behind > 0:
+                self.k = max(self.k, math.ceil(behind / self.interval))
+            self._interval_point(rng)
+        elif isinstance(trigger, CronTrigger):
+            self._wall_point(trigger.first_fire_time(wall_now), offset)
+        # A date job keeps its date: if it passed while paused, grace decides.
+
     def advance(self, offset: float, rng: random.Random) -> None:
         """Move to the fire after the current one (``sched`` None = no more)."""
         trigger = self.trigger
@@ -133,7 +147,8 @@ class JobRecord:
 
     def _interval_point(self, rng: random.Random) -> None:
         trigger = self.trigger
-        assert isinstance(trigger, IntervalTrigger) and self.anchor_wall is not None
+        assert isinstance(trigger, IntervalTrigger)
+        assert self.anchor_wall is not None
         nominal = self.anchor_wall + self.interval_td * self.k
         if trigger.end_date is not None and nominal > trigger.end_date:
             self.sched = None

@@ -15,8 +15,12 @@ from .events import RunFailed, RunStarted, RunSucceeded
 from .failures import FailureRecord, RetryAttempt
 
 if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
     from ._records import JobRecord
-    from .kernel import Kernel
+    from .clock import Clock
+    from .events import Event, SkipReason
+    from .failures import FailureStore
 
 __all__ = ()
 
@@ -26,12 +30,30 @@ run_log = logging.getLogger("scheduler.job")
 class RunsMixin:
     """Runs of jobs. Mixed into :class:`kernel.Kernel`; loop thread only."""
 
-    def _new_run_id(self: Kernel) -> str:
+    if TYPE_CHECKING:  # provided by Kernel
+        import random
+
+        clock: Clock
+        failure_store: FailureStore
+        _observed: bool
+        _running: bool
+        _loop: asyncio.AbstractEventLoop | None
+        _executor: ThreadPoolExecutor | None
+        _tasks: set[asyncio.Task[None]]
+        _rng: random.Random
+        _run_prefix: str
+        _run_seq: int
+
+        def _emit(self, event: Event) -> None: ...
+        def _skipped(self, rec: JobRecord, sched: datetime | None, reason: SkipReason) -> None: ...
+        def _record(self, job_id: str) -> JobRecord: ...
+
+    def _new_run_id(self) -> str:
         self._run_seq += 1
         return f"{self._run_prefix}-{self._run_seq:x}"
 
     def _start_run(
-        self: Kernel,
+        self,
         rec: JobRecord,
         sched: datetime | None,
         late: float,
@@ -46,33 +68,35 @@ class RunsMixin:
             return None
         rec.running += 1
         run_id = self._new_run_id()
-        loop = self._loop
-        assert loop is not None
-        task = loop.create_task(
-            self._execute(rec, run_id, sched, late, manual, attempt, retry_of)
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return run_id
-
-    async def _execute(
-        self: Kernel,
-        rec: JobRecord,
-        run_id: str,
-        sched: datetime | None,
-        late: float,
-        manual: bool,
-        attempt: int,
-        retry_of: str | None,
-    ) -> None:
         clock = self.clock
         started = clock.now()
-        t0 = clock.monotonic()
         if self._observed:
             self._emit(RunStarted(
                 job_id=rec.id, scheduled_at=sched, run_id=run_id, started_at=started,
                 lateness=late, manual=manual, attempt=attempt, retry_of=retry_of,
             ))
+        loop = self._loop
+        assert loop is not None
+        task = loop.create_task(self._execute(
+            rec, run_id, sched, late, started, clock.monotonic(), manual, attempt, retry_of,
+        ))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return run_id
+
+    async def _execute(
+        self,
+        rec: JobRecord,
+        run_id: str,
+        sched: datetime | None,
+        late: float,
+        started: datetime,
+        t0: float,
+        manual: bool,
+        attempt: int,
+        retry_of: str | None,
+    ) -> None:
+        clock = self.clock
         if run_log.isEnabledFor(logging.INFO):
             run_log.info(
                 "Running job %s (run %s, scheduled %s, late %.3f s%s)", rec.id, run_id,
@@ -110,7 +134,7 @@ class RunsMixin:
                 await self._link_retry(retry_of, run_id, started, "succeeded", None, manual)
 
     async def _failed(
-        self: Kernel,
+        self,
         rec: JobRecord,
         run_id: str,
         sched: datetime | None,
@@ -160,13 +184,13 @@ class RunsMixin:
                 lambda: self._auto_retry(rec, sched, attempt + 1, origin),
             )
 
-    def _auto_retry(self: Kernel, rec: JobRecord, sched: datetime | None, attempt: int,
+    def _auto_retry(self, rec: JobRecord, sched: datetime | None, attempt: int,
                     origin: str) -> None:
         if not self._running or rec.removed:
             return
         self._start_run(rec, sched, 0.0, attempt=attempt, retry_of=origin)
 
-    async def _link_retry(self: Kernel, failure_id: str, run_id: str, started: datetime,
+    async def _link_retry(self, failure_id: str, run_id: str, started: datetime,
                           outcome: Any, new_failure: str | None, manual: bool) -> None:
         try:
             await self.failure_store.set_retry(failure_id, RetryAttempt(
@@ -177,7 +201,7 @@ class RunsMixin:
             run_log.exception("could not link retry %s to failure %s", run_id, failure_id)
 
     # -- public: run now, retry ------------------------------------------------------
-    def run_job(self: Kernel, job_id: str) -> str:
+    def run_job(self, job_id: str) -> str:
         """Run a job now, outside its schedule; returns the run id.
 
         Bounded by ``max_instances`` like any run (``JobBusyError`` when at the limit).
@@ -186,7 +210,7 @@ class RunsMixin:
         rec = self._record(job_id)
         return self._manual(rec, attempt=1, retry_of=None)
 
-    async def retry_failure(self: Kernel, failure_id: str) -> str:
+    async def retry_failure(self, failure_id: str) -> str:
         """Re-run a failed call with the same arguments; the attempt is linked to the
         failure record. Returns the new run id."""
         record = await self.failure_store.get_failure(failure_id)
@@ -198,7 +222,7 @@ class RunsMixin:
             raise JobLookupError(record.job_id) from None
         return self._manual(rec, attempt=record.attempt + 1, retry_of=record.retry_of or record.id)
 
-    def _manual(self: Kernel, rec: JobRecord, attempt: int, retry_of: str | None) -> str:
+    def _manual(self, rec: JobRecord, attempt: int, retry_of: str | None) -> str:
         if not self._running:
             raise KernelNotRunningError("start the kernel before running a job by hand")
         if rec.running >= rec.opts.max_instances:

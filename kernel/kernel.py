@@ -39,7 +39,6 @@ from .errors import (
     ConflictingJobIdError,
     InvalidJobError,
     JobLookupError,
-    KernelNotRunningError,
 )
 from .events import Event, JobAdded, JobModified, JobRemoved, RunMissed, RunSkipped
 from .failures import FailureStore, MemoryFailureStore
@@ -258,24 +257,29 @@ class Kernel(RunsMixin):
     ) -> Job:
         """Register a job on any trigger; the other ``add_*`` methods end here."""
         if not callable(func):
-            raise InvalidJobError(f"func={func!r} is not callable; pass a function or coroutine function")
+            raise InvalidJobError(
+                f"func={func!r} is not callable; pass a function or coroutine function"
+            )
         if not isinstance(trigger, IntervalTrigger | CronTrigger | DateTrigger):
             raise InvalidJobError(
-                f"trigger={trigger!r} is not a trigger; use IntervalTrigger, CronTrigger or DateTrigger"
+                f"trigger={trigger!r} is not a trigger; "
+                "use IntervalTrigger, CronTrigger or DateTrigger"
             )
         if isinstance(trigger, CronTrigger) and trigger.timezone is None:
             trigger = trigger.bind(self.timezone)
         if job_id is None:
             job_id = uuid.uuid4().hex
         elif not isinstance(job_id, str) or not job_id or len(job_id) > 200:
-            raise InvalidJobError(f"job_id={job_id!r} must be a non-empty string of at most 200 characters")
+            raise InvalidJobError(
+                f"job_id={job_id!r} must be a non-empty string of at most 200 characters"
+            )
         if not isinstance(args, tuple | list):
             raise InvalidJobError(f"args={args!r} must be a tuple or list of positional arguments")
         if kwargs is not None and not isinstance(kwargs, Mapping):
             raise InvalidJobError(f"kwargs={kwargs!r} must be a mapping of keyword arguments")
         opts = self._options(coalesce, max_instances, misfire_grace_time, timeout)
         if retry is not None:
-            from .retry import RetryPolicy  # noqa: PLC0415 - optional feature
+            from .retry import RetryPolicy
 
             if not isinstance(retry, RetryPolicy):
                 raise InvalidJobError(f"retry={retry!r} must be a RetryPolicy or None")
@@ -371,7 +375,8 @@ class Kernel(RunsMixin):
         self._emit_change(JobModified, rec, change="paused")
 
     def resume_job(self, job_id: str) -> Job:
-        """Fire a paused job again, from its next fire time after now."""
+        """Fire a paused job again from its next fire time at or after now (interval jobs
+        keep their original grid); fires due while it was paused never run."""
         rec = self._record(job_id)
         if rec.paused:
             rec.paused = False
@@ -394,7 +399,8 @@ class Kernel(RunsMixin):
         def apply() -> None:
             self._unschedule(rec)
             mono = self.clock.monotonic()
-            rec.start(self.clock.now(), mono, self._current_offset(mono), self._rng)
+            point = rec.resume if change == "resumed" else rec.start
+            point(self.clock.now(), mono, self._current_offset(mono), self._rng)
             if not rec.paused:
                 self._schedule(rec)
             self._arm()

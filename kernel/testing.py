@@ -113,7 +113,9 @@ class VirtualClock:
         """Move time forward by ``delta``, running everything that falls due on the way."""
         seconds = delta.total_seconds() if isinstance(delta, timedelta) else float(delta)
         if seconds < 0:
-            raise ValueError(f"advance({seconds}) goes backwards; use jump() to step the wall clock")
+            raise ValueError(
+                f"advance({seconds}) goes backwards; use jump() to step the wall clock"
+            )
         target = self._mono + seconds
         await self.settle()
         while True:

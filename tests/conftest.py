@@ -15,6 +15,9 @@ import socket
 
 import pytest
 
+# The fake Lark server (fixture ``fake_lark``) and the Lark client test fixtures.
+pytest_plugins = ("tests.fake_lark", "tests.lark_helpers")
+
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 POSTGRES_DSN = os.environ.get("POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -63,7 +66,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(autouse=True)
-def _fail_when_server_missing(request: pytest.FixtureRequest) -> None:
+def _fail_when_server_missing(request: pytest.FixtureRequest, anyio_backend: str) -> None:
+    # Depending on anyio_backend keeps anyio's plugin from rebuilding async tests, which
+    # would drop their parametrize arguments.
     for name, reason in request.node.user_properties:
         if name == "missing":
             pytest.fail(f"CI=true and a required server is missing: {reason}")

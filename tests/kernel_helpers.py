@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import anyio
 
-from kernel import Kernel, JobDefaults
+from kernel import JobDefaults, Kernel
 from kernel.events import Event
 from kernel.testing import VirtualClock
 
@@ -38,7 +38,9 @@ def brief(events: list[Event], tz: ZoneInfo = SHANGHAI) -> list[tuple[Any, ...]]
     """Events as (kind, job_id, local scheduled time[, extra]) tuples, easy to compare."""
     out: list[tuple[Any, ...]] = []
     for e in events:
-        when = e.scheduled_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S%z") if e.scheduled_at else None
+        when = None
+        if e.scheduled_at is not None:
+            when = e.scheduled_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S%z")
         kind = type(e).__name__
         if kind == "RunSkipped":
             out.append((kind, e.job_id, when, e.reason))  # type: ignore[union-attr]
@@ -67,6 +69,10 @@ async def virtual_kernel(
     clock = VirtualClock(start)
     kernel = Kernel(timezone=timezone, job_defaults=defaults, clock=clock, **kw)
     recorder = Recorder(kernel)
-    async with kernel:
+    await kernel.start()
+    try:
         yield kernel, clock, recorder
-    recorder.stream.close()
+    finally:
+        # Runs still waiting on the virtual clock would wait forever: cancel them.
+        await kernel.shutdown(wait=False)
+        recorder.stream.close()

@@ -99,7 +99,8 @@ async def test_pause_skips_fires_and_resume_continues_from_now() -> None:
         k.add_interval_job(noop, minutes=10, job_id="j")
         await clock.advance(timedelta(minutes=10))
         paused = k.pause_job("j")
-        assert paused.paused and paused.next_run_time is None
+        assert paused.paused
+        assert paused.next_run_time is None
         await clock.advance(timedelta(minutes=35))
         resumed = k.resume_job("j")
         assert resumed.next_run_time == T0 + timedelta(minutes=50)
@@ -116,7 +117,8 @@ async def test_run_job_runs_now_outside_the_schedule() -> None:
         events = rec.take()
         assert [type(e).__name__ for e in events] == ["RunStarted", "RunSucceeded"]
         assert events[0].run_id == run_id  # type: ignore[union-attr]
-        assert events[0].manual and events[0].scheduled_at is None  # type: ignore[union-attr]
+        assert events[0].manual  # type: ignore[union-attr]
+        assert events[0].scheduled_at is None
         # The schedule is untouched.
         assert k.get_job("sync_user_info").next_run_time == T0 + timedelta(hours=6)
 
@@ -181,7 +183,9 @@ async def test_subscribe_streams_exact_event_sequence_and_nothing_more() -> None
         assert rec.take() == []
 
 
-async def test_listener_exceptions_are_swallowed_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+async def test_listener_exceptions_are_swallowed_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     async with virtual_kernel(T0) as (k, clock, _rec):
         seen: list[str] = []
 
@@ -203,10 +207,12 @@ def _bad_cases() -> list[object]:
     naive = datetime(2024, 1, 1)
     return [
         pytest.param(lambda k: k.add_interval_job(noop, seconds=0), "interval", id="zero-interval"),
-        pytest.param(lambda k: k.add_interval_job(noop, minutes=-5), "minutes", id="negative-interval"),
+        pytest.param(lambda k: k.add_interval_job(noop, minutes=-5), "minutes",
+                     id="negative-interval"),
         pytest.param(lambda k: k.add_interval_job(noop, hours=1, start_date=naive), "start_date",
                      id="naive-start-date"),
-        pytest.param(lambda k: k.add_date_job(noop, run_date=naive), "run_date", id="naive-run-date"),
+        pytest.param(lambda k: k.add_date_job(noop, run_date=naive), "run_date",
+                     id="naive-run-date"),
         pytest.param(lambda k: k.add_cron_job(noop, cron_expression="0 25 * * *"), "hour 25",
                      id="cron-hour-out-of-range"),
         pytest.param(lambda k: k.add_cron_job(noop, cron_expression="0 9 * *"), "5 fields",
