@@ -186,12 +186,14 @@ def _split(expression: str) -> list[str]:
     return fields
 
 
-def _expand(expression: str, normalised: str) -> Expanded:
+def _expand(expression: str, normalised: str) -> tuple[Expanded, croniter[datetime]]:
     try:
-        expanded, nth = croniter.expand(normalised)
+        # The constructor expands the fields; one expansion serves both purposes.
+        iterator = croniter(normalised, datetime(2000, 1, 1), ret_type=datetime)
     except CroniterBadCronError as exc:  # our checks should have caught it first
         raise _error(expression, f"{exc}; check each field against {_FIELD_LIST}") from None
-    if nth or len(expanded) != 5:
+    expanded = iterator.expanded
+    if iterator.nth_weekday_of_month or len(expanded) != 5:
         raise _error(expression, f"unsupported syntax; use {_FIELD_LIST}")
     result: list[tuple[int, ...] | None] = []
     for values in expanded:
@@ -199,7 +201,7 @@ def _expand(expression: str, normalised: str) -> Expanded:
             result.append(None)
         else:
             result.append(tuple(sorted(int(v) for v in values)))
-    return tuple(result)
+    return tuple(result), iterator
 
 
 def _check_can_fire(expression: str, fields: list[str], expanded: Expanded) -> None:
@@ -226,12 +228,12 @@ class ParsedCron:
 
     __slots__ = ("_iter", "_lock", "expanded", "hour_is_wildcard", "normalised")
 
-    def __init__(self, normalised: str, expanded: Expanded) -> None:
+    def __init__(self, normalised: str, expanded: Expanded, iterator: croniter[datetime]) -> None:
         self.normalised = normalised
         self.expanded = expanded
         hours = expanded[1]
         self.hour_is_wildcard = hours is None or len(hours) == 24
-        self._iter = croniter(normalised, datetime(2000, 1, 1), ret_type=datetime)
+        self._iter = iterator
         self._lock = threading.Lock()
 
     def naive_next(self, start: datetime) -> datetime | None:
@@ -262,13 +264,13 @@ def parse_cron(expression: str) -> ParsedCron:
     for field, text in zip(_FIELDS, fields, strict=True):
         _check_field(expression, field, text)
     normalised = " ".join(f.upper() for f in fields)
-    expanded = _expand(expression, normalised)
+    expanded, iterator = _expand(expression, normalised)
     _check_can_fire(expression, fields, expanded)
     parsed = _BY_EXPANSION.get(expanded)
     if parsed is None:
         if len(_BY_EXPANSION) >= _CACHE_LIMIT:
             _BY_EXPANSION.clear()
-        parsed = _BY_EXPANSION.setdefault(expanded, ParsedCron(normalised, expanded))
+        parsed = _BY_EXPANSION.setdefault(expanded, ParsedCron(normalised, expanded, iterator))
     if len(_BY_TEXT) >= _CACHE_LIMIT:
         _BY_TEXT.clear()
     _BY_TEXT[expression] = parsed

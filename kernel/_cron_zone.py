@@ -20,6 +20,7 @@ the same minute, pay for one computation.
 from __future__ import annotations
 
 import bisect
+import math
 import threading
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -29,32 +30,39 @@ from zoneinfo import ZoneInfo
 
 from kernel._cron import ParsedCron
 
-__all__ = ("Schedule", "schedule_for")
+__all__ = ("Schedule", "gap_end", "schedule_for", "transition_between")
 
-_MINUTE: Final = timedelta(minutes=1)
 _MEMO_LIMIT: Final = 256  # answered intervals kept per schedule (about 40 KB when full)
 _end_of: Final = itemgetter(0)
+
+
+def transition_between(zone: ZoneInfo, lo: datetime, hi: datetime) -> datetime:
+    """The instant in ``(lo, hi]`` where ``zone``'s offset changes, exact to the second.
+
+    ``lo`` and ``hi`` must straddle exactly one change (tzdata changes fall on whole seconds).
+    """
+    lo_ts, hi_ts = math.floor(lo.timestamp()), math.ceil(hi.timestamp())
+    before = datetime.fromtimestamp(lo_ts, zone).utcoffset()
+    # Invariant: the offset at lo_ts is the old one, the offset at hi_ts is the new one.
+    while hi_ts - lo_ts > 1:
+        mid = (lo_ts + hi_ts) // 2
+        if datetime.fromtimestamp(mid, zone).utcoffset() == before:
+            lo_ts = mid
+        else:
+            hi_ts = mid
+    return datetime.fromtimestamp(hi_ts, UTC)
 
 
 @lru_cache(maxsize=1024)
 def gap_end(zone: ZoneInfo, local: datetime) -> datetime:
     """The first real instant after the daylight-saving gap that contains naive ``local``.
 
-    Exact to the second: the offset change is searched between the two readings of
-    ``local`` (fold=1 reads it with the offset after the change, so earlier; fold=0 with the
-    offset before, so later). tzdata transitions fall on whole seconds.
+    Read with fold=1, ``local`` takes the offset after the change, so it is an instant
+    before the change; read with fold=0 it takes the offset before, an instant after it.
     """
-    lo = int(local.replace(tzinfo=zone, fold=1).timestamp())
-    hi = int(local.replace(tzinfo=zone, fold=0).timestamp())
-    before = datetime.fromtimestamp(lo, zone).utcoffset()
-    # Invariant: the offset at lo is the old one, the offset at hi is the new one.
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if datetime.fromtimestamp(mid, zone).utcoffset() == before:
-            lo = mid
-        else:
-            hi = mid
-    return datetime.fromtimestamp(hi, UTC)
+    return transition_between(
+        zone, local.replace(tzinfo=zone, fold=1), local.replace(tzinfo=zone, fold=0)
+    )
 
 
 class Schedule:
@@ -79,9 +87,13 @@ class Schedule:
         i = bisect.bisect_right(memo, after, key=_end_of)
         if i < len(memo) and memo[i][1] <= after:
             return memo[i][0]
-        result = self._compute(after)
+        try:
+            result = self._compute(after)
+        except OverflowError:  # within a day of datetime.min/max: no representable answer
+            return None
         if result is not None:
-            self._remember(after, result)
+            # Kept in UTC: comparisons between datetimes sharing one tzinfo are the cheap ones.
+            self._remember(after.astimezone(UTC), result)
         return result
 
     def _remember(self, start: datetime, end: datetime) -> None:
@@ -109,9 +121,9 @@ class Schedule:
             overlap = local.utcoffset() - local.replace(fold=1).utcoffset()  # type: ignore[operator]
             if overlap > timedelta(0):
                 start -= overlap
-        # First matching minute at or after `start`.
-        floor = start.replace(second=0, microsecond=0)
-        naive = self.parsed.naive_next(floor - _MINUTE if floor == start else floor)
+        # Only wall times strictly after `start` can map to instants after `after`: `start`
+        # itself maps back to `after` (or, read as its other occurrence, to before it).
+        naive = self.parsed.naive_next(start)
         best: datetime | None = None
         while naive is not None:
             first = naive.replace(tzinfo=zone)
