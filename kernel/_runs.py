@@ -80,8 +80,7 @@ class RunsMixin:
         task = loop.create_task(self._execute(
             rec, run_id, sched, late, started, clock.monotonic(), manual, attempt, retry_of,
         ))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.add(task)  # _execute discards it when done (cheaper than a callback)
         return run_id
 
     async def _execute(
@@ -96,42 +95,52 @@ class RunsMixin:
         attempt: int,
         retry_of: str | None,
     ) -> None:
-        clock = self.clock
-        if run_log.isEnabledFor(logging.INFO):
-            run_log.info(
-                "Running job %s (run %s, scheduled %s, late %.3f s%s)", rec.id, run_id,
-                sched.isoformat() if sched else "manual", late,
-                f", attempt {attempt}" if attempt > 1 else "",
-            )
-        executor = self._executor
-        assert executor is not None
         try:
-            await call_job(clock, executor, rec.func, rec.args, rec.kwargs, rec.is_coro,
-                           rec.opts.timeout, rec.id)
-        except asyncio.CancelledError:
-            rec.running -= 1
-            duration = clock.monotonic() - t0
-            run_log.warning("Job %s (run %s) cancelled after %.3f s", rec.id, run_id, duration)
-            await self._failed(rec, run_id, sched, started, duration, manual, attempt, retry_of,
-                               asyncio.CancelledError("cancelled at shutdown"), "")
-            raise
-        except Exception as exc:
-            rec.running -= 1
-            duration = clock.monotonic() - t0
-            await self._failed(rec, run_id, sched, started, duration, manual, attempt, retry_of,
-                               exc, traceback.format_exc())
-        else:
-            rec.running -= 1
-            duration = clock.monotonic() - t0
+            clock = self.clock
             if run_log.isEnabledFor(logging.INFO):
-                run_log.info("Job %s (run %s) succeeded in %.3f s", rec.id, run_id, duration)
-            if self._observed:
-                self._emit(RunSucceeded(
-                    job_id=rec.id, scheduled_at=sched, run_id=run_id, started_at=started,
-                    duration=duration, manual=manual, attempt=attempt, retry_of=retry_of,
-                ))
-            if retry_of is not None:
-                await self._link_retry(retry_of, run_id, started, "succeeded", None, manual)
+                run_log.info(
+                    "Running job %s (run %s, scheduled %s, late %.3f s%s)", rec.id, run_id,
+                    sched.isoformat() if sched else "manual", late,
+                    f", attempt {attempt}" if attempt > 1 else "",
+                )
+            executor = self._executor
+            assert executor is not None
+            try:
+                if rec.is_coro and rec.opts.timeout is None:
+                    # The common case, without call_job's extra coroutine layer.
+                    func = rec.func
+                    await (func(*rec.args, **rec.kwargs) if rec.kwargs else func(*rec.args))
+                else:
+                    await call_job(clock, executor, rec.func, rec.args, rec.kwargs, rec.is_coro,
+                                   rec.opts.timeout, rec.id)
+            except asyncio.CancelledError:
+                rec.running -= 1
+                duration = clock.monotonic() - t0
+                run_log.warning("Job %s (run %s) cancelled after %.3f s", rec.id, run_id, duration)
+                await self._failed(rec, run_id, sched, started, duration, manual, attempt, retry_of,
+                                   asyncio.CancelledError("cancelled at shutdown"), "")
+                raise
+            except Exception as exc:
+                rec.running -= 1
+                duration = clock.monotonic() - t0
+                await self._failed(rec, run_id, sched, started, duration, manual, attempt, retry_of,
+                                   exc, traceback.format_exc())
+            else:
+                rec.running -= 1
+                duration = clock.monotonic() - t0
+                if run_log.isEnabledFor(logging.INFO):
+                    run_log.info("Job %s (run %s) succeeded in %.3f s", rec.id, run_id, duration)
+                if self._observed:
+                    self._emit(RunSucceeded(
+                        job_id=rec.id, scheduled_at=sched, run_id=run_id, started_at=started,
+                        duration=duration, manual=manual, attempt=attempt, retry_of=retry_of,
+                    ))
+                if retry_of is not None:
+                    await self._link_retry(retry_of, run_id, started, "succeeded", None, manual)
+        finally:
+            task = asyncio.current_task()
+            if task is not None:
+                self._tasks.discard(task)
 
     async def _failed(
         self,

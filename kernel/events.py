@@ -100,6 +100,12 @@ class RunSkipped(_Base, frozen=True, tag="run_skipped"):
 
 RunOutcome = RunSucceeded | RunFailed
 Event = (
-    JobAdded | JobRemoved | JobModified | RunStarted | RunSucceeded | RunFailed | RunMissed
+    JobAdded
+    | JobRemoved
+    | JobModified
+    | RunStarted
+    | RunSucceeded
+    | RunFailed
+    | RunMissed
     | RunSkipped
 )

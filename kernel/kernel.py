@@ -15,16 +15,18 @@ job has no task at all (virtual actors).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import os
 import random
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, tzinfo
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -53,6 +55,29 @@ _UNSET: Any = object()
 _EPSILON = 1e-6
 # A change of wall-minus-monotonic offset larger than this is a clock step, not drift.
 _STEP_TOLERANCE = 1.0
+_TRIGGER_TYPES = (IntervalTrigger, CronTrigger, DateTrigger)
+
+
+class _CallableInfo(NamedTuple):
+    ref: str
+    name: str
+    is_coro: bool
+
+
+def _callable_info(func: Callable[..., Any]) -> _CallableInfo:
+    """What the kernel needs to know of a callable; cached, since many jobs share one."""
+    try:
+        return _cached_callable_info(func)
+    except TypeError:  # unhashable callable
+        return _inspect_callable(func)
+
+
+def _inspect_callable(func: Callable[..., Any]) -> _CallableInfo:
+    ref = callable_ref(func)
+    return _CallableInfo(ref, sys.intern(ref.rpartition(":")[2]), is_coroutine_callable(func))
+
+
+_cached_callable_info = functools.lru_cache(maxsize=1024)(_inspect_callable)
 
 
 class Kernel(RunsMixin):
@@ -173,24 +198,29 @@ class Kernel(RunsMixin):
         log.info("Scheduler stopped")
 
     async def _wait_with_grace(self, tasks: list[asyncio.Task[None]], grace: float) -> None:
+        """Wait until every task is done or ``grace`` seconds of the kernel's clock pass."""
         loop = asyncio.get_running_loop()
-        done = loop.create_future()
+        done: asyncio.Future[None] = loop.create_future()
+        pending = set(tasks)
 
         def expire() -> None:
             if not done.done():
                 done.set_result(None)
 
+        def finished(task: asyncio.Task[None]) -> None:
+            pending.discard(task)
+            if not pending:
+                expire()
+
+        for task in tasks:
+            task.add_done_callback(finished)
         timer = self.clock.call_at(self.clock.monotonic() + grace, expire)
-        gathered = asyncio.gather(*tasks, return_exceptions=True)
         try:
-            await asyncio.wait([done, gathered], return_when=asyncio.FIRST_COMPLETED)
+            await done
         finally:
             timer.cancel()
-            if not gathered.done():
-                gathered.cancel()
-            # Retrieve the result so an exception is never left unobserved.
-            if gathered.done() and not gathered.cancelled():
-                gathered.exception()
+            for task in tasks:
+                task.remove_done_callback(finished)
 
     async def __aenter__(self) -> Kernel:
         await self.start()
@@ -260,7 +290,7 @@ class Kernel(RunsMixin):
             raise InvalidJobError(
                 f"func={func!r} is not callable; pass a function or coroutine function"
             )
-        if not isinstance(trigger, IntervalTrigger | CronTrigger | DateTrigger):
+        if not isinstance(trigger, _TRIGGER_TYPES):
             raise InvalidJobError(
                 f"trigger={trigger!r} is not a trigger; "
                 "use IntervalTrigger, CronTrigger or DateTrigger"
@@ -273,7 +303,7 @@ class Kernel(RunsMixin):
             raise InvalidJobError(
                 f"job_id={job_id!r} must be a non-empty string of at most 200 characters"
             )
-        if not isinstance(args, tuple | list):
+        if not isinstance(args, (tuple, list)):
             raise InvalidJobError(f"args={args!r} must be a tuple or list of positional arguments")
         if kwargs is not None and not isinstance(kwargs, Mapping):
             raise InvalidJobError(f"kwargs={kwargs!r} must be a mapping of keyword arguments")
@@ -283,13 +313,14 @@ class Kernel(RunsMixin):
 
             if not isinstance(retry, RetryPolicy):
                 raise InvalidJobError(f"retry={retry!r} must be a RetryPolicy or None")
+        info = _callable_info(func)
         rec = JobRecord(
             job_id,
-            name if name is not None else callable_ref(func).rpartition(":")[2],
+            name if name is not None else info.name,
             func,
-            tuple(args),
+            tuple(args) if args else (),
             dict(kwargs) if kwargs else None,
-            is_coroutine_callable(func),
+            info.is_coro,
             trigger,
             opts,
             retry,
@@ -385,7 +416,7 @@ class Kernel(RunsMixin):
 
     def reschedule_job(self, job_id: str, trigger: Trigger) -> Job:
         """Give a job a new trigger; its next fire time is computed from now."""
-        if not isinstance(trigger, IntervalTrigger | CronTrigger | DateTrigger):
+        if not isinstance(trigger, _TRIGGER_TYPES):
             raise InvalidJobError(f"trigger={trigger!r} is not a trigger")
         if isinstance(trigger, CronTrigger) and trigger.timezone is None:
             trigger = trigger.bind(self.timezone)
@@ -420,7 +451,7 @@ class Kernel(RunsMixin):
         return Job(
             id=rec.id, name=rec.name, trigger=rec.trigger,
             next_run_time=None if rec.paused else rec.sched, paused=rec.paused,
-            func_ref=callable_ref(rec.func), args=rec.args, kwargs=dict(rec.kwargs or {}),
+            func_ref=_callable_info(rec.func).ref, args=rec.args, kwargs=dict(rec.kwargs or {}),
             coalesce=o.coalesce, max_instances=o.max_instances,
             misfire_grace_time=o.misfire_grace_time, timeout=o.timeout, running=rec.running,
         )

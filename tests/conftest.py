@@ -1,6 +1,7 @@
 """Shared test set-up.
 
-* Every ``async def`` test runs on asyncio through anyio's pytest plugin.
+* Every ``async def`` test runs on asyncio through anyio's pytest plugin (``anyio_mode =
+  "auto"`` in pyproject.toml).
 * Tests marked ``postgres`` / ``rabbitmq`` / ``prometheus`` need a real server or
   binary. Outside CI they skip with a loud reason when it is absent; with
   ``CI=true`` they run and fail instead, never skip.
@@ -8,7 +9,6 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 import shutil
 import socket
@@ -49,9 +49,6 @@ def anyio_backend() -> str:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        func = getattr(item, "function", None)
-        if func is not None and inspect.iscoroutinefunction(func):
-            item.add_marker(pytest.mark.anyio)
         for marker in ("postgres", "rabbitmq", "prometheus"):
             if item.get_closest_marker(marker) is None:
                 continue
@@ -66,9 +63,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(autouse=True)
-def _fail_when_server_missing(request: pytest.FixtureRequest, anyio_backend: str) -> None:
-    # Depending on anyio_backend keeps anyio's plugin from rebuilding async tests, which
-    # would drop their parametrize arguments.
+def _fail_when_server_missing(request: pytest.FixtureRequest) -> None:
     for name, reason in request.node.user_properties:
         if name == "missing":
             pytest.fail(f"CI=true and a required server is missing: {reason}")

@@ -21,7 +21,12 @@ WED_1030 = datetime(2024, 5, 15, 10, 30, tzinfo=SH)
 
 
 def sh(
-    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0,
+    year: int,
+    month: int,
+    day: int,
+    hour: int = 0,
+    minute: int = 0,
+    second: int = 0,
     microsecond: int = 0,
 ) -> datetime:
     return datetime(year, month, day, hour, minute, second, microsecond, tzinfo=SH)
@@ -31,37 +36,71 @@ NEXT_FIRE_CASES = [
     # The seed's examples, in the seed's zone.
     pytest.param("0 0 * * *", WED_1030, sh(2024, 5, 16, 0, 0), id="seed-midnight"),
     pytest.param("0 9 * * 1-5", WED_1030, sh(2024, 5, 16, 9, 0), id="seed-weekdays-9-thu"),
-    pytest.param("0 9 * * 1-5", sh(2024, 5, 17, 10, 0), sh(2024, 5, 20, 9, 0),
-                 id="seed-weekdays-9-skips-weekend"),
-    pytest.param("0 9 * * 1-5", sh(2024, 5, 20, 8, 59, 59), sh(2024, 5, 20, 9, 0),
-                 id="seed-weekdays-9-same-morning"),
+    pytest.param(
+        "0 9 * * 1-5",
+        sh(2024, 5, 17, 10, 0),
+        sh(2024, 5, 20, 9, 0),
+        id="seed-weekdays-9-skips-weekend",
+    ),
+    pytest.param(
+        "0 9 * * 1-5",
+        sh(2024, 5, 20, 8, 59, 59),
+        sh(2024, 5, 20, 9, 0),
+        id="seed-weekdays-9-same-morning",
+    ),
     pytest.param("*/15 * * * *", WED_1030, sh(2024, 5, 15, 10, 45), id="seed-every-15"),
-    pytest.param("*/15 * * * *", sh(2024, 5, 15, 23, 50), sh(2024, 5, 16, 0, 0),
-                 id="seed-every-15-over-midnight"),
+    pytest.param(
+        "*/15 * * * *",
+        sh(2024, 5, 15, 23, 50),
+        sh(2024, 5, 16, 0, 0),
+        id="seed-every-15-over-midnight",
+    ),
     pytest.param("0 0,12 * * *", WED_1030, sh(2024, 5, 15, 12, 0), id="seed-noon"),
-    pytest.param("0 0,12 * * *", sh(2024, 5, 15, 12, 0), sh(2024, 5, 16, 0, 0),
-                 id="seed-noon-then-midnight"),
+    pytest.param(
+        "0 0,12 * * *", sh(2024, 5, 15, 12, 0), sh(2024, 5, 16, 0, 0), id="seed-noon-then-midnight"
+    ),
     pytest.param("0 0 1 * *", WED_1030, sh(2024, 6, 1, 0, 0), id="seed-first-of-month"),
     pytest.param("0 0 1 * *", sh(2024, 12, 5), sh(2025, 1, 1, 0, 0), id="seed-first-new-year"),
     pytest.param("0 9,18 * * *", WED_1030, sh(2024, 5, 15, 18, 0), id="seed-token-expiry"),
-    pytest.param("0 9,18 * * *", sh(2024, 5, 15, 18, 0), sh(2024, 5, 16, 9, 0),
-                 id="seed-token-expiry-next-morning"),
+    pytest.param(
+        "0 9,18 * * *",
+        sh(2024, 5, 15, 18, 0),
+        sh(2024, 5, 16, 9, 0),
+        id="seed-token-expiry-next-morning",
+    ),
     pytest.param("0 3 * * *", WED_1030, sh(2024, 5, 16, 3, 0), id="seed-cleanup"),
-    pytest.param("0 3 * * *", sh(2024, 5, 16, 2, 59), sh(2024, 5, 16, 3, 0),
-                 id="seed-cleanup-a-minute-before"),
+    pytest.param(
+        "0 3 * * *",
+        sh(2024, 5, 16, 2, 59),
+        sh(2024, 5, 16, 3, 0),
+        id="seed-cleanup-a-minute-before",
+    ),
     pytest.param("0 8 * * *", WED_1030, sh(2024, 5, 16, 8, 0), id="seed-custom-8am"),
     # Strictly after: a fire instant is not its own successor, not even a second later.
     pytest.param("0 9 * * *", sh(2024, 5, 15, 9, 0), sh(2024, 5, 16, 9, 0), id="strictly-after"),
-    pytest.param("0 9 * * *", sh(2024, 5, 15, 9, 0, 0, 1), sh(2024, 5, 16, 9, 0),
-                 id="strictly-after-by-a-microsecond"),
-    pytest.param("* * * * *", sh(2024, 5, 15, 10, 30, 59), sh(2024, 5, 15, 10, 31),
-                 id="every-minute-from-a-second-before"),
+    pytest.param(
+        "0 9 * * *",
+        sh(2024, 5, 15, 9, 0, 0, 1),
+        sh(2024, 5, 16, 9, 0),
+        id="strictly-after-by-a-microsecond",
+    ),
+    pytest.param(
+        "* * * * *",
+        sh(2024, 5, 15, 10, 30, 59),
+        sh(2024, 5, 15, 10, 31),
+        id="every-minute-from-a-second-before",
+    ),
     # `after` in another zone is the same instant.
-    pytest.param("0 9 * * *", datetime(2024, 5, 15, 0, 59, tzinfo=UTC), sh(2024, 5, 15, 9, 0),
-                 id="after-given-in-utc"),
+    pytest.param(
+        "0 9 * * *",
+        datetime(2024, 5, 15, 0, 59, tzinfo=UTC),
+        sh(2024, 5, 15, 9, 0),
+        id="after-given-in-utc",
+    ),
     # Names, any case; 0 and 7 are both Sunday.
-    pytest.param("0 9 * * MON-FRI", sh(2024, 5, 17, 10, 0), sh(2024, 5, 20, 9, 0),
-                 id="names-weekdays"),
+    pytest.param(
+        "0 9 * * MON-FRI", sh(2024, 5, 17, 10, 0), sh(2024, 5, 20, 9, 0), id="names-weekdays"
+    ),
     pytest.param("0 9 * * mon,wed", WED_1030, sh(2024, 5, 20, 9, 0), id="names-lowercase"),
     pytest.param("0 9 * * Sun", WED_1030, sh(2024, 5, 19, 9, 0), id="names-mixed-case"),
     pytest.param("0 9 * * 0", WED_1030, sh(2024, 5, 19, 9, 0), id="sunday-0"),
@@ -73,8 +112,12 @@ NEXT_FIRE_CASES = [
     # Ranges, steps and lists.
     pytest.param("5/20 * * * *", WED_1030, sh(2024, 5, 15, 10, 45), id="start-with-step"),
     pytest.param("10-20/5 * * * *", WED_1030, sh(2024, 5, 15, 11, 10), id="range-with-step"),
-    pytest.param("0 22-2 * * *", sh(2024, 5, 15, 23, 30), sh(2024, 5, 16, 0, 0),
-                 id="hour-range-wraps-midnight"),
+    pytest.param(
+        "0 22-2 * * *",
+        sh(2024, 5, 15, 23, 30),
+        sh(2024, 5, 16, 0, 0),
+        id="hour-range-wraps-midnight",
+    ),
     pytest.param("0 */6 * * *", WED_1030, sh(2024, 5, 15, 12, 0), id="every-6-hours-cron"),
     pytest.param("0 0 */10 * *", WED_1030, sh(2024, 5, 21), id="every-10th-day"),
     # Macros.
@@ -107,8 +150,12 @@ NEXT_FIRE_CASES = [
     pytest.param("0 0 29 2 *", sh(2023, 6, 1), sh(2024, 2, 29), id="leap-day-next-year"),
     pytest.param("0 0 29 2 *", sh(2024, 3, 1), sh(2028, 2, 29), id="leap-day-four-years"),
     pytest.param("0 12 29 2 *", sh(2096, 3, 1), sh(2104, 2, 29, 12), id="leap-day-skips-2100"),
-    pytest.param("59 23 31 12 *", sh(2024, 12, 31, 23, 59), sh(2025, 12, 31, 23, 59),
-                 id="last-minute-of-year"),
+    pytest.param(
+        "59 23 31 12 *",
+        sh(2024, 12, 31, 23, 59),
+        sh(2025, 12, 31, 23, 59),
+        id="last-minute-of-year",
+    ),
     pytest.param("0 0 1 1 *", sh(2024, 12, 31, 23, 59, 59), sh(2025, 1, 1), id="new-year"),
 ]
 
@@ -192,11 +239,17 @@ def test_hour_is_wildcard(expression: str, wildcard: bool) -> None:
         pytest.param("0 0 1 * MON", "at 00:00 on day 1 of the month or on Monday", id="or"),
         pytest.param("0 0 1,15 * *", "at 00:00 on days 1 and 15 of the month", id="two-days"),
         pytest.param("0 */2 * * *", "at minute 0 every 2 hours", id="every-2-hours"),
-        pytest.param("*/5 9-17 * * mon-fri",
-                     "every 5 minutes during hours 9-17 on Monday through Friday", id="office"),
+        pytest.param(
+            "*/5 9-17 * * mon-fri",
+            "every 5 minutes during hours 9-17 on Monday through Friday",
+            id="office",
+        ),
         pytest.param("* 9 * * *", "every minute during hour 9", id="one-hour"),
-        pytest.param("0 12 * JUN-AUG SAT,SUN", "at 12:00 on Sunday and Saturday in June through "
-                     "August", id="summer-weekends"),
+        pytest.param(
+            "0 12 * JUN-AUG SAT,SUN",
+            "at 12:00 on Sunday and Saturday in June through August",
+            id="summer-weekends",
+        ),
     ],
 )
 def test_describe(expression: str, text: str) -> None:
@@ -204,71 +257,129 @@ def test_describe(expression: str, text: str) -> None:
 
 
 BAD_EXPRESSIONS = [
-    pytest.param("", "cron expression '': expected 5 fields (minute hour day month day_of_week) "
-                 "or a macro (@yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly), "
-                 "got an empty string", id="empty"),
+    pytest.param(
+        "",
+        "cron expression '': expected 5 fields (minute hour day month day_of_week) "
+        "or a macro (@yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly), "
+        "got an empty string",
+        id="empty",
+    ),
     pytest.param("   ", "got an empty string", id="blank"),
-    pytest.param("0 9 * *", "cron expression '0 9 * *': expected 5 fields (minute hour day month "
-                 "day_of_week), got 4", id="four-fields"),
-    pytest.param("0", "expected 5 fields (minute hour day month day_of_week), got 1",
-                 id="one-field"),
-    pytest.param("0 0 9 * * *", "cron expression '0 0 9 * * *': expected 5 fields (minute hour "
-                 "day month day_of_week), got 6; a sixth field (seconds) is not supported",
-                 id="six-fields-seconds"),
-    pytest.param("0 0 9 * * * 2024", "got 7; seconds and year fields are not supported",
-                 id="seven-fields"),
-    pytest.param("0 25 * * *", "cron expression '0 25 * * *': hour 25 is out of range 0-23",
-                 id="hour-25"),
+    pytest.param(
+        "0 9 * *",
+        "cron expression '0 9 * *': expected 5 fields (minute hour day month day_of_week), got 4",
+        id="four-fields",
+    ),
+    pytest.param(
+        "0", "expected 5 fields (minute hour day month day_of_week), got 1", id="one-field"
+    ),
+    pytest.param(
+        "0 0 9 * * *",
+        "cron expression '0 0 9 * * *': expected 5 fields (minute hour "
+        "day month day_of_week), got 6; a sixth field (seconds) is not supported",
+        id="six-fields-seconds",
+    ),
+    pytest.param(
+        "0 0 9 * * * 2024", "got 7; seconds and year fields are not supported", id="seven-fields"
+    ),
+    pytest.param(
+        "0 25 * * *", "cron expression '0 25 * * *': hour 25 is out of range 0-23", id="hour-25"
+    ),
     pytest.param("60 * * * *", "minute 60 is out of range 0-59", id="minute-60"),
     pytest.param("0 0 0 * *", "day 0 is out of range 1-31", id="day-0"),
     pytest.param("0 0 32 * *", "day 32 is out of range 1-31", id="day-32"),
     pytest.param("0 0 * 13 *", "month 13 is out of range 1-12 or JAN-DEC", id="month-13"),
     pytest.param("0 0 * 0 *", "month 0 is out of range 1-12 or JAN-DEC", id="month-0"),
-    pytest.param("0 0 * * 8", "day_of_week 8 is out of range 0-7 (0 and 7 are Sunday) or SUN, "
-                 "MON, TUE, WED, THU, FRI, SAT", id="dow-8"),
+    pytest.param(
+        "0 0 * * 8",
+        "day_of_week 8 is out of range 0-7 (0 and 7 are Sunday) or SUN, "
+        "MON, TUE, WED, THU, FRI, SAT",
+        id="dow-8",
+    ),
     pytest.param("0 20-25 * * *", "hour 25 is out of range 0-23", id="range-end-out"),
-    pytest.param("0 0 * FOO *", "month 'FOO' is not a known name; use 1-12 or JAN-DEC",
-                 id="unknown-month"),
-    pytest.param("0 0 * * MONDAY", "day_of_week 'MONDAY' is not a known name; use 0-7 (0 and 7 "
-                 "are Sunday) or SUN, MON, TUE, WED, THU, FRI, SAT", id="full-day-name"),
+    pytest.param(
+        "0 0 * FOO *", "month 'FOO' is not a known name; use 1-12 or JAN-DEC", id="unknown-month"
+    ),
+    pytest.param(
+        "0 0 * * MONDAY",
+        "day_of_week 'MONDAY' is not a known name; use 0-7 (0 and 7 "
+        "are Sunday) or SUN, MON, TUE, WED, THU, FRI, SAT",
+        id="full-day-name",
+    ),
     pytest.param("0 0 * MON *", "month 'MON' is not a known name", id="weekday-in-month"),
     pytest.param("0 0 * * JAN", "day_of_week 'JAN' is not a known name", id="month-in-weekday"),
     pytest.param("0 noon * * *", "hour 'noon' is not a number; use 0-23", id="word-in-hour"),
     pytest.param("abc * * * *", "minute 'abc' is not a number; use 0-59", id="garbage-minute"),
     pytest.param("0 0 1-x * *", "day 'x' is not a number; use 1-31", id="garbage-range"),
-    pytest.param("1-2-3 * * * *", "minute '1-2-3' is not valid; use 0-59 with '*', ',', '-' and "
-                 "'/' (e.g. '*/15', '1-5', '0,30')", id="double-range"),
-    pytest.param("0 0 * * */x", "day_of_week '*/x': step 'x' is not a number; write e.g. '*/15'",
-                 id="garbage-step"),
-    pytest.param("1,,2 * * * *", "minute '1,,2' has an empty list item; separate values with "
-                 "single commas, e.g. '0,30'", id="empty-list-item"),
+    pytest.param(
+        "1-2-3 * * * *",
+        "minute '1-2-3' is not valid; use 0-59 with '*', ',', '-' and "
+        "'/' (e.g. '*/15', '1-5', '0,30')",
+        id="double-range",
+    ),
+    pytest.param(
+        "0 0 * * */x",
+        "day_of_week '*/x': step 'x' is not a number; write e.g. '*/15'",
+        id="garbage-step",
+    ),
+    pytest.param(
+        "1,,2 * * * *",
+        "minute '1,,2' has an empty list item; separate values with single commas, e.g. '0,30'",
+        id="empty-list-item",
+    ),
     pytest.param("-5 * * * *", "minute '-5' is not valid", id="negative"),
     pytest.param("０ 9 * * *", "minute '０' is not valid", id="fullwidth-digit"),
-    pytest.param("*/0 * * * *", "cron expression '*/0 * * * *': minute '*/0': step 0 is not "
-                 "allowed; use 1 or more", id="step-0"),
-    pytest.param("*/60 * * * *", "minute '*/60': step 60 is larger than the field's range 0-59 "
-                 "and would match only once; for a longer period use an interval trigger",
-                 id="step-too-big"),
-    pytest.param("0 0 L * *", "cron expression '0 0 L * *': day 'L': the special characters L, "
-                 "W, # and ? are not supported; use numbers, names, '*', ',', '-' and '/'",
-                 id="L"),
-    pytest.param("0 0 15W * *", "day '15W': the special characters L, W, # and ? are not "
-                 "supported", id="W"),
+    pytest.param(
+        "*/0 * * * *",
+        "cron expression '*/0 * * * *': minute '*/0': step 0 is not allowed; use 1 or more",
+        id="step-0",
+    ),
+    pytest.param(
+        "*/60 * * * *",
+        "minute '*/60': step 60 is larger than the field's range 0-59 "
+        "and would match only once; for a longer period use an interval trigger",
+        id="step-too-big",
+    ),
+    pytest.param(
+        "0 0 L * *",
+        "cron expression '0 0 L * *': day 'L': the special characters L, "
+        "W, # and ? are not supported; use numbers, names, '*', ',', '-' and '/'",
+        id="L",
+    ),
+    pytest.param(
+        "0 0 15W * *", "day '15W': the special characters L, W, # and ? are not supported", id="W"
+    ),
     pytest.param("0 0 LW * *", "day 'LW': the special characters", id="LW"),
-    pytest.param("0 0 * * MON#2", "day_of_week 'MON#2': the special characters L, W, # and ? are "
-                 "not supported", id="hash"),
+    pytest.param(
+        "0 0 * * MON#2",
+        "day_of_week 'MON#2': the special characters L, W, # and ? are not supported",
+        id="hash",
+    ),
     pytest.param("0 0 * * 5L", "day_of_week '5L': the special characters", id="last-friday"),
-    pytest.param("0 0 ? * MON", "day '?': the special characters L, W, # and ? are not supported",
-                 id="question-mark"),
+    pytest.param(
+        "0 0 ? * MON",
+        "day '?': the special characters L, W, # and ? are not supported",
+        id="question-mark",
+    ),
     pytest.param("H * * * *", "minute 'H' is not a number; use 0-59", id="jenkins-hash"),
-    pytest.param("@reboot", "cron expression '@reboot': '@reboot' is not a supported macro; use "
-                 "one of @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly",
-                 id="reboot"),
+    pytest.param(
+        "@reboot",
+        "cron expression '@reboot': '@reboot' is not a supported macro; use "
+        "one of @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly",
+        id="reboot",
+    ),
     pytest.param("@every_5m", "'@every_5m' is not a supported macro", id="unknown-macro"),
-    pytest.param("0 0 31 2 *", "cron expression '0 0 31 2 *': day 31 never occurs in month 2, "
-                 "so it would never fire; check the day and month fields", id="feb-31"),
-    pytest.param("0 0 30,31 FEB *", "day 30,31 never occurs in month FEB, so it would never fire",
-                 id="feb-30-31"),
+    pytest.param(
+        "0 0 31 2 *",
+        "cron expression '0 0 31 2 *': day 31 never occurs in month 2, "
+        "so it would never fire; check the day and month fields",
+        id="feb-31",
+    ),
+    pytest.param(
+        "0 0 30,31 FEB *",
+        "day 30,31 never occurs in month FEB, so it would never fire",
+        id="feb-30-31",
+    ),
     pytest.param("0 0 31 4,6,9,11 *", "day 31 never occurs in month 4,6,9,11", id="short-months"),
 ]
 
@@ -380,9 +491,7 @@ def test_threads_sharing_a_schedule_get_the_same_answers_as_one_thread() -> None
     sys.setswitchinterval(1e-6)  # switch threads as often as possible to expose races
     try:
         with ThreadPoolExecutor(max_workers=8) as pool:
-            rounds = list(
-                pool.map(lambda _: [shared.next_fire_time(s) for s in starts], range(8))
-            )
+            rounds = list(pool.map(lambda _: [shared.next_fire_time(s) for s in starts], range(8)))
     finally:
         sys.setswitchinterval(interval)
     assert rounds == [expected] * 8

@@ -30,105 +30,244 @@ def u(month: int, day: int, hour: int = 0, minute: int = 0, year: int = 2024) ->
 
 SEQUENCES = [
     # -- New York, spring forward (02:00-03:00 local does not exist on 03-10) ------------
-    pytest.param("America/New_York", "30 2 * * *", u(3, 9, 17),
-                 [u(3, 10, 7, 0), u(3, 11, 6, 30), u(3, 12, 6, 30)],
-                 id="ny-spring-fixed-0230-runs-at-0300-edt"),
-    pytest.param("America/New_York", "0 2 * * *", u(3, 9, 17), [u(3, 10, 7, 0), u(3, 11, 6, 0)],
-                 id="ny-spring-fixed-0200-runs-at-0300-edt"),
-    pytest.param("America/New_York", "0 3 * * *", u(3, 9, 17), [u(3, 10, 7, 0), u(3, 11, 7, 0)],
-                 id="ny-spring-fixed-0300-unaffected"),
-    pytest.param("America/New_York", "0 1 * * *", u(3, 9, 17), [u(3, 10, 6, 0), u(3, 11, 5, 0)],
-                 id="ny-spring-fixed-0100-est-then-edt"),
-    pytest.param("America/New_York", "*/15 * * * *", u(3, 10, 6, 30),
-                 # 01:45 EST; 02:00-02:45 collapse into 03:00 EDT, which is not run twice.
-                 [u(3, 10, 6, 45), u(3, 10, 7, 0), u(3, 10, 7, 15), u(3, 10, 7, 30)],
-                 id="ny-spring-every-15-collapses"),
-    pytest.param("America/New_York", "0 * * * *", u(3, 10, 5, 30),
-                 [u(3, 10, 6, 0), u(3, 10, 7, 0), u(3, 10, 8, 0)],
-                 id="ny-spring-hourly-0200-and-0300-are-one-run"),
-    pytest.param("America/New_York", "30 * * * *", u(3, 10, 6, 0),
-                 # 01:30 EST, 02:30 -> 03:00 EDT, 03:30 EDT, 04:30 EDT
-                 [u(3, 10, 6, 30), u(3, 10, 7, 0), u(3, 10, 7, 30), u(3, 10, 8, 30)],
-                 id="ny-spring-half-past-every-hour"),
-    pytest.param("America/New_York", "0 0 * * *", u(3, 9, 12), [u(3, 10, 5, 0), u(3, 11, 4, 0)],
-                 id="ny-spring-seed-midnight"),
+    pytest.param(
+        "America/New_York",
+        "30 2 * * *",
+        u(3, 9, 17),
+        [u(3, 10, 7, 0), u(3, 11, 6, 30), u(3, 12, 6, 30)],
+        id="ny-spring-fixed-0230-runs-at-0300-edt",
+    ),
+    pytest.param(
+        "America/New_York",
+        "0 2 * * *",
+        u(3, 9, 17),
+        [u(3, 10, 7, 0), u(3, 11, 6, 0)],
+        id="ny-spring-fixed-0200-runs-at-0300-edt",
+    ),
+    pytest.param(
+        "America/New_York",
+        "0 3 * * *",
+        u(3, 9, 17),
+        [u(3, 10, 7, 0), u(3, 11, 7, 0)],
+        id="ny-spring-fixed-0300-unaffected",
+    ),
+    pytest.param(
+        "America/New_York",
+        "0 1 * * *",
+        u(3, 9, 17),
+        [u(3, 10, 6, 0), u(3, 11, 5, 0)],
+        id="ny-spring-fixed-0100-est-then-edt",
+    ),
+    pytest.param(
+        "America/New_York",
+        "*/15 * * * *",
+        u(3, 10, 6, 30),
+        # 01:45 EST; 02:00-02:45 collapse into 03:00 EDT, which is not run twice.
+        [u(3, 10, 6, 45), u(3, 10, 7, 0), u(3, 10, 7, 15), u(3, 10, 7, 30)],
+        id="ny-spring-every-15-collapses",
+    ),
+    pytest.param(
+        "America/New_York",
+        "0 * * * *",
+        u(3, 10, 5, 30),
+        [u(3, 10, 6, 0), u(3, 10, 7, 0), u(3, 10, 8, 0)],
+        id="ny-spring-hourly-0200-and-0300-are-one-run",
+    ),
+    pytest.param(
+        "America/New_York",
+        "30 * * * *",
+        u(3, 10, 6, 0),
+        # 01:30 EST, 02:30 -> 03:00 EDT, 03:30 EDT, 04:30 EDT
+        [u(3, 10, 6, 30), u(3, 10, 7, 0), u(3, 10, 7, 30), u(3, 10, 8, 30)],
+        id="ny-spring-half-past-every-hour",
+    ),
+    pytest.param(
+        "America/New_York",
+        "0 0 * * *",
+        u(3, 9, 12),
+        [u(3, 10, 5, 0), u(3, 11, 4, 0)],
+        id="ny-spring-seed-midnight",
+    ),
     # -- New York, fall back (01:00-02:00 local happens twice on 11-03) -----------------
-    pytest.param("America/New_York", "30 1 * * *", u(11, 2, 16),
-                 # 01:30 EDT only, then 01:30 EST on the following days
-                 [u(11, 3, 5, 30), u(11, 4, 6, 30), u(11, 5, 6, 30)],
-                 id="ny-fall-fixed-0130-once-first-occurrence"),
-    pytest.param("America/New_York", "0 1 * * *", u(11, 2, 16), [u(11, 3, 5, 0), u(11, 4, 6, 0)],
-                 id="ny-fall-fixed-0100-once"),
-    pytest.param("America/New_York", "0 2 * * *", u(11, 2, 16), [u(11, 3, 7, 0), u(11, 4, 7, 0)],
-                 id="ny-fall-fixed-0200-unaffected"),
-    pytest.param("America/New_York", "0 1-2 * * *", u(11, 3, 4),
-                 # 01:00 EDT, 02:00 EST (01:00 EST is not run), then 01:00 and 02:00 EST
-                 [u(11, 3, 5, 0), u(11, 3, 7, 0), u(11, 4, 6, 0), u(11, 4, 7, 0)],
-                 id="ny-fall-hour-range-is-restricted"),
-    pytest.param("America/New_York", "15 0-2 * * *", u(11, 3, 4),
-                 [u(11, 3, 4, 15), u(11, 3, 5, 15), u(11, 3, 7, 15)],
-                 id="ny-fall-quarter-past-restricted"),
-    pytest.param("America/New_York", "*/30 * * * *", u(11, 3, 4, 30),
-                 # 01:00 EDT, 01:30 EDT, 01:00 EST, 01:30 EST, 02:00 EST
-                 [u(11, 3, 5, 0), u(11, 3, 5, 30), u(11, 3, 6, 0), u(11, 3, 6, 30),
-                  u(11, 3, 7, 0)],
-                 id="ny-fall-every-30-fires-both-passes"),
-    pytest.param("America/New_York", "30 * * * *", u(11, 3, 4),
-                 [u(11, 3, 4, 30), u(11, 3, 5, 30), u(11, 3, 6, 30), u(11, 3, 7, 30)],
-                 id="ny-fall-half-past-fires-both-passes"),
-    pytest.param("America/New_York", "0 0-23 * * *", u(11, 3, 4, 30),
-                 [u(11, 3, 5, 0), u(11, 3, 6, 0), u(11, 3, 7, 0)],
-                 id="ny-fall-hour-range-covering-all-24-is-a-wildcard"),
-    pytest.param("America/New_York", "0 9,18 * * *", u(11, 2, 23),
-                 [u(11, 3, 14, 0), u(11, 3, 23, 0), u(11, 4, 14, 0)],
-                 id="ny-fall-seed-token-expiry-follows-local-time"),
+    pytest.param(
+        "America/New_York",
+        "30 1 * * *",
+        u(11, 2, 16),
+        # 01:30 EDT only, then 01:30 EST on the following days
+        [u(11, 3, 5, 30), u(11, 4, 6, 30), u(11, 5, 6, 30)],
+        id="ny-fall-fixed-0130-once-first-occurrence",
+    ),
+    pytest.param(
+        "America/New_York",
+        "0 1 * * *",
+        u(11, 2, 16),
+        [u(11, 3, 5, 0), u(11, 4, 6, 0)],
+        id="ny-fall-fixed-0100-once",
+    ),
+    pytest.param(
+        "America/New_York",
+        "0 2 * * *",
+        u(11, 2, 16),
+        [u(11, 3, 7, 0), u(11, 4, 7, 0)],
+        id="ny-fall-fixed-0200-unaffected",
+    ),
+    pytest.param(
+        "America/New_York",
+        "0 1-2 * * *",
+        u(11, 3, 4),
+        # 01:00 EDT, 02:00 EST (01:00 EST is not run), then 01:00 and 02:00 EST
+        [u(11, 3, 5, 0), u(11, 3, 7, 0), u(11, 4, 6, 0), u(11, 4, 7, 0)],
+        id="ny-fall-hour-range-is-restricted",
+    ),
+    pytest.param(
+        "America/New_York",
+        "15 0-2 * * *",
+        u(11, 3, 4),
+        [u(11, 3, 4, 15), u(11, 3, 5, 15), u(11, 3, 7, 15)],
+        id="ny-fall-quarter-past-restricted",
+    ),
+    pytest.param(
+        "America/New_York",
+        "*/30 * * * *",
+        u(11, 3, 4, 30),
+        # 01:00 EDT, 01:30 EDT, 01:00 EST, 01:30 EST, 02:00 EST
+        [u(11, 3, 5, 0), u(11, 3, 5, 30), u(11, 3, 6, 0), u(11, 3, 6, 30), u(11, 3, 7, 0)],
+        id="ny-fall-every-30-fires-both-passes",
+    ),
+    pytest.param(
+        "America/New_York",
+        "30 * * * *",
+        u(11, 3, 4),
+        [u(11, 3, 4, 30), u(11, 3, 5, 30), u(11, 3, 6, 30), u(11, 3, 7, 30)],
+        id="ny-fall-half-past-fires-both-passes",
+    ),
+    pytest.param(
+        "America/New_York",
+        "0 0-23 * * *",
+        u(11, 3, 4, 30),
+        [u(11, 3, 5, 0), u(11, 3, 6, 0), u(11, 3, 7, 0)],
+        id="ny-fall-hour-range-covering-all-24-is-a-wildcard",
+    ),
+    pytest.param(
+        "America/New_York",
+        "0 9,18 * * *",
+        u(11, 2, 23),
+        [u(11, 3, 14, 0), u(11, 3, 23, 0), u(11, 4, 14, 0)],
+        id="ny-fall-seed-token-expiry-follows-local-time",
+    ),
     # -- London, spring forward (01:00-02:00 local does not exist on 03-31) -------------
-    pytest.param("Europe/London", "30 1 * * *", u(3, 30, 12),
-                 [u(3, 31, 1, 0), u(4, 1, 0, 30), u(4, 2, 0, 30)],
-                 id="london-spring-fixed-0130-runs-at-0200-bst"),
-    pytest.param("Europe/London", "0 1 * * *", u(3, 30, 12), [u(3, 31, 1, 0), u(4, 1, 0, 0)],
-                 id="london-spring-fixed-0100-runs-at-0200-bst"),
-    pytest.param("Europe/London", "0 2 * * *", u(3, 30, 12), [u(3, 31, 1, 0), u(4, 1, 1, 0)],
-                 id="london-spring-fixed-0200-unaffected"),
-    pytest.param("Europe/London", "*/20 * * * *", u(3, 31, 0, 30),
-                 [u(3, 31, 0, 40), u(3, 31, 1, 0), u(3, 31, 1, 20), u(3, 31, 1, 40)],
-                 id="london-spring-every-20-collapses"),
-    pytest.param("Europe/London", "0 * * * *", u(3, 30, 23, 30),
-                 [u(3, 31, 0, 0), u(3, 31, 1, 0), u(3, 31, 2, 0)],
-                 id="london-spring-hourly"),
+    pytest.param(
+        "Europe/London",
+        "30 1 * * *",
+        u(3, 30, 12),
+        [u(3, 31, 1, 0), u(4, 1, 0, 30), u(4, 2, 0, 30)],
+        id="london-spring-fixed-0130-runs-at-0200-bst",
+    ),
+    pytest.param(
+        "Europe/London",
+        "0 1 * * *",
+        u(3, 30, 12),
+        [u(3, 31, 1, 0), u(4, 1, 0, 0)],
+        id="london-spring-fixed-0100-runs-at-0200-bst",
+    ),
+    pytest.param(
+        "Europe/London",
+        "0 2 * * *",
+        u(3, 30, 12),
+        [u(3, 31, 1, 0), u(4, 1, 1, 0)],
+        id="london-spring-fixed-0200-unaffected",
+    ),
+    pytest.param(
+        "Europe/London",
+        "*/20 * * * *",
+        u(3, 31, 0, 30),
+        [u(3, 31, 0, 40), u(3, 31, 1, 0), u(3, 31, 1, 20), u(3, 31, 1, 40)],
+        id="london-spring-every-20-collapses",
+    ),
+    pytest.param(
+        "Europe/London",
+        "0 * * * *",
+        u(3, 30, 23, 30),
+        [u(3, 31, 0, 0), u(3, 31, 1, 0), u(3, 31, 2, 0)],
+        id="london-spring-hourly",
+    ),
     # -- London, fall back (01:00-02:00 local happens twice on 10-27) -------------------
-    pytest.param("Europe/London", "30 1 * * *", u(10, 26, 12), [u(10, 27, 0, 30), u(10, 28, 1, 30)],
-                 id="london-fall-fixed-0130-once-first-occurrence"),
-    pytest.param("Europe/London", "0 1 * * *", u(10, 26, 12), [u(10, 27, 0, 0), u(10, 28, 1, 0)],
-                 id="london-fall-fixed-0100-once"),
-    pytest.param("Europe/London", "*/30 * * * *", u(10, 26, 23, 30),
-                 # 01:00 BST, 01:30 BST, 01:00 GMT, 01:30 GMT, 02:00 GMT
-                 [u(10, 27, 0, 0), u(10, 27, 0, 30), u(10, 27, 1, 0), u(10, 27, 1, 30),
-                  u(10, 27, 2, 0)],
-                 id="london-fall-every-30-fires-both-passes"),
-    pytest.param("Europe/London", "0 * * * *", u(10, 26, 23, 30),
-                 [u(10, 27, 0, 0), u(10, 27, 1, 0), u(10, 27, 2, 0)],
-                 id="london-fall-hourly-fires-both-passes"),
+    pytest.param(
+        "Europe/London",
+        "30 1 * * *",
+        u(10, 26, 12),
+        [u(10, 27, 0, 30), u(10, 28, 1, 30)],
+        id="london-fall-fixed-0130-once-first-occurrence",
+    ),
+    pytest.param(
+        "Europe/London",
+        "0 1 * * *",
+        u(10, 26, 12),
+        [u(10, 27, 0, 0), u(10, 28, 1, 0)],
+        id="london-fall-fixed-0100-once",
+    ),
+    pytest.param(
+        "Europe/London",
+        "*/30 * * * *",
+        u(10, 26, 23, 30),
+        # 01:00 BST, 01:30 BST, 01:00 GMT, 01:30 GMT, 02:00 GMT
+        [u(10, 27, 0, 0), u(10, 27, 0, 30), u(10, 27, 1, 0), u(10, 27, 1, 30), u(10, 27, 2, 0)],
+        id="london-fall-every-30-fires-both-passes",
+    ),
+    pytest.param(
+        "Europe/London",
+        "0 * * * *",
+        u(10, 26, 23, 30),
+        [u(10, 27, 0, 0), u(10, 27, 1, 0), u(10, 27, 2, 0)],
+        id="london-fall-hourly-fires-both-passes",
+    ),
     # -- Lord Howe: a half-hour shift. 2024-10-06 02:00-02:30 local (+10:30 -> +11) does
     #    not exist; 2024-04-07 01:30-02:00 local (+11 -> +10:30) happens twice.
-    pytest.param("Australia/Lord_Howe", "15 2 * * *", u(10, 5),
-                 [u(10, 5, 15, 30), u(10, 6, 15, 15)], id="lord-howe-spring-half-hour-gap"),
-    pytest.param("Australia/Lord_Howe", "45 1 * * *", u(4, 6),
-                 [u(4, 6, 14, 45), u(4, 7, 15, 15)], id="lord-howe-fall-fixed-once"),
-    pytest.param("Australia/Lord_Howe", "45 * * * *", u(4, 6, 13, 50),
-                 [u(4, 6, 14, 45), u(4, 6, 15, 15), u(4, 6, 16, 15)],
-                 id="lord-howe-fall-any-hour-twice"),
+    pytest.param(
+        "Australia/Lord_Howe",
+        "15 2 * * *",
+        u(10, 5),
+        [u(10, 5, 15, 30), u(10, 6, 15, 15)],
+        id="lord-howe-spring-half-hour-gap",
+    ),
+    pytest.param(
+        "Australia/Lord_Howe",
+        "45 1 * * *",
+        u(4, 6),
+        [u(4, 6, 14, 45), u(4, 7, 15, 15)],
+        id="lord-howe-fall-fixed-once",
+    ),
+    pytest.param(
+        "Australia/Lord_Howe",
+        "45 * * * *",
+        u(4, 6, 13, 50),
+        [u(4, 6, 14, 45), u(4, 6, 15, 15), u(4, 6, 16, 15)],
+        id="lord-howe-fall-any-hour-twice",
+    ),
     # -- Havana changes at midnight: the day's first hour is skipped or repeated. --------
-    pytest.param("America/Havana", "0 0 * * *", u(3, 9, 12),
-                 # 2024-03-10 00:00 does not exist: 01:00 CDT (05:00Z) instead
-                 [u(3, 10, 5, 0), u(3, 11, 4, 0)], id="havana-midnight-gap"),
-    pytest.param("America/Havana", "30 0 * * *", u(11, 2, 12),
-                 [u(11, 3, 4, 30), u(11, 4, 5, 30)], id="havana-midnight-overlap-fixed"),
+    pytest.param(
+        "America/Havana",
+        "0 0 * * *",
+        u(3, 9, 12),
+        # 2024-03-10 00:00 does not exist: 01:00 CDT (05:00Z) instead
+        [u(3, 10, 5, 0), u(3, 11, 4, 0)],
+        id="havana-midnight-gap",
+    ),
+    pytest.param(
+        "America/Havana",
+        "30 0 * * *",
+        u(11, 2, 12),
+        [u(11, 3, 4, 30), u(11, 4, 5, 30)],
+        id="havana-midnight-overlap-fixed",
+    ),
     # -- Apia skipped all of 2011-12-30 (-10 -> +14): that day's 09:00 runs when it ends.
-    pytest.param("Pacific/Apia", "0 9 * * *", u(12, 29, 0, year=2011),
-                 [u(12, 29, 19, 0, year=2011), u(12, 30, 10, 0, year=2011),
-                  u(12, 30, 19, 0, year=2011)],
-                 id="apia-skipped-day"),
+    pytest.param(
+        "Pacific/Apia",
+        "0 9 * * *",
+        u(12, 29, 0, year=2011),
+        [u(12, 29, 19, 0, year=2011), u(12, 30, 10, 0, year=2011), u(12, 30, 19, 0, year=2011)],
+        id="apia-skipped-day",
+    ),
 ]
 
 
@@ -170,10 +309,20 @@ def test_a_whole_spring_forward_night_every_15_minutes() -> None:
     fires = CronTrigger("*/15 * * * *", "America/New_York").next_fire_times(u(3, 10, 4, 50), 14)
     # 00:00-01:45 EST, then 03:00 EDT once, then 03:15-04:00 EDT
     assert fires == [
-        u(3, 10, 5, 0), u(3, 10, 5, 15), u(3, 10, 5, 30), u(3, 10, 5, 45),
-        u(3, 10, 6, 0), u(3, 10, 6, 15), u(3, 10, 6, 30), u(3, 10, 6, 45),
+        u(3, 10, 5, 0),
+        u(3, 10, 5, 15),
+        u(3, 10, 5, 30),
+        u(3, 10, 5, 45),
+        u(3, 10, 6, 0),
+        u(3, 10, 6, 15),
+        u(3, 10, 6, 30),
+        u(3, 10, 6, 45),
         u(3, 10, 7, 0),
-        u(3, 10, 7, 15), u(3, 10, 7, 30), u(3, 10, 7, 45), u(3, 10, 8, 0), u(3, 10, 8, 15),
+        u(3, 10, 7, 15),
+        u(3, 10, 7, 30),
+        u(3, 10, 7, 45),
+        u(3, 10, 8, 0),
+        u(3, 10, 8, 15),
     ]
 
 
@@ -198,11 +347,26 @@ TRANSITIONS = {
     "Australia/Lord_Howe": [u(4, 6, 15), u(10, 5, 15, 30)],
     "Asia/Shanghai": [u(6, 1)],  # none: any instant will do
 }
-MINUTES = [("*", set(range(60))), ("*/15", {0, 15, 30, 45}), ("0", {0}), ("30", {30}),
-           ("0,30", {0, 30}), ("5-10", set(range(5, 11))), ("*/20", {0, 20, 40}), ("59", {59})]
-HOURS = [("*", set(range(24))), ("1", {1}), ("2", {2}), ("1-3", {1, 2, 3}),
-         ("*/2", set(range(0, 24, 2))), ("0-23", set(range(24))), ("0,1,2", {0, 1, 2}),
-         ("22-2", {22, 23, 0, 1, 2})]
+MINUTES = [
+    ("*", set(range(60))),
+    ("*/15", {0, 15, 30, 45}),
+    ("0", {0}),
+    ("30", {30}),
+    ("0,30", {0, 30}),
+    ("5-10", set(range(5, 11))),
+    ("*/20", {0, 20, 40}),
+    ("59", {59}),
+]
+HOURS = [
+    ("*", set(range(24))),
+    ("1", {1}),
+    ("2", {2}),
+    ("1-3", {1, 2, 3}),
+    ("*/2", set(range(0, 24, 2))),
+    ("0-23", set(range(24))),
+    ("0,1,2", {0, 1, 2}),
+    ("22-2", {22, 23, 0, 1, 2}),
+]
 WEEKDAYS = [("*", set(range(7))), ("1-5", {1, 2, 3, 4, 5}), ("0,6", {0, 6}), ("SUN", {0})]
 YEAR_START = u(1, 1)
 
@@ -219,8 +383,8 @@ class Reference:
 
     def wall_matches(self, wall: datetime) -> bool:
         weekday = (wall.weekday() + 1) % 7  # cron: 0 = Sunday
-        return wall.minute in self.minutes and wall.hour in self.hours and (
-            weekday in self.weekdays
+        return (
+            wall.minute in self.minutes and wall.hour in self.hours and (weekday in self.weekdays)
         )
 
     def fires_at(self, instant: datetime) -> bool:

@@ -30,15 +30,19 @@ def test_plain_schedule_has_no_warnings() -> None:
         warnings=(),
     )
     assert [fire.isoformat() for fire in result.next_fires] == [
-        "2024-05-15T09:00:00+08:00", "2024-05-15T18:00:00+08:00", "2024-05-16T09:00:00+08:00",
+        "2024-05-15T09:00:00+08:00",
+        "2024-05-15T18:00:00+08:00",
+        "2024-05-16T09:00:00+08:00",
     ]
 
 
 def test_fall_back_any_hour_job_warns_it_runs_twice() -> None:
     result = explain("*/30 * * * *", NY, 4, after=datetime(2024, 11, 3, 4, 40, tzinfo=UTC))
     assert [fire.isoformat() for fire in result.next_fires] == [
-        "2024-11-03T01:00:00-04:00", "2024-11-03T01:30:00-04:00",
-        "2024-11-03T01:00:00-05:00", "2024-11-03T01:30:00-05:00",
+        "2024-11-03T01:00:00-04:00",
+        "2024-11-03T01:30:00-04:00",
+        "2024-11-03T01:00:00-05:00",
+        "2024-11-03T01:30:00-05:00",
     ]
     assert [w.message for w in result.warnings] == [
         "2024-11-03 01:00 happens twice in America/New_York: clocks go back from 02:00 to "
@@ -52,17 +56,21 @@ def test_fall_back_any_hour_job_warns_it_runs_twice() -> None:
     # Aware datetimes in a repeated hour never compare equal across zones (PEP 495):
     # compare the instants.
     assert [run.astimezone(UTC) for run in first.runs_at] == [
-        datetime(2024, 11, 3, 5, tzinfo=UTC), datetime(2024, 11, 3, 6, tzinfo=UTC),
+        datetime(2024, 11, 3, 5, tzinfo=UTC),
+        datetime(2024, 11, 3, 6, tzinfo=UTC),
     ]
     assert [run.isoformat() for run in first.runs_at] == [
-        "2024-11-03T01:00:00-04:00", "2024-11-03T01:00:00-05:00",
+        "2024-11-03T01:00:00-04:00",
+        "2024-11-03T01:00:00-05:00",
     ]
 
 
 def test_fall_back_fixed_hour_job_warns_it_runs_once() -> None:
     result = explain("30 1 * * *", NY, 3, after=datetime(2024, 11, 1, tzinfo=UTC))
     assert [fire.isoformat() for fire in result.next_fires] == [
-        "2024-11-01T01:30:00-04:00", "2024-11-02T01:30:00-04:00", "2024-11-03T01:30:00-04:00",
+        "2024-11-01T01:30:00-04:00",
+        "2024-11-02T01:30:00-04:00",
+        "2024-11-03T01:30:00-04:00",
     ]
     assert [w.message for w in result.warnings] == [
         "2024-11-03 01:30 happens twice in America/New_York: clocks go back from 02:00 to "
@@ -74,10 +82,13 @@ def test_fall_back_fixed_hour_job_warns_it_runs_once() -> None:
 
 
 def test_spring_forward_warns_for_each_skipped_time() -> None:
-    result = explain("*/20 * * * *", "Europe/London", 3,
-                     after=datetime(2024, 3, 31, 0, 30, tzinfo=UTC))
+    result = explain(
+        "*/20 * * * *", "Europe/London", 3, after=datetime(2024, 3, 31, 0, 30, tzinfo=UTC)
+    )
     assert [fire.isoformat() for fire in result.next_fires] == [
-        "2024-03-31T00:40:00+00:00", "2024-03-31T02:00:00+01:00", "2024-03-31T02:20:00+01:00",
+        "2024-03-31T00:40:00+00:00",
+        "2024-03-31T02:00:00+01:00",
+        "2024-03-31T02:20:00+01:00",
     ]
     assert [w.message for w in result.warnings] == [
         f"2024-03-31 01:{m} does not exist in Europe/London: clocks jump from 01:00 to 02:00; "
@@ -116,12 +127,30 @@ def test_explanation_encodes_to_json() -> None:
 @pytest.mark.parametrize(
     ("expression", "zone", "n", "error", "message"),
     [
-        pytest.param("0 25 * * *", "UTC", 3, InvalidJobError, "hour 25 is out of range 0-23",
-                     id="bad-expression"),
-        pytest.param("0 9 * * *", "Asia/Shangai", 3, InvalidJobError,
-                     "use a name like 'Asia/Shanghai'", id="bad-zone"),
-        pytest.param("0 9 * * *", "UTC", -1, ValueError, "n must be a whole number >= 0, got -1",
-                     id="negative-n"),
+        pytest.param(
+            "0 25 * * *",
+            "UTC",
+            3,
+            InvalidJobError,
+            "hour 25 is out of range 0-23",
+            id="bad-expression",
+        ),
+        pytest.param(
+            "0 9 * * *",
+            "Asia/Shangai",
+            3,
+            InvalidJobError,
+            "use a name like 'Asia/Shanghai'",
+            id="bad-zone",
+        ),
+        pytest.param(
+            "0 9 * * *",
+            "UTC",
+            -1,
+            ValueError,
+            "n must be a whole number >= 0, got -1",
+            id="negative-n",
+        ),
     ],
 )
 def test_bad_input(

@@ -125,6 +125,7 @@ async def test_run_job_runs_now_outside_the_schedule() -> None:
 
 async def test_run_job_refuses_when_max_instances_are_running() -> None:
     async with virtual_kernel(T0) as (k, clock, _rec):
+
         async def long() -> None:
             await clock.sleep(100)
 
@@ -149,7 +150,9 @@ async def test_reschedule_job_changes_the_trigger() -> None:
         assert job.next_run_time == T0  # 00:00 matches and is "at or after now"
         await clock.advance(timedelta(minutes=31))
         assert starts(rec.take(), UTC) == [
-            "2024-01-01 00:00:00+0000", "2024-01-01 00:15:00+0000", "2024-01-01 00:30:00+0000",
+            "2024-01-01 00:00:00+0000",
+            "2024-01-01 00:15:00+0000",
+            "2024-01-01 00:30:00+0000",
         ]
 
 
@@ -177,7 +180,10 @@ async def test_subscribe_streams_exact_event_sequence_and_nothing_more() -> None
         k.add_date_job(noop, run_date=T0 + timedelta(seconds=5), job_id="once")
         await clock.advance(10)
         assert [type(e).__name__ for e in rec.take()] == [
-            "JobAdded", "RunStarted", "JobRemoved", "RunSucceeded",
+            "JobAdded",
+            "RunStarted",
+            "JobRemoved",
+            "RunSucceeded",
         ]
         await clock.advance(3600)
         assert rec.take() == []
@@ -207,33 +213,63 @@ def _bad_cases() -> list[object]:
     naive = datetime(2024, 1, 1)
     return [
         pytest.param(lambda k: k.add_interval_job(noop, seconds=0), "interval", id="zero-interval"),
-        pytest.param(lambda k: k.add_interval_job(noop, minutes=-5), "minutes",
-                     id="negative-interval"),
-        pytest.param(lambda k: k.add_interval_job(noop, hours=1, start_date=naive), "start_date",
-                     id="naive-start-date"),
-        pytest.param(lambda k: k.add_date_job(noop, run_date=naive), "run_date",
-                     id="naive-run-date"),
-        pytest.param(lambda k: k.add_cron_job(noop, cron_expression="0 25 * * *"), "hour 25",
-                     id="cron-hour-out-of-range"),
-        pytest.param(lambda k: k.add_cron_job(noop, cron_expression="0 9 * *"), "5 fields",
-                     id="cron-field-count"),
-        pytest.param(lambda k: k.add_cron_job(noop, cron_expression="0 9 * * FUNDAY"), "FUNDAY",
-                     id="cron-unknown-name"),
-        pytest.param(lambda k: k.add_cron_job(noop, cron_expression="every day"), "every day",
-                     id="cron-garbage"),
-        pytest.param(lambda k: k.add_cron_job(noop, cron_expression="0 9 * * *",
-                                              timezone="Asia/Shangai"), "Asia/Shangai",
-                     id="unknown-timezone"),
-        pytest.param(lambda k: k.add_interval_job(noop, hours=1, max_instances=0), "max_instances",
-                     id="max-instances-zero"),
-        pytest.param(lambda k: k.add_interval_job(noop, hours=1, misfire_grace_time=-1),
-                     "misfire_grace_time", id="negative-grace"),
-        pytest.param(lambda k: k.add_interval_job(noop, hours=1, timeout=0), "timeout",
-                     id="zero-timeout"),
-        pytest.param(lambda k: k.add_date_job("not callable", run_date=aware), "not callable",
-                     id="not-callable"),
-        pytest.param(lambda k: k.add_interval_job(noop, hours=1, job_id=""), "job_id",
-                     id="empty-job-id"),
+        pytest.param(
+            lambda k: k.add_interval_job(noop, minutes=-5), "minutes", id="negative-interval"
+        ),
+        pytest.param(
+            lambda k: k.add_interval_job(noop, hours=1, start_date=naive),
+            "start_date",
+            id="naive-start-date",
+        ),
+        pytest.param(
+            lambda k: k.add_date_job(noop, run_date=naive), "run_date", id="naive-run-date"
+        ),
+        pytest.param(
+            lambda k: k.add_cron_job(noop, cron_expression="0 25 * * *"),
+            "hour 25",
+            id="cron-hour-out-of-range",
+        ),
+        pytest.param(
+            lambda k: k.add_cron_job(noop, cron_expression="0 9 * *"),
+            "5 fields",
+            id="cron-field-count",
+        ),
+        pytest.param(
+            lambda k: k.add_cron_job(noop, cron_expression="0 9 * * FUNDAY"),
+            "FUNDAY",
+            id="cron-unknown-name",
+        ),
+        pytest.param(
+            lambda k: k.add_cron_job(noop, cron_expression="every day"),
+            "every day",
+            id="cron-garbage",
+        ),
+        pytest.param(
+            lambda k: k.add_cron_job(noop, cron_expression="0 9 * * *", timezone="Asia/Shangai"),
+            "Asia/Shangai",
+            id="unknown-timezone",
+        ),
+        pytest.param(
+            lambda k: k.add_interval_job(noop, hours=1, max_instances=0),
+            "max_instances",
+            id="max-instances-zero",
+        ),
+        pytest.param(
+            lambda k: k.add_interval_job(noop, hours=1, misfire_grace_time=-1),
+            "misfire_grace_time",
+            id="negative-grace",
+        ),
+        pytest.param(
+            lambda k: k.add_interval_job(noop, hours=1, timeout=0), "timeout", id="zero-timeout"
+        ),
+        pytest.param(
+            lambda k: k.add_date_job("not callable", run_date=aware),
+            "not callable",
+            id="not-callable",
+        ),
+        pytest.param(
+            lambda k: k.add_interval_job(noop, hours=1, job_id=""), "job_id", id="empty-job-id"
+        ),
     ]
 
 

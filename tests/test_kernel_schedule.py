@@ -47,41 +47,75 @@ async def test_cron_job_uses_the_kernel_timezone_unless_given_its_own() -> None:
 
 DST_CASES = [
     pytest.param(
-        NEW_YORK, datetime(2024, 3, 9, 12, 0, tzinfo=NEW_YORK), "30 2 * * *", 40,
+        NEW_YORK,
+        datetime(2024, 3, 9, 12, 0, tzinfo=NEW_YORK),
+        "30 2 * * *",
+        40,
         ["2024-03-10 03:00:00-0400", "2024-03-11 02:30:00-0400"],
         id="new-york-spring-forward-fixed-hour-runs-at-gap-end",
     ),
     pytest.param(
-        NEW_YORK, datetime(2024, 3, 10, 0, 50, tzinfo=NEW_YORK), "*/20 * * * *", 1.5,
-        ["2024-03-10 01:00:00-0500", "2024-03-10 01:20:00-0500", "2024-03-10 01:40:00-0500",
-         "2024-03-10 03:00:00-0400", "2024-03-10 03:20:00-0400"],
+        NEW_YORK,
+        datetime(2024, 3, 10, 0, 50, tzinfo=NEW_YORK),
+        "*/20 * * * *",
+        1.5,
+        [
+            "2024-03-10 01:00:00-0500",
+            "2024-03-10 01:20:00-0500",
+            "2024-03-10 01:40:00-0500",
+            "2024-03-10 03:00:00-0400",
+            "2024-03-10 03:20:00-0400",
+        ],
         id="new-york-spring-forward-star-hour-collapses-gap-into-one-run",
     ),
     pytest.param(
-        NEW_YORK, datetime(2024, 11, 2, 12, 0, tzinfo=NEW_YORK), "30 1 * * *", 40,
+        NEW_YORK,
+        datetime(2024, 11, 2, 12, 0, tzinfo=NEW_YORK),
+        "30 1 * * *",
+        40,
         ["2024-11-03 01:30:00-0400", "2024-11-04 01:30:00-0500"],
         id="new-york-fall-back-fixed-hour-runs-once-first-occurrence",
     ),
     pytest.param(
-        NEW_YORK, datetime(2024, 11, 3, 0, 0, tzinfo=NEW_YORK), "30 * * * *", 3.5,
-        ["2024-11-03 00:30:00-0400", "2024-11-03 01:30:00-0400", "2024-11-03 01:30:00-0500",
-         "2024-11-03 02:30:00-0500"],
+        NEW_YORK,
+        datetime(2024, 11, 3, 0, 0, tzinfo=NEW_YORK),
+        "30 * * * *",
+        3.5,
+        [
+            "2024-11-03 00:30:00-0400",
+            "2024-11-03 01:30:00-0400",
+            "2024-11-03 01:30:00-0500",
+            "2024-11-03 02:30:00-0500",
+        ],
         id="new-york-fall-back-star-hour-fires-at-each-real-instant",
     ),
     pytest.param(
-        LONDON, datetime(2024, 3, 30, 12, 0, tzinfo=LONDON), "30 1 * * *", 40,
+        LONDON,
+        datetime(2024, 3, 30, 12, 0, tzinfo=LONDON),
+        "30 1 * * *",
+        40,
         ["2024-03-31 02:00:00+0100", "2024-04-01 01:30:00+0100"],
         id="london-spring-forward-fixed-hour-runs-at-gap-end",
     ),
     pytest.param(
-        LONDON, datetime(2024, 10, 26, 12, 0, tzinfo=LONDON), "30 1 * * *", 40,
+        LONDON,
+        datetime(2024, 10, 26, 12, 0, tzinfo=LONDON),
+        "30 1 * * *",
+        40,
         ["2024-10-27 01:30:00+0100", "2024-10-28 01:30:00+0000"],
         id="london-fall-back-fixed-hour-runs-once-first-occurrence",
     ),
     pytest.param(
-        LONDON, datetime(2024, 10, 27, 0, 0, tzinfo=LONDON), "15 * * * *", 3.5,
-        ["2024-10-27 00:15:00+0100", "2024-10-27 01:15:00+0100", "2024-10-27 01:15:00+0000",
-         "2024-10-27 02:15:00+0000"],
+        LONDON,
+        datetime(2024, 10, 27, 0, 0, tzinfo=LONDON),
+        "15 * * * *",
+        3.5,
+        [
+            "2024-10-27 00:15:00+0100",
+            "2024-10-27 01:15:00+0100",
+            "2024-10-27 01:15:00+0000",
+            "2024-10-27 02:15:00+0000",
+        ],
         id="london-fall-back-star-hour-fires-at-each-real-instant",
     ),
 ]
@@ -148,7 +182,9 @@ async def test_wall_clock_jumps_do_not_move_interval_jobs() -> None:
         got = [e for e in rec.take() if type(e).__name__ == "RunStarted"]
         assert [round(e.lateness, 6) for e in got] == [0.0, 0.0, 0.0]  # type: ignore[attr-defined]
         assert starts(got, UTC) == [
-            "2024-01-01 00:10:00+0000", "2024-01-01 00:20:00+0000", "2024-01-01 00:30:00+0000",
+            "2024-01-01 00:10:00+0000",
+            "2024-01-01 00:20:00+0000",
+            "2024-01-01 00:30:00+0000",
         ]
 
 

@@ -23,6 +23,7 @@ async def noop() -> None:
 
 async def test_interval_first_run_is_one_interval_after_add_and_never_drifts() -> None:
     async with virtual_kernel(T0) as (k, clock, rec):
+
         async def slow() -> None:
             await clock.sleep(3600 * 2)  # a 2 h run must not shift later ones
 
@@ -41,7 +42,9 @@ async def test_interval_with_start_date_fires_at_start_plus_k_intervals() -> Non
         k.add_interval_job(noop, minutes=5, start_date=T0 + timedelta(minutes=1), job_id="hc")
         await clock.advance(timedelta(minutes=12))
         assert starts(rec.take(), UTC) == [
-            "2024-01-01 00:01:00+0000", "2024-01-01 00:06:00+0000", "2024-01-01 00:11:00+0000",
+            "2024-01-01 00:01:00+0000",
+            "2024-01-01 00:06:00+0000",
+            "2024-01-01 00:11:00+0000",
         ]
 
 
@@ -98,8 +101,9 @@ async def test_misfire_grace_for_a_one_shot_job_added_late(
     late_by: int, grace: float | None, expected: str
 ) -> None:
     async with virtual_kernel(T0) as (k, clock, rec):
-        k.add_date_job(noop, run_date=T0 - timedelta(seconds=late_by), job_id="once",
-                       misfire_grace_time=grace)
+        k.add_date_job(
+            noop, run_date=T0 - timedelta(seconds=late_by), job_id="once", misfire_grace_time=grace
+        )
         await clock.advance(1)
         kinds = [type(e).__name__ for e in rec.take()]
         assert kinds[:2] == ["JobAdded", expected]
@@ -124,20 +128,28 @@ async def test_missed_run_reports_its_lateness_and_logs(caplog: pytest.LogCaptur
 @pytest.mark.parametrize(
     ("coalesce", "expected"),
     [
-        pytest.param(True, [
-            ("RunSkipped", "j", "2024-01-01 08:01:00+0800", "coalesced"),
-            ("RunSkipped", "j", "2024-01-01 08:02:00+0800", "coalesced"),
-            ("RunSkipped", "j", "2024-01-01 08:03:00+0800", "coalesced"),
-            ("RunStarted", "j", "2024-01-01 08:04:00+0800"),
-            ("RunSucceeded", "j", "2024-01-01 08:04:00+0800"),
-        ], id="coalesce-runs-once-for-the-latest"),
-        pytest.param(False, [
-            ("RunMissed", "j", "2024-01-01 08:01:00+0800"),
-            ("RunMissed", "j", "2024-01-01 08:02:00+0800"),
-            ("RunStarted", "j", "2024-01-01 08:03:00+0800"),
-            ("RunSkipped", "j", "2024-01-01 08:04:00+0800", "max_instances"),
-            ("RunSucceeded", "j", "2024-01-01 08:03:00+0800"),
-        ], id="no-coalesce-runs-each-within-grace"),
+        pytest.param(
+            True,
+            [
+                ("RunSkipped", "j", "2024-01-01 08:01:00+0800", "coalesced"),
+                ("RunSkipped", "j", "2024-01-01 08:02:00+0800", "coalesced"),
+                ("RunSkipped", "j", "2024-01-01 08:03:00+0800", "coalesced"),
+                ("RunStarted", "j", "2024-01-01 08:04:00+0800"),
+                ("RunSucceeded", "j", "2024-01-01 08:04:00+0800"),
+            ],
+            id="coalesce-runs-once-for-the-latest",
+        ),
+        pytest.param(
+            False,
+            [
+                ("RunMissed", "j", "2024-01-01 08:01:00+0800"),
+                ("RunMissed", "j", "2024-01-01 08:02:00+0800"),
+                ("RunStarted", "j", "2024-01-01 08:03:00+0800"),
+                ("RunSkipped", "j", "2024-01-01 08:04:00+0800", "max_instances"),
+                ("RunSucceeded", "j", "2024-01-01 08:03:00+0800"),
+            ],
+            id="no-coalesce-runs-each-within-grace",
+        ),
     ],
 )
 async def test_coalesce_after_a_stalled_loop(
@@ -153,13 +165,16 @@ async def test_coalesce_after_a_stalled_loop(
 
 async def test_no_coalesce_with_room_for_instances_runs_every_due_time() -> None:
     async with virtual_kernel(T0) as (k, clock, rec):
-        k.add_interval_job(noop, minutes=1, job_id="j", coalesce=False, max_instances=5,
-                           misfire_grace_time=None)
+        k.add_interval_job(
+            noop, minutes=1, job_id="j", coalesce=False, max_instances=5, misfire_grace_time=None
+        )
         rec.take()
         clock.stall(timedelta(minutes=3))
         await clock.advance(0)
         assert starts(rec.take()) == [
-            "2024-01-01 08:01:00+0800", "2024-01-01 08:02:00+0800", "2024-01-01 08:03:00+0800",
+            "2024-01-01 08:01:00+0800",
+            "2024-01-01 08:02:00+0800",
+            "2024-01-01 08:03:00+0800",
         ]
 
 
@@ -179,6 +194,7 @@ async def test_coalesce_when_even_the_latest_is_beyond_grace_reports_it_missed()
 
 async def test_max_instances_skips_instead_of_queueing(caplog: pytest.LogCaptureFixture) -> None:
     async with virtual_kernel(T0) as (k, clock, rec):
+
         async def long() -> None:
             await clock.sleep(150)
 
@@ -199,14 +215,17 @@ async def test_max_instances_skips_instead_of_queueing(caplog: pytest.LogCapture
 
 async def test_max_instances_two_allows_two_overlapping_runs() -> None:
     async with virtual_kernel(T0) as (k, clock, rec):
+
         async def long() -> None:
             await clock.sleep(150)
 
         k.add_interval_job(long, seconds=60, job_id="long", max_instances=2)
         rec.take()
         await clock.advance(180)
-        kinds = [(type(e).__name__, e.scheduled_at.second if e.scheduled_at else None)
-                 for e in rec.take()]
+        kinds = [
+            (type(e).__name__, e.scheduled_at.second if e.scheduled_at else None)
+            for e in rec.take()
+        ]
         # Runs of 150 s every 60 s: two overlap at 08:02, the third finds both still going.
         assert kinds == [("RunStarted", 0), ("RunStarted", 0), ("RunSkipped", 0)]
         await clock.advance(60)
@@ -215,6 +234,7 @@ async def test_max_instances_two_allows_two_overlapping_runs() -> None:
 
 async def test_timeout_stops_a_coroutine_run_at_exactly_its_timeout() -> None:
     async with virtual_kernel(T0) as (k, clock, rec):
+
         async def hang() -> None:
             await clock.sleep(10_000)
 
@@ -236,6 +256,7 @@ async def test_exception_in_a_job_is_isolated_and_logged_with_traceback(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     async with virtual_kernel(T0) as (k, clock, rec):
+
         async def boom() -> None:
             raise RuntimeError("database unreachable")
 
@@ -328,10 +349,38 @@ async def test_kernel_defaults_are_the_seeds() -> None:
 
 
 async def test_per_job_options_override_kernel_defaults() -> None:
-    async with virtual_kernel(T0, defaults=JobDefaults(coalesce=False, max_instances=3,
-                                                       misfire_grace_time=5)) as (k, _c, _r):
+    async with virtual_kernel(
+        T0, defaults=JobDefaults(coalesce=False, max_instances=3, misfire_grace_time=5)
+    ) as (k, _c, _r):
         a = k.add_interval_job(noop, hours=1, job_id="a")
         b = k.add_interval_job(noop, hours=1, job_id="b", max_instances=1, misfire_grace_time=None)
         assert (a.coalesce, a.max_instances, a.misfire_grace_time) == (False, 3, 5)
         assert (b.coalesce, b.max_instances, b.misfire_grace_time) == (False, 1, None)
         assert isinstance(RunSkipped, type)
+
+
+async def test_shutdown_grace_lets_short_runs_finish_and_cancels_the_rest(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = VirtualClock(T0)
+    kernel = Kernel(clock=clock)
+    rec = Recorder(kernel)
+    finished: list[str] = []
+
+    async def job(name: str, seconds: float) -> None:
+        await clock.sleep(seconds)
+        finished.append(name)
+
+    async with kernel:
+        kernel.add_interval_job(job, seconds=60, args=("short", 5), job_id="short")
+        kernel.add_interval_job(job, seconds=60, args=("long", 500), job_id="long")
+        await clock.advance(60)
+        stopping = asyncio.create_task(kernel.shutdown(wait=True, grace=30))
+        await clock.advance(30)
+        await stopping
+    assert finished == ["short"]
+    kinds = [(type(e).__name__, e.job_id) for e in rec.take()]
+    assert ("RunSucceeded", "short") in kinds
+    assert ("RunFailed", "long") in kinds
+    assert "exception was never retrieved" not in caplog.text
+    rec.stream.close()

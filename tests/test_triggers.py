@@ -26,7 +26,11 @@ NY = ZoneInfo("America/New_York")
 
 def test_all_names_exist() -> None:
     assert sorted(triggers_module.__all__) == [
-        "CronTrigger", "DateTrigger", "IntervalTrigger", "Trigger", "resolve_timezone",
+        "CronTrigger",
+        "DateTrigger",
+        "IntervalTrigger",
+        "Trigger",
+        "resolve_timezone",
         "trigger_from_spec",
     ]
     for name in triggers_module.__all__:
@@ -41,20 +45,31 @@ def test_all_names_exist() -> None:
     [
         pytest.param({"hours": 6}, timedelta(hours=6), "every 6 hours", id="seed-sync-6h"),
         pytest.param({"minutes": 5}, timedelta(minutes=5), "every 5 minutes", id="seed-health-5m"),
-        pytest.param({"days": 1, "hours": 2}, timedelta(hours=26), "every 1 day, 2 hours",
-                     id="day-and-hours"),
+        pytest.param(
+            {"days": 1, "hours": 2}, timedelta(hours=26), "every 1 day, 2 hours", id="day-and-hours"
+        ),
         pytest.param({"weeks": 2}, timedelta(days=14), "every 2 weeks", id="weeks"),
         pytest.param({"days": 8}, timedelta(days=8), "every 1 week, 1 day", id="days-over-week"),
         pytest.param({"hours": 1}, timedelta(hours=1), "every 1 hour", id="singular"),
-        pytest.param({"seconds": 1.5}, timedelta(seconds=1.5), "every 1.5 seconds",
-                     id="fractional-seconds"),
+        pytest.param(
+            {"seconds": 1.5}, timedelta(seconds=1.5), "every 1.5 seconds", id="fractional-seconds"
+        ),
         pytest.param({"seconds": 1}, timedelta(seconds=1), "every 1 second", id="one-second"),
-        pytest.param({"minutes": 1, "seconds": 30}, timedelta(seconds=90),
-                     "every 1 minute, 30 seconds", id="minute-and-seconds"),
-        pytest.param({"hours": 1.5}, timedelta(minutes=90), "every 1 hour, 30 minutes",
-                     id="fractional-hours"),
-        pytest.param({"seconds": 0.000001}, timedelta(microseconds=1), "every 0.000001 seconds",
-                     id="one-microsecond"),
+        pytest.param(
+            {"minutes": 1, "seconds": 30},
+            timedelta(seconds=90),
+            "every 1 minute, 30 seconds",
+            id="minute-and-seconds",
+        ),
+        pytest.param(
+            {"hours": 1.5}, timedelta(minutes=90), "every 1 hour, 30 minutes", id="fractional-hours"
+        ),
+        pytest.param(
+            {"seconds": 0.000001},
+            timedelta(microseconds=1),
+            "every 0.000001 seconds",
+            id="one-microsecond",
+        ),
     ],
 )
 def test_interval_length_and_description(
@@ -113,19 +128,23 @@ def test_interval_fire_time_of_six_hours_a_year_later() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        pytest.param({}, "interval is zero; give it a positive length, use e.g. hours=6",
-                     id="nothing"),
-        pytest.param({"hours": 0}, "interval is zero; give it a positive length, use e.g. hours=6",
-                     id="zero"),
+        pytest.param(
+            {}, "interval is zero; give it a positive length, use e.g. hours=6", id="nothing"
+        ),
+        pytest.param(
+            {"hours": 0}, "interval is zero; give it a positive length, use e.g. hours=6", id="zero"
+        ),
         pytest.param({"seconds": 1e-7}, "interval is zero", id="below-a-microsecond"),
-        pytest.param({"hours": -1}, "interval hours=-1 is negative; use e.g. hours=6",
-                     id="negative"),
-        pytest.param({"hours": 6, "minutes": -5}, "interval minutes=-5 is negative",
-                     id="one-negative-part"),
-        pytest.param({"hours": float("nan")}, "interval hours=nan is not a finite number",
-                     id="nan"),
-        pytest.param({"days": float("inf")}, "interval days=inf is not a finite number",
-                     id="inf"),
+        pytest.param(
+            {"hours": -1}, "interval hours=-1 is negative; use e.g. hours=6", id="negative"
+        ),
+        pytest.param(
+            {"hours": 6, "minutes": -5}, "interval minutes=-5 is negative", id="one-negative-part"
+        ),
+        pytest.param(
+            {"hours": float("nan")}, "interval hours=nan is not a finite number", id="nan"
+        ),
+        pytest.param({"days": float("inf")}, "interval days=inf is not a finite number", id="inf"),
         pytest.param({"hours": "6"}, "interval hours must be a number, not str", id="string"),
         pytest.param({"hours": True}, "interval hours must be a number, not bool", id="bool"),
         pytest.param(
@@ -153,8 +172,11 @@ def test_interval_fire_time_of_six_hours_a_year_later() -> None:
             "end_date 2024-01-01T00:00:00+00:00 is before start_date 2024-02-01T00:00:00+00:00",
             id="end-before-start",
         ),
-        pytest.param({"hours": 6, "jitter": -1}, "jitter=-1 is negative; use None or a number",
-                     id="negative-jitter"),
+        pytest.param(
+            {"hours": 6, "jitter": -1},
+            "jitter=-1 is negative; use None or a number",
+            id="negative-jitter",
+        ),
     ],
 )
 def test_interval_bad_input(kwargs: dict[str, Any], message: str) -> None:
@@ -199,15 +221,24 @@ def test_date_trigger_keeps_utc() -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        pytest.param(datetime(2024, 5, 1, 9), "run_date 2024-05-01T09:00:00 is naive; attach a "
-                     "timezone, e.g. datetime(2024, 1, 1, 9, 0, tzinfo=ZoneInfo('Asia/Shanghai'))",
-                     id="naive"),
-        pytest.param("2024-05-01", "run_date must be an aware datetime, not str; attach a "
-                     "timezone, e.g. datetime(2024, 1, 1, 9, 0, tzinfo=ZoneInfo('Asia/Shanghai'))",
-                     id="string"),
-        pytest.param(None, "run_date must be an aware datetime, not NoneType; attach a "
-                     "timezone, e.g. datetime(2024, 1, 1, 9, 0, tzinfo=ZoneInfo('Asia/Shanghai'))",
-                     id="none"),
+        pytest.param(
+            datetime(2024, 5, 1, 9),
+            "run_date 2024-05-01T09:00:00 is naive; attach a "
+            "timezone, e.g. datetime(2024, 1, 1, 9, 0, tzinfo=ZoneInfo('Asia/Shanghai'))",
+            id="naive",
+        ),
+        pytest.param(
+            "2024-05-01",
+            "run_date must be an aware datetime, not str; attach a "
+            "timezone, e.g. datetime(2024, 1, 1, 9, 0, tzinfo=ZoneInfo('Asia/Shanghai'))",
+            id="string",
+        ),
+        pytest.param(
+            None,
+            "run_date must be an aware datetime, not NoneType; attach a "
+            "timezone, e.g. datetime(2024, 1, 1, 9, 0, tzinfo=ZoneInfo('Asia/Shanghai'))",
+            id="none",
+        ),
     ],
 )
 def test_date_bad_input(value: Any, message: str) -> None:
@@ -259,29 +290,58 @@ def test_fixed_offset_zone_keeps_the_offset() -> None:
 @pytest.mark.parametrize(
     ("given", "field", "message"),
     [
-        pytest.param("Asia/Shangai", "timezone",
-                     "timezone 'Asia/Shangai' is not a known IANA zone; use a name like "
-                     "'Asia/Shanghai' or 'UTC'", id="typo"),
-        pytest.param("asia/shanghai", "timezone",
-                     "timezone 'asia/shanghai' is not a known IANA zone; use a name like "
-                     "'Asia/Shanghai' or 'UTC'", id="wrong-case"),
-        pytest.param("Europe/Lodnon", "tz",
-                     "tz 'Europe/Lodnon' is not a known IANA zone; use a name like "
-                     "'Europe/London' or 'UTC'", id="field-name-is-used"),
-        pytest.param("Mars/Olympus_Mons", "timezone",
-                     "timezone 'Mars/Olympus_Mons' is not a known IANA zone; use a name like "
-                     "'Asia/Shanghai' or 'UTC'", id="nothing-close"),
-        pytest.param("", "timezone",
-                     "timezone '' is not a known IANA zone; use a name like 'Asia/Shanghai' "
-                     "or 'UTC'", id="empty"),
-        pytest.param("../../etc/passwd", "timezone",
-                     "timezone '../../etc/passwd' is not a known IANA zone", id="path"),
-        pytest.param(timezone(timedelta(hours=5, minutes=30)), "timezone",
-                     "timezone datetime.timezone(datetime.timedelta(seconds=19800)) is not an "
-                     "IANA zone; use a name like 'Asia/Shanghai' or 'UTC'", id="half-hour-offset"),
-        pytest.param(8, "timezone",
-                     "timezone must be a zone name like 'Asia/Shanghai' or a tzinfo, not int",
-                     id="int"),
+        pytest.param(
+            "Asia/Shangai",
+            "timezone",
+            "timezone 'Asia/Shangai' is not a known IANA zone; use a name like "
+            "'Asia/Shanghai' or 'UTC'",
+            id="typo",
+        ),
+        pytest.param(
+            "asia/shanghai",
+            "timezone",
+            "timezone 'asia/shanghai' is not a known IANA zone; use a name like "
+            "'Asia/Shanghai' or 'UTC'",
+            id="wrong-case",
+        ),
+        pytest.param(
+            "Europe/Lodnon",
+            "tz",
+            "tz 'Europe/Lodnon' is not a known IANA zone; use a name like 'Europe/London' or 'UTC'",
+            id="field-name-is-used",
+        ),
+        pytest.param(
+            "Mars/Olympus_Mons",
+            "timezone",
+            "timezone 'Mars/Olympus_Mons' is not a known IANA zone; use a name like "
+            "'Asia/Shanghai' or 'UTC'",
+            id="nothing-close",
+        ),
+        pytest.param(
+            "",
+            "timezone",
+            "timezone '' is not a known IANA zone; use a name like 'Asia/Shanghai' or 'UTC'",
+            id="empty",
+        ),
+        pytest.param(
+            "../../etc/passwd",
+            "timezone",
+            "timezone '../../etc/passwd' is not a known IANA zone",
+            id="path",
+        ),
+        pytest.param(
+            timezone(timedelta(hours=5, minutes=30)),
+            "timezone",
+            "timezone datetime.timezone(datetime.timedelta(seconds=19800)) is not an "
+            "IANA zone; use a name like 'Asia/Shanghai' or 'UTC'",
+            id="half-hour-offset",
+        ),
+        pytest.param(
+            8,
+            "timezone",
+            "timezone must be a zone name like 'Asia/Shanghai' or a tzinfo, not int",
+            id="int",
+        ),
     ],
 )
 def test_resolve_timezone_bad_input(given: Any, field: str, message: str) -> None:
@@ -382,14 +442,22 @@ def test_spec_round_trips_through_json(trigger: Trigger) -> None:
 
 def test_spec_shapes() -> None:
     assert IntervalTrigger(hours=6, jitter=1).to_spec() == {
-        "kind": "interval", "days": 0, "seconds": 21600, "microseconds": 0,
-        "start_date": None, "end_date": None, "jitter": 1.0,
+        "kind": "interval",
+        "days": 0,
+        "seconds": 21600,
+        "microseconds": 0,
+        "start_date": None,
+        "end_date": None,
+        "jitter": 1.0,
     }
     assert CronTrigger("0 3 * * *", "Asia/Shanghai").to_spec() == {
-        "kind": "cron", "expression": "0 3 * * *", "timezone": "Asia/Shanghai",
+        "kind": "cron",
+        "expression": "0 3 * * *",
+        "timezone": "Asia/Shanghai",
     }
     assert DateTrigger(datetime(2024, 5, 1, 9, tzinfo=SH)).to_spec() == {
-        "kind": "date", "run_date": "2024-05-01T01:00:00+00:00",
+        "kind": "date",
+        "run_date": "2024-05-01T01:00:00+00:00",
     }
 
 
@@ -397,27 +465,68 @@ def test_spec_shapes() -> None:
     ("spec", "message"),
     [
         pytest.param([], "trigger spec must be a dict, not list", id="not-a-dict"),
-        pytest.param({}, "trigger spec kind None is not known; use 'interval', 'cron' or 'date'",
-                     id="no-kind"),
+        pytest.param(
+            {},
+            "trigger spec kind None is not known; use 'interval', 'cron' or 'date'",
+            id="no-kind",
+        ),
         pytest.param({"kind": "pickle"}, "trigger spec kind 'pickle' is not known", id="bad-kind"),
-        pytest.param({"kind": "date"}, "date trigger spec has keys ['kind']; expected exactly "
-                     "['kind', 'run_date']", id="missing-key"),
-        pytest.param({"kind": "date", "run_date": "2024-05-01T00:00:00+00:00", "x": 1},
-                     "date trigger spec has keys", id="extra-key"),
-        pytest.param({"kind": "date", "run_date": "yesterday"},
-                     "trigger spec run_date 'yesterday' is not an ISO datetime", id="bad-date"),
-        pytest.param({"kind": "date", "run_date": "2024-05-01T00:00:00"},
-                     "run_date 2024-05-01T00:00:00 is naive", id="naive-date"),
-        pytest.param({"kind": "date", "run_date": None},
-                     "date trigger spec run_date must be an ISO datetime string", id="null-date"),
-        pytest.param({"kind": "cron", "expression": "0 25 * * *", "timezone": "UTC"},
-                     "hour 25 is out of range 0-23", id="bad-cron"),
-        pytest.param({"kind": "interval", "days": 0, "seconds": "6", "microseconds": 0,
-                      "start_date": None, "end_date": None, "jitter": None},
-                     "interval trigger spec seconds must be an integer", id="bad-interval"),
-        pytest.param({"kind": "interval", "days": 0, "seconds": 0, "microseconds": 0,
-                      "start_date": None, "end_date": None, "jitter": None},
-                     "interval is zero", id="zero-interval"),
+        pytest.param(
+            {"kind": "date"},
+            "date trigger spec has keys ['kind']; expected exactly ['kind', 'run_date']",
+            id="missing-key",
+        ),
+        pytest.param(
+            {"kind": "date", "run_date": "2024-05-01T00:00:00+00:00", "x": 1},
+            "date trigger spec has keys",
+            id="extra-key",
+        ),
+        pytest.param(
+            {"kind": "date", "run_date": "yesterday"},
+            "trigger spec run_date 'yesterday' is not an ISO datetime",
+            id="bad-date",
+        ),
+        pytest.param(
+            {"kind": "date", "run_date": "2024-05-01T00:00:00"},
+            "run_date 2024-05-01T00:00:00 is naive",
+            id="naive-date",
+        ),
+        pytest.param(
+            {"kind": "date", "run_date": None},
+            "date trigger spec run_date must be an ISO datetime string",
+            id="null-date",
+        ),
+        pytest.param(
+            {"kind": "cron", "expression": "0 25 * * *", "timezone": "UTC"},
+            "hour 25 is out of range 0-23",
+            id="bad-cron",
+        ),
+        pytest.param(
+            {
+                "kind": "interval",
+                "days": 0,
+                "seconds": "6",
+                "microseconds": 0,
+                "start_date": None,
+                "end_date": None,
+                "jitter": None,
+            },
+            "interval trigger spec seconds must be an integer",
+            id="bad-interval",
+        ),
+        pytest.param(
+            {
+                "kind": "interval",
+                "days": 0,
+                "seconds": 0,
+                "microseconds": 0,
+                "start_date": None,
+                "end_date": None,
+                "jitter": None,
+            },
+            "interval is zero",
+            id="zero-interval",
+        ),
     ],
 )
 def test_bad_spec(spec: Any, message: str) -> None:

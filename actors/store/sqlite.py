@@ -110,8 +110,7 @@ def _translate(exc: sqlite3.Error, path: str) -> StoreError:
         return StoreIntegrityError(f"SQLite refused a row: {exc}; nothing was written")
     text = str(exc).lower()
     if (
-        isinstance(exc, sqlite3.DatabaseError)
-        and any(marker in text for marker in _UNAVAILABLE)
+        isinstance(exc, sqlite3.DatabaseError) and any(marker in text for marker in _UNAVAILABLE)
     ) or (isinstance(exc, sqlite3.ProgrammingError) and "closed" in text):
         return StoreUnavailableError(
             f"SQLite database {path!r} is unavailable ({exc}); nothing was written"

@@ -1,0 +1,154 @@
+"""The rules every configuration value must follow, each with the message naming the fix."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from actors._config_values import ConfigError, fail
+from kernel.errors import InvalidJobError
+from kernel.triggers import CronTrigger, resolve_timezone
+
+if TYPE_CHECKING:
+    from actors.config import Config
+
+__all__ = ("check_config", "fernet_key_problem")
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+# -- rules -------------------------------------------------------------------------------
+
+
+Check = Callable[[Any], str | None]
+
+
+def _range(low: float, high: float | None = None, *, strict_low: bool = False) -> Check:
+    def check(value: Any) -> str | None:
+        if isinstance(value, float) and not math.isfinite(value):
+            return "must be a finite number"
+        if high is not None and not low <= value <= high:
+            return f"must be between {low} and {high}"
+        if strict_low and not value > low:
+            return f"must be greater than {low}"
+        if not value >= low:
+            return f"must be at least {low}"
+        return None
+
+    return check
+
+
+def _one_of(*choices: str) -> Check:
+    def check(value: Any) -> str | None:
+        return None if value in choices else f"must be one of {', '.join(choices)}"
+
+    return check
+
+
+def _url(*schemes: str) -> Check:
+    def check(value: Any) -> str | None:
+        if value is None or value.startswith(tuple(f"{s}://" for s in schemes)):
+            return None
+        return f"must start with {' or '.join(f'{s}://' for s in schemes)}"
+
+    return check
+
+
+def _non_empty(value: Any) -> str | None:
+    return "must not be empty" if value == "" else None
+
+
+def fernet_key_problem(value: Any) -> str | None:
+    if value is None:
+        return None
+    from cryptography.fernet import Fernet
+
+    try:
+        Fernet(value.reveal().encode("ascii"))
+    except (ValueError, TypeError, UnicodeEncodeError):
+        return (
+            "must be a Fernet key (44 url-safe base64 characters); make one with "
+            "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key())'"
+        )
+    return None
+
+
+def _timezone(value: Any) -> str | None:
+    try:
+        resolve_timezone(value)
+    except InvalidJobError as exc:
+        return str(exc).split(" is ", 1)[-1]
+    return None
+
+
+_CHECKS: tuple[tuple[str, Check], ...] = (
+    ("store.url", _url("sqlite", "postgresql", "postgres")),
+    ("store.data_dir", _non_empty),
+    ("store.schema", _non_empty),
+    ("store.secret_key", fernet_key_problem),
+    ("lark.base_url", _url("http", "https")),
+    ("lark.timeout", _range(0, strict_low=True)),
+    ("lark.max_retries", _range(0, 20)),
+    ("rabbitmq.url", _url("amqp", "amqps")),
+    ("http.host", _non_empty),
+    ("http.port", _range(1, 65535)),
+    ("scheduler.timezone", _timezone),
+    ("scheduler.max_instances", _range(1, 1000)),
+    ("scheduler.misfire_grace_time", _range(0)),
+    ("scheduler.shutdown_grace", _range(0)),
+    ("expiry.warning_days", _range(1, 365)),
+    ("expiry.critical_days", _range(1, 365)),
+    ("expiry.notice_format", _one_of("text", "card")),
+    ("cleanup.retention_days", _range(0, 3650)),
+    ("cleanup.batch_size", _range(1, 100_000)),
+    ("health.timeout", _range(0, strict_low=True)),
+    ("logging.level", _one_of(*_LOG_LEVELS)),
+    ("logging.format", _one_of("text", "json")),
+)
+
+
+def _check_job(name: str, job: Any, sources: Mapping[str, str]) -> None:
+    prefix = f"jobs.{name}"
+    interval = job.interval_kwargs()
+    if job.cron is not None and interval:
+        path = f"{prefix}.{next(iter(interval))}"
+        raise fail(
+            path,
+            interval[path.rsplit(".", 1)[1]],
+            sources,
+            f"{prefix} has a cron expression; give either cron or an interval, not both",
+        )
+    if job.cron is not None:
+        try:
+            CronTrigger(job.cron)
+        except InvalidJobError as exc:
+            raise fail(f"{prefix}.cron", job.cron, sources, str(exc).split("': ", 1)[-1]) from None
+    else:
+        for unit, value in interval.items():
+            if not (math.isfinite(value) and value >= 0):
+                raise fail(f"{prefix}.{unit}", value, sources, "must be a number >= 0")
+        if sum(interval.values()) <= 0:
+            raise ConfigError(
+                f'{prefix}: no schedule; set cron = "..." or an interval such as hours = 6'
+            )
+    if job.timeout is not None and not (math.isfinite(job.timeout) and job.timeout > 0):
+        raise fail(f"{prefix}.timeout", job.timeout, sources, "must be greater than 0 seconds")
+
+
+def check_config(config: Config, sources: Mapping[str, str]) -> None:
+    for path, check in _CHECKS:
+        section, key = path.split(".")
+        value = getattr(getattr(config, section), key)
+        why = check(value)
+        if why is not None:
+            raise fail(path, value, sources, why)
+    expiry = config.expiry
+    if expiry.critical_days >= expiry.warning_days:
+        raise fail(
+            "expiry.critical_days",
+            expiry.critical_days,
+            sources,
+            f"must be less than expiry.warning_days ({expiry.warning_days})",
+        )
+    for name in config.jobs.__struct_fields__:
+        _check_job(name, getattr(config.jobs, name), sources)

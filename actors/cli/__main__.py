@@ -1,0 +1,7 @@
+"""``python -m actors.cli``: the same as the ``lark-scheduler`` command."""
+
+from __future__ import annotations
+
+from actors.cli import main
+
+raise SystemExit(main())

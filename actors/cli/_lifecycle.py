@@ -1,0 +1,225 @@
+"""The service's life: start the kernel, the Lark actors, metrics, logs and the admin API;
+stop on SIGTERM/SIGINT with a grace period for running jobs; a second signal exits at once.
+
+Order at start: logging, a few lines saying what is and is not configured, the service
+(store, Lark client, actors), its jobs on the kernel, the kernel (``Scheduler started``),
+then the admin API. At stop the reverse: no new fires, running jobs get
+``scheduler.shutdown_grace`` seconds and are then cancelled, the API closes, the service
+closes its pools and connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from actors._config_load import redact_url
+from actors.config import Config
+from actors.jobs import HealthReport
+from actors.service import make_kernel
+from kernel import Kernel
+from kernel.api_models import ReadyCheck, ReadyReport
+from kernel.failures import FailureStore
+from kernel.http import AdminServer
+from kernel.logs import configure_logging
+from kernel.metrics import SchedulerMetrics
+
+from ._errors import EXIT_ERROR, CliError
+
+__all__ = ("Service", "ServiceFactory", "describe_start", "ready_report", "run_service")
+
+log = logging.getLogger("scheduler.service")
+
+
+class Service(AbstractAsyncContextManager["Service"], Protocol):
+    """What ``serve`` needs of the Lark service (:class:`actors.service.LarkService`)."""
+
+    @property
+    def store(self) -> FailureStore:
+        """Where the kernel records failed runs (the service's database)."""
+        ...
+
+    def register_jobs(self, kernel: Kernel) -> object:
+        """Add the built-in jobs the configuration enables."""
+        ...
+
+    async def health_check(self) -> HealthReport:
+        """Probe every component now."""
+        ...
+
+    async def readiness(self) -> HealthReport:
+        """The last health-check result."""
+        ...
+
+
+ServiceFactory = Callable[[Config, SchedulerMetrics], Service]
+
+
+def describe_start(config: Config, config_file: str | None) -> list[str]:
+    """The first log lines: where the configuration came from and what is not configured."""
+    url = config.store.resolved_url
+    if url.startswith("sqlite:"):
+        store = f"embedded SQLite database {url[len('sqlite:///'):]} (no server needed)"
+    else:
+        store = f"PostgreSQL {redact_url(url)} (schema {config.store.schema})"
+    rabbit = (
+        f"RabbitMQ: {redact_url(config.rabbitmq.url)}"
+        if config.rabbitmq.url
+        else "RabbitMQ: not configured (set rabbitmq.url to enable its health check)"
+    )
+    source = f"file {config_file}" if config_file else "no file: defaults"
+    return [
+        f"Configuration: {source} + environment",
+        f"Store: {store}",
+        rabbit,
+        f"Lark API: {config.lark.base_url}",
+    ]
+
+
+class _Signals:
+    """First SIGTERM/SIGINT: set ``stop``. Second: exit at once with 128 + signal number."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.stop = asyncio.Event()
+        self.received: signal.Signals | None = None
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def remove(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.loop.remove_signal_handler(sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if self.received is not None:
+            log.warning("Second %s: exiting at once, without waiting for running jobs", sig.name)
+            logging.shutdown()
+            sys.stdout.flush()
+            os._exit(128 + sig.value)
+        self.received = sig
+        self.stop.set()
+
+
+async def run_service(
+    config: Config,
+    service_factory: ServiceFactory,
+    *,
+    config_file: str | None = None,
+    started: Callable[[AdminServer], None] | None = None,
+) -> int:
+    """Run until SIGTERM/SIGINT; answer the exit code (0 after a clean stop)."""
+    configure_logging(config.logging.level, "json" if config.logging.format == "json" else "text")
+    for line in describe_start(config, config_file):
+        log.info("%s", line)
+    signals = _Signals(asyncio.get_running_loop())
+    signals.install()
+    metrics = SchedulerMetrics()
+    try:
+        async with service_factory(config, metrics) as service:
+            await _log_health(service)
+            kernel = make_kernel(config, failure_store=service.store)
+            metrics.attach(kernel)
+            # No kernel.logs.RunLogger: the kernel already logs every run, miss and skip
+            # with its job id ("Failed scheduled task <id>" with the traceback); a second
+            # listener would print each line twice.
+            service.register_jobs(kernel)
+            await kernel.start()
+            try:
+                admin = await _start_admin(config, kernel, metrics, service)
+            except BaseException:
+                await kernel.shutdown(wait=False)
+                raise
+            if started is not None:
+                started(admin)
+            try:
+                await signals.stop.wait()
+                await _stop_kernel(kernel, config.scheduler.shutdown_grace, signals.received)
+            finally:
+                await admin.stop()
+                await kernel.shutdown(wait=False)
+    finally:
+        signals.remove()
+    log.info("Stopped cleanly")
+    return 0
+
+
+def ready_report(report: HealthReport) -> ReadyReport:
+    """A health report as ``/readyz`` checks: one per component, named after it."""
+    checks = []
+    for result in report.results:
+        detail = result.status.replace("_", " ")
+        if result.detail:
+            detail = f"{detail}: {result.detail}"
+        checks.append(ReadyCheck(
+            name=result.component, ok=result.status != "fail",
+            detail=f"{detail} (checked {result.checked_at:%Y-%m-%dT%H:%M:%SZ})",
+        ))
+    return ReadyReport(ready=report.ready, checks=tuple(checks))
+
+
+async def _log_health(service: Service) -> None:
+    # One health check before the first fire, so the first lines say what works and what
+    # is not configured (Lark has nothing to probe until an app is registered).
+    try:
+        report = await service.health_check()
+    except Exception as exc:
+        log.warning("Health check at start-up failed: %s: %s", type(exc).__name__, exc)
+        return
+    for result in report.results:
+        status = result.status.replace("_", " ")
+        detail = f" ({result.detail})" if result.detail else ""
+        if result.status == "fail":
+            log.warning("Health: %s %s%s", result.component, status, detail)
+        else:
+            log.info("Health: %s %s%s", result.component, status, detail)
+
+
+async def _start_admin(
+    config: Config, kernel: Kernel, metrics: SchedulerMetrics, service: Service
+) -> AdminServer:
+    http = config.http
+    token = http.admin_token.reveal() if http.admin_token is not None else None
+    if token is None:
+        log.warning(
+            "Admin token not set: the admin API refuses run/pause/resume/remove and failure "
+            "records (set LARK_SCHEDULER_ADMIN_TOKEN or http.admin_token_file)"
+        )
+    async def readiness() -> ReadyReport:
+        return ready_report(await service.readiness())
+
+    admin = AdminServer(
+        kernel, host=http.host, port=http.port, token=token, metrics=metrics,
+        readiness=readiness,
+    )
+    try:
+        await admin.start()
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise CliError(
+            f"http.port {http.port} on {http.host}: cannot listen ({why}); "
+            "choose another with http.port or LARK_SCHEDULER_HTTP__PORT",
+            EXIT_ERROR,
+        ) from None
+    return admin
+
+
+async def _stop_kernel(kernel: Kernel, grace: float, sig: signal.Signals | None) -> None:
+    running = sum(job.running for job in kernel.get_jobs())
+    name = sig.name if sig is not None else "stop"
+    if running:
+        log.info(
+            "Received %s: no new runs; waiting up to %g s for %d running job(s), then "
+            "cancelling them (send it again to exit at once)", name, grace, running,
+        )
+    else:
+        log.info("Received %s: stopping (no job is running)", name)
+    # The kernel logs each run it has to cancel when the grace is over.
+    await kernel.shutdown(wait=True, grace=grace)

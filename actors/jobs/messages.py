@@ -1,0 +1,144 @@
+"""The messages the built-in jobs' actors accept, and the reports they answer with."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from actors.store import HealthResult, NoticeLevel
+
+__all__ = (
+    "AppSyncResult",
+    "CheckExpiry",
+    "CheckHealth",
+    "CleanupReport",
+    "CleanupTokens",
+    "ExpiryReport",
+    "GetReadiness",
+    "HealthReport",
+    "NoticeOutcome",
+    "SendNotice",
+    "Severity",
+    "SyncReport",
+    "SyncUsers",
+)
+
+Severity = Literal["info", "warning", "critical"]
+
+
+# -- user sync ------------------------------------------------------------------------------
+
+
+class SyncUsers(msgspec.Struct, frozen=True, kw_only=True):
+    """Sync the users of every active app (or only ``app_ids``, when given)."""
+
+    app_ids: tuple[str, ...] | None = None
+
+
+class AppSyncResult(msgspec.Struct, frozen=True, kw_only=True):
+    """One app's sync: ``ok`` with what changed, or ``failed`` with the error (nothing
+    was written for that app)."""
+
+    app_id: str
+    status: Literal["ok", "failed"]
+    users: int = 0
+    added: int = 0
+    updated: int = 0
+    deactivated: int = 0
+    error: str | None = None
+
+
+class SyncReport(msgspec.Struct, frozen=True, kw_only=True):
+    """Every app's result, in app order."""
+
+    started_at: datetime
+    apps: tuple[AppSyncResult, ...] = ()
+
+    @property
+    def failed(self) -> tuple[AppSyncResult, ...]:
+        return tuple(app for app in self.apps if app.status == "failed")
+
+
+# -- notices --------------------------------------------------------------------------------
+
+
+class SendNotice(msgspec.Struct, frozen=True, kw_only=True):
+    """Send a notice as app ``app_id`` to ``receive_id`` (an open_id); the reply is the
+    Lark ``message_id``. ``idempotency_key`` keeps retries of one send from posting twice."""
+
+    app_id: str
+    receive_id: str
+    title: str
+    body: str
+    severity: Severity
+    idempotency_key: str | None = None
+
+
+# -- token expiry ---------------------------------------------------------------------------
+
+
+class CheckExpiry(msgspec.Struct, frozen=True, kw_only=True):
+    """Check every active app's user refresh tokens and send the notices that are due."""
+
+
+class NoticeOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """What happened to one due notice slot in one run."""
+
+    app_id: str
+    open_id: str
+    level: NoticeLevel
+    outcome: Literal["sent", "duplicate", "failed", "no_admin"]
+    message_id: str | None = None
+    error: str | None = None
+
+
+class ExpiryReport(msgspec.Struct, frozen=True, kw_only=True):
+    """One expiry check: tokens looked at, and the outcome of every due notice."""
+
+    checked_at: datetime
+    tokens: int = 0
+    notices: tuple[NoticeOutcome, ...] = ()
+
+    def count(self, outcome: str) -> int:
+        """How many due notices ended with ``outcome``."""
+        return sum(1 for notice in self.notices if notice.outcome == outcome)
+
+
+# -- cleanup --------------------------------------------------------------------------------
+
+
+class CleanupTokens(msgspec.Struct, frozen=True, kw_only=True):
+    """Delete tokens (and old notice and health rows) past the retention."""
+
+
+class CleanupReport(msgspec.Struct, frozen=True, kw_only=True):
+    """How many rows went; tokens whose refresh expiry is before ``cutoff`` were deleted."""
+
+    cutoff: datetime
+    tokens_deleted: int
+    notices_deleted: int
+    health_deleted: int
+
+
+# -- health ---------------------------------------------------------------------------------
+
+
+class CheckHealth(msgspec.Struct, frozen=True, kw_only=True):
+    """Probe the database, RabbitMQ and the Lark API now, and record the results."""
+
+
+class GetReadiness(msgspec.Struct, frozen=True, kw_only=True):
+    """The latest health report (a check runs first when none has run yet)."""
+
+
+class HealthReport(msgspec.Struct, frozen=True, kw_only=True):
+    """One result per component (``database``, ``rabbitmq``, ``lark``); ``ready`` is what
+    ``/readyz`` answers: the database is ok and no configured RabbitMQ fails. Lark's
+    reachability is reported but does not gate readiness: a replica cannot fix Lark."""
+
+    checked_at: datetime
+    results: tuple[HealthResult, ...]
+    ready: bool
+    recorded: bool = True

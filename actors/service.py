@@ -1,0 +1,296 @@
+"""The Lark service: the store, per-app Lark clients and the built-in jobs' actors, wired.
+
+::
+
+    async with LarkService(config) as service:
+        kernel = make_kernel(config, failure_store=service.store)
+        service.register_jobs(kernel)
+        async with kernel:
+            ...
+
+The four jobs (``sync_user_info``, ``check_token_expiry``, ``cleanup_expired_tokens``,
+``health_check``) are thin methods that ask their actor and return its report, so the
+kernel measures and records each run; an actor error raises in the job and the run is
+recorded failed. A sync in which some app failed, and an expiry check in which some notice
+failed to send, raise :class:`JobIncompleteError` after doing all they could.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from aioprometheus.collectors import Registry
+
+from actors.config import Config
+from actors.jobs import (
+    CheckExpiry,
+    CheckHealth,
+    CleanupActor,
+    CleanupReport,
+    CleanupTokens,
+    ExpiryReport,
+    GetReadiness,
+    HealthActor,
+    HealthMetrics,
+    HealthReport,
+    LarkClientFactory,
+    LarkClientPool,
+    NotifierActor,
+    NotifierClient,
+    SendNotice,
+    SyncReport,
+    SyncUsers,
+    TokenExpiryActor,
+    TokenExpiryMonitor,
+    UserSyncActor,
+)
+from actors.jobs.clients import default_client_factory
+from actors.runtime import ActorRef, ActorRestarted, Supervisor
+from actors.store import Store, make_store
+from kernel import JobDefaults, Kernel
+from kernel.clock import Clock, RealClock
+from kernel.failures import FailureStore
+from kernel.job import Job
+from kernel.triggers import resolve_timezone
+
+__all__ = ("JOB_IDS", "JobIncompleteError", "LarkService", "make_kernel")
+
+logger = logging.getLogger("actors.service")
+
+JOB_IDS = ("sync_user_info", "check_token_expiry", "cleanup_expired_tokens", "health_check")
+
+
+class JobIncompleteError(RuntimeError):
+    """A job did what it could but part of it failed; ``report`` says what."""
+
+    def __init__(self, message: str, report: SyncReport | ExpiryReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+def make_kernel(
+    config: Config, *, clock: Clock | None = None, failure_store: FailureStore | None = None
+) -> Kernel:
+    """A kernel with the configured timezone and job defaults."""
+    scheduler = config.scheduler
+    return Kernel(
+        timezone=scheduler.timezone,
+        job_defaults=JobDefaults(
+            coalesce=scheduler.coalesce,
+            max_instances=scheduler.max_instances,
+            misfire_grace_time=scheduler.misfire_grace_time,
+        ),
+        clock=clock,
+        failure_store=failure_store,
+    )
+
+
+class LarkService:
+    """Opens the store (migrating it), runs the actors under a supervisor; see the module
+    docstring. ``lark_client_factory`` builds each app's client (tests point it at a fake).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        registry: Registry | None = None,
+        lark_client_factory: LarkClientFactory | None = None,
+        on_restart: Callable[[ActorRestarted], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.clock: Clock = clock if clock is not None else RealClock()
+        self.registry = registry if registry is not None else Registry()
+        self._factory = lark_client_factory or default_client_factory
+        self._on_restart = on_restart
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._store: Store | None = None
+        self._refs: dict[str, ActorRef[Any]] = {}
+        self.restarts: list[ActorRestarted] = []
+        self.clients: LarkClientPool | None = None
+        self.monitor: TokenExpiryMonitor | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def _make_store(self) -> Store:
+        store = self.config.store
+        options: dict[str, Any] = {"clock": self.clock.now}
+        if store.secret_key is not None:
+            options["secret_key"] = store.secret_key.reveal().encode("ascii")
+        elif store.secret_key_file:
+            options["key_file"] = store.secret_key_file
+        url = store.resolved_url
+        if url.startswith("sqlite:///"):
+            Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        else:
+            options["schema"] = store.schema
+            if "secret_key" not in options and "key_file" not in options:
+                options["key_file"] = str(Path(store.data_dir) / "lark-scheduler.key")
+        return make_store(url, **options)
+
+    async def __aenter__(self) -> Self:
+        config = self.config
+        async with contextlib.AsyncExitStack() as stack:
+            store = self._make_store()
+            await store.open()
+            stack.push_async_callback(store.close)
+            self._store = store
+            self.clients = LarkClientPool(store, config.lark, self.clock, self._factory)
+            stack.push_async_callback(self.clients.aclose)
+            supervisor = Supervisor(
+                clock=self.clock,
+                registry=self.registry,
+                stop_grace=config.scheduler.shutdown_grace,
+                on_restart=self._restarted,
+            )
+            await stack.enter_async_context(supervisor)
+            self._spawn(supervisor, store, self.clients)
+            self._stack = stack.pop_all()
+        logger.info("Lark service started (store %s)", type(store).__name__)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+        self._refs.clear()
+
+    def _restarted(self, event: ActorRestarted) -> None:
+        self.restarts.append(event)
+        if self._on_restart is not None:
+            self._on_restart(event)
+
+    def _spawn(self, supervisor: Supervisor, store: Store, clients: LarkClientPool) -> None:
+        config, clock = self.config, self.clock
+        zone = resolve_timezone(config.scheduler.timezone)
+        notifier: ActorRef[SendNotice] = supervisor.spawn(
+            "notifier", lambda: NotifierActor(clients, config.expiry.notice_format)
+        )
+        monitor = TokenExpiryMonitor(
+            NotifierClient(notifier),
+            config.expiry.warning_days,
+            config.expiry.critical_days,
+            store=store,
+            clock=clock,
+            timezone=zone,
+            registry=self.registry,
+        )
+        self.monitor = monitor
+        metrics = HealthMetrics(self.registry)
+        self._refs = {
+            "notifier": notifier,
+            "user_sync": supervisor.spawn(
+                "user_sync", lambda: UserSyncActor(store, clients, clock)
+            ),
+            "token_expiry": supervisor.spawn("token_expiry", lambda: TokenExpiryActor(monitor)),
+            "cleanup": supervisor.spawn(
+                "cleanup",
+                lambda: CleanupActor(
+                    store,
+                    clock,
+                    retention_days=config.cleanup.retention_days,
+                    batch_size=config.cleanup.batch_size,
+                    timezone=zone,
+                ),
+            ),
+            "health": supervisor.spawn(
+                "health",
+                lambda: HealthActor(
+                    store,
+                    clients,
+                    clock,
+                    metrics,
+                    config=config.health,
+                    rabbitmq_url=config.rabbitmq.url,
+                ),
+            ),
+        }
+
+    @property
+    def store(self) -> Store:
+        """The open store; only while the service runs."""
+        if self._store is None or self._stack is None:
+            raise RuntimeError("LarkService is not running; use `async with LarkService(...)`")
+        return self._store
+
+    def actor(self, name: str) -> ActorRef[Any]:
+        """The actor ``notifier``, ``user_sync``, ``token_expiry``, ``cleanup`` or ``health``."""
+        try:
+            return self._refs[name]
+        except KeyError:
+            raise LookupError(
+                f"no actor {name!r}; the service runs {', '.join(sorted(self._refs)) or 'none'}"
+            ) from None
+
+    # -- the jobs -----------------------------------------------------------------------
+
+    async def sync_user_info(self) -> SyncReport:
+        """Sync every active app's users; :class:`JobIncompleteError` when an app failed."""
+        report: SyncReport = await self.actor("user_sync").ask(SyncUsers())
+        if report.failed:
+            failed = "; ".join(f"{app.app_id} ({app.error})" for app in report.failed)
+            raise JobIncompleteError(
+                f"sync_user_info: {len(report.failed)} of {len(report.apps)} apps failed and "
+                f"were left unchanged: {failed}",
+                report,
+            )
+        return report
+
+    async def check_token_expiry(self) -> ExpiryReport:
+        """Send the due expiry notices; :class:`JobIncompleteError` when one failed to send
+        (it is retried on the next run)."""
+        report: ExpiryReport = await self.actor("token_expiry").ask(CheckExpiry())
+        failed = report.count("failed")
+        if failed:
+            raise JobIncompleteError(
+                f"check_token_expiry: {failed} of {len(report.notices)} due notices failed to "
+                "send; they will be retried on the next run",
+                report,
+            )
+        return report
+
+    async def cleanup_expired_tokens(self) -> CleanupReport:
+        """Delete what is past its retention."""
+        report: CleanupReport = await self.actor("cleanup").ask(CleanupTokens())
+        return report
+
+    async def health_check(self) -> HealthReport:
+        """Probe every component now; record and export the results."""
+        report: HealthReport = await self.actor("health").ask(CheckHealth())
+        return report
+
+    async def readiness(self) -> HealthReport:
+        """The latest health report (what ``/readyz`` answers)."""
+        report: HealthReport = await self.actor("health").ask(GetReadiness())
+        return report
+
+    def register_jobs(self, kernel: Kernel) -> list[Job]:
+        """Add the enabled built-in jobs to ``kernel`` with their configured schedules."""
+        jobs: list[Job] = []
+        for job_id in JOB_IDS:
+            job_config = getattr(self.config.jobs, job_id)
+            if not job_config.enabled:
+                logger.info("job %s is disabled in the configuration", job_id)
+                continue
+            func = getattr(self, job_id)
+            options: dict[str, Any] = {"job_id": job_id, "name": job_id}
+            if job_config.timeout is not None:
+                options["timeout"] = job_config.timeout
+            if job_config.cron is not None:
+                jobs.append(kernel.add_cron_job(func, job_config.cron, **options))
+            else:
+                jobs.append(
+                    kernel.add_interval_job(func, **job_config.interval_kwargs(), **options)
+                )
+        return jobs

@@ -1,0 +1,67 @@
+"""``TokenExpiryMonitor`` with the seed's constructor::
+
+    monitor = TokenExpiryMonitor(messaging_client=client, warning_days=7, critical_days=3)
+
+It is :class:`actors.jobs.TokenExpiryMonitor` with the store made optional: without one,
+each :meth:`~TokenExpiryMonitor.check_token_expiry` opens the configured store (the file
+named by ``LARK_SCHEDULER_CONFIG`` and the ``LARK_SCHEDULER_*`` environment) for its
+duration. ``messaging_client`` is anything with ``async send_notice(notice) -> message_id``.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Any
+
+from actors.config import load_config
+from actors.jobs import ExpiryReport
+from actors.jobs import TokenExpiryMonitor as _Monitor
+from actors.jobs.notifier import MessagingClient
+from actors.service import LarkService
+from actors.store import Store
+
+__all__ = ("TokenExpiryMonitor",)
+
+
+class _NoStore:
+    """Stands in until a check opens the configured store."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(
+            "this TokenExpiryMonitor has no store open; check_token_expiry() opens the "
+            "configured one, or pass store=... to the constructor"
+        )
+
+
+class TokenExpiryMonitor(_Monitor):
+    """Classifies refresh tokens (``get_expiry_status``) and sends due notices
+    (``check_token_expiry``); see the module docstring. Run one check at a time."""
+
+    def __init__(
+        self,
+        messaging_client: MessagingClient,
+        warning_days: int = 7,
+        critical_days: int = 3,
+        *,
+        store: Store | None = None,
+        **options: Any,
+    ) -> None:
+        self._own_store = store is None
+        placeholder: Any = _NoStore()
+        super().__init__(
+            messaging_client, warning_days, critical_days,
+            store=store if store is not None else placeholder, **options,
+        )
+
+    async def check_token_expiry(self, now: datetime | None = None) -> ExpiryReport:
+        """Check every active app's user refresh tokens once; send what is due."""
+        if not self._own_store:
+            return await super().check_token_expiry(now)
+        config = load_config(os.environ.get("LARK_SCHEDULER_CONFIG"), os.environ)
+        async with LarkService(config) as service:
+            placeholder, self.store = self.store, service.store
+            try:
+                return await super().check_token_expiry(now)
+            finally:
+                self.store = placeholder

@@ -1,0 +1,369 @@
+"""The service configuration: defaults, TOML, environment overrides, secrets, one-line errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgspec
+import pytest
+from cryptography.fernet import Fernet
+
+from actors.config import (
+    Config,
+    ConfigError,
+    JobConfig,
+    Secret,
+    load_config,
+)
+
+KEY = Fernet.generate_key().decode()
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "lark-scheduler.toml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_defaults_follow_the_seed() -> None:
+    config = load_config(None, {})
+    assert config.store.url == "sqlite:///./data/lark-scheduler.db"
+    assert config.lark.base_url == "https://open.feishu.cn"
+    assert config.rabbitmq.url is None
+    assert (config.http.host, config.http.port, config.http.admin_token) == (
+        "127.0.0.1",
+        8080,
+        None,
+    )
+    assert config.scheduler == type(config.scheduler)(
+        timezone="Asia/Shanghai", coalesce=True, max_instances=1, misfire_grace_time=60.0
+    )
+    jobs = config.jobs
+    assert (jobs.sync_user_info.kind, jobs.sync_user_info.interval_kwargs()) == (
+        "interval",
+        {"hours": 6},
+    )
+    assert jobs.check_token_expiry.cron == "0 9,18 * * *"
+    assert jobs.cleanup_expired_tokens.cron == "0 3 * * *"
+    assert jobs.health_check.interval_kwargs() == {"minutes": 5}
+    assert all(getattr(jobs, name).enabled for name in jobs.__struct_fields__)
+    assert (config.expiry.warning_days, config.expiry.critical_days) == (7, 3)
+    assert (config.cleanup.retention_days, config.cleanup.batch_size) == (7, 500)
+    assert (config.logging.level, config.logging.format) == ("INFO", "text")
+
+
+def test_config_is_frozen() -> None:
+    config = Config()
+    with pytest.raises(AttributeError):
+        config.http = config.http  # type: ignore[misc]
+
+
+def test_data_dir_moves_the_default_database(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, '[store]\ndata_dir = "/var/lib/lark"\n'), {})
+    assert config.store.url == "sqlite:////var/lib/lark/lark-scheduler.db"
+
+
+def test_toml_file_sets_values(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        [http]
+        port = 9001
+        [jobs.sync_user_info]
+        hours = 2
+        [jobs.health_check]
+        enabled = false
+        [logging]
+        level = "debug"
+        """.replace("        ", ""),
+    )
+    config = load_config(path, {})
+    assert config.http.port == 9001
+    assert config.jobs.sync_user_info.interval_kwargs() == {"hours": 2}
+    # Disabling a job keeps its built-in schedule.
+    assert config.jobs.health_check == JobConfig(enabled=False, minutes=5)
+    assert config.logging.level == "DEBUG"
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, '[http]\nport = 9001\n[store]\nurl = "sqlite:///a.db"\n')
+    env = {
+        "LARK_SCHEDULER_HTTP__PORT": "9000",
+        "LARK_SCHEDULER_JOBS__SYNC_USER_INFO__CRON": "0 */2 * * *",
+        "LARK_SCHEDULER_SCHEDULER__COALESCE": "false",
+        "LARK_SCHEDULER_RABBITMQ__URL": "amqp://guest:guest@127.0.0.1:5672/",
+        "LARK_SCHEDULER_CONFIG": "ignored: it names the file, it is not a key",
+        "UNRELATED": "x",
+    }
+    config = load_config(path, env)
+    assert config.http.port == 9000
+    assert config.jobs.sync_user_info == JobConfig(cron="0 */2 * * *")
+    assert config.scheduler.coalesce is False
+    assert config.rabbitmq.url == "amqp://guest:guest@127.0.0.1:5672/"
+    assert config.store.url == "sqlite:///a.db"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        pytest.param({"DATABASE_URL": "postgresql://db/x"}, "postgresql://db/x", id="database-url"),
+        pytest.param(
+            {"DATABASE_URL": "postgresql://db/x", "LARK_SCHEDULER_STORE__URL": "sqlite:///b.db"},
+            "sqlite:///b.db",
+            id="explicit-beats-shortcut",
+        ),
+        pytest.param({}, "sqlite:///a.db", id="file"),
+        pytest.param(
+            {"LARK_SCHEDULER_STORE__URL": ""},
+            "sqlite:///./data/lark-scheduler.db",
+            id="empty-unsets",
+        ),
+    ],
+)
+def test_store_url_precedence(tmp_path: Path, env: dict[str, str], expected: str) -> None:
+    path = write(tmp_path, '[store]\nurl = "sqlite:///a.db"\n')
+    assert load_config(path, env).store.url == expected
+
+
+def test_secrets_from_env_and_files_are_redacted(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cr3t-token\n", encoding="utf-8")
+    key_file = tmp_path / "key"
+    key_file.write_text(KEY, encoding="utf-8")
+    path = write(
+        tmp_path,
+        f'[http]\nadmin_token_file = "{token_file}"\n'
+        f'[store]\nurl = "postgresql://lark:hunter2@db:5432/lark"\nsecret_key_file = "{key_file}"\n'
+        '[rabbitmq]\nurl = "amqp://guest:rabbitpw@mq:5672/"\n',
+    )
+    config = load_config(path, {})
+    assert config.http.admin_token == Secret("s3cr3t-token")
+    assert config.http.admin_token is not None
+    assert config.http.admin_token.reveal() == "s3cr3t-token"
+    assert config.store.secret_key_file == str(key_file)
+    text = repr(config) + str(config)
+    for secret in ("s3cr3t-token", "hunter2", "rabbitpw"):
+        assert secret not in text
+    assert "postgresql://lark:***@db:5432/lark" in text
+    assert "amqp://guest:***@mq:5672/" in text
+
+    env = {"LARK_SCHEDULER_ADMIN_TOKEN": "from-env", "LARK_SCHEDULER_SECRET_KEY": KEY}
+    config = load_config(path, env)
+    assert config.http.admin_token == Secret("from-env")  # a direct value wins over its file
+    assert config.store.secret_key == Secret(KEY)
+    assert KEY not in repr(config)
+
+
+def test_env_shortcut_loses_to_the_explicit_form() -> None:
+    env = {"LARK_SCHEDULER_ADMIN_TOKEN": "short", "LARK_SCHEDULER_HTTP__ADMIN_TOKEN": "long"}
+    token = load_config(None, env).http.admin_token
+    assert token is not None
+    assert token.reveal() == "long"
+
+
+CRON_ENV = "LARK_SCHEDULER_JOBS__CHECK_TOKEN_EXPIRY__CRON"
+
+BAD_VALUES = [
+    ("[http]\nport = 99999", {}, "http.port = 99999: must be between 1 and 65535"),
+    (
+        "",
+        {"LARK_SCHEDULER_HTTP__PORT": "0"},
+        "http.port = 0 (from LARK_SCHEDULER_HTTP__PORT): must be between 1 and 65535",
+    ),
+    (
+        "",
+        {"LARK_SCHEDULER_HTTP__PORT": "eighty"},
+        "http.port = 'eighty' (from LARK_SCHEDULER_HTTP__PORT): must be an integer",
+    ),
+    (
+        "[http]\nprot = 1",
+        {},
+        "http.prot: unknown key; allowed keys: host, port, admin_token, admin_token_file",
+    ),
+    (
+        "[htp]\nport = 1",
+        {},
+        "htp: unknown key; allowed keys: store, lark, rabbitmq, http, scheduler, jobs, expiry, "
+        "cleanup, health, logging",
+    ),
+    ("http = 5", {}, "http = 5: must be a table"),
+    ('[scheduler]\ncoalesce = "maybe"', {}, "scheduler.coalesce = 'maybe': must be true or false"),
+    (
+        '[scheduler]\ntimezone = "Mars/Olympus"',
+        {},
+        "scheduler.timezone = 'Mars/Olympus': not a known IANA zone; "
+        "use a name like 'Asia/Shanghai' or 'UTC'",
+    ),
+    (
+        "[scheduler]\nmax_instances = 0",
+        {},
+        "scheduler.max_instances = 0: must be between 1 and 1000",
+    ),
+    (
+        "[scheduler]\nmisfire_grace_time = -1",
+        {},
+        "scheduler.misfire_grace_time = -1.0: must be at least 0",
+    ),
+    (
+        "",
+        {CRON_ENV: "0 25 * * *"},
+        f"jobs.check_token_expiry.cron = '0 25 * * *' (from {CRON_ENV}): "
+        "hour 25 is out of range 0-23",
+    ),
+    (
+        '[jobs.cleanup_expired_tokens]\ncron = "0 3 * *"',
+        {},
+        "jobs.cleanup_expired_tokens.cron = '0 3 * *': expected 5 fields "
+        "(minute hour day month day_of_week), got 4",
+    ),
+    (
+        '[jobs.sync_user_info]\ncron = "0 * * * *"\nhours = 1',
+        {},
+        "jobs.sync_user_info.hours = 1.0: jobs.sync_user_info has a cron expression; "
+        "give either cron or an interval, not both",
+    ),
+    (
+        "[jobs.health_check]\nminutes = 0",
+        {},
+        'jobs.health_check: no schedule; set cron = "..." or an interval such as hours = 6',
+    ),
+    (
+        "[jobs.health_check]\nminutes = -5",
+        {},
+        "jobs.health_check.minutes = -5.0: must be a number >= 0",
+    ),
+    (
+        "[jobs.health_check]\ntimeout = 0",
+        {},
+        "jobs.health_check.timeout = 0.0: must be greater than 0 seconds",
+    ),
+    (
+        "[jobs.nightly]\nenabled = true",
+        {},
+        "jobs.nightly: unknown key; allowed keys: sync_user_info, check_token_expiry, "
+        "cleanup_expired_tokens, health_check",
+    ),
+    (
+        "[expiry]\ncritical_days = 7",
+        {},
+        "expiry.critical_days = 7: must be less than expiry.warning_days (7)",
+    ),
+    ("[expiry]\nwarning_days = 0", {}, "expiry.warning_days = 0: must be between 1 and 365"),
+    (
+        '[expiry]\nnotice_format = "html"',
+        {},
+        "expiry.notice_format = 'html': must be one of text, card",
+    ),
+    ("[cleanup]\nbatch_size = 0", {}, "cleanup.batch_size = 0: must be between 1 and 100000"),
+    (
+        "[cleanup]\nretention_days = -1",
+        {},
+        "cleanup.retention_days = -1: must be between 0 and 3650",
+    ),
+    (
+        '[lark]\nbase_url = "open.feishu.cn"',
+        {},
+        "lark.base_url = 'open.feishu.cn': must start with http:// or https://",
+    ),
+    ("[lark]\ntimeout = 0", {}, "lark.timeout = 0.0: must be greater than 0"),
+    (
+        '[rabbitmq]\nurl = "redis://u:pw@h/"',
+        {},
+        "rabbitmq.url = 'redis://u:***@h/': must start with amqp:// or amqps://",
+    ),
+    (
+        '[store]\nurl = "mysql://u:pw@h/db"',
+        {},
+        "store.url = 'mysql://u:***@h/db': must start with sqlite:// or postgresql:// or postgres://",
+    ),
+    (
+        "",
+        {"LARK_SCHEDULER_SECRET_KEY": "not-a-key"},
+        "store.secret_key = <redacted> (from LARK_SCHEDULER_SECRET_KEY): must be a Fernet key "
+        "(44 url-safe base64 characters); make one with python -c 'from cryptography.fernet "
+        "import Fernet; print(Fernet.generate_key())'",
+    ),
+    (
+        '[http]\nadmin_token_file = "/nonexistent/token"',
+        {},
+        "http.admin_token_file = '/nonexistent/token': file not found",
+    ),
+    (
+        '[logging]\nlevel = "loud"',
+        {},
+        "logging.level = 'LOUD': must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
+    ),
+    ('[logging]\nformat = "xml"', {}, "logging.format = 'xml': must be one of text, json"),
+    ("[http\nport = 1", {}, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "message"),
+    [pytest.param(*row, id=(row[2] or "invalid-toml").split(" ")[0]) for row in BAD_VALUES],
+)
+def test_bad_values_name_key_value_and_fix(
+    tmp_path: Path, toml: str, env: dict[str, str], message: str | None
+) -> None:
+    path = write(tmp_path, toml)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env)
+    text = str(info.value)
+    assert "\n" not in text
+    if message is None:
+        assert text.startswith(f"config file {path!r}: invalid TOML (")
+    else:
+        assert text == message
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    path = str(tmp_path / "absent.toml")
+    with pytest.raises(ConfigError, match=r"^config file '.*absent\.toml': not found$"):
+        load_config(path, {})
+
+
+def test_empty_secret_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text("\n", encoding="utf-8")
+    path = write(tmp_path, f'[http]\nadmin_token_file = "{tmp_path / "token"}"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {})
+    assert str(info.value) == f"http.admin_token_file = '{tmp_path / 'token'}': file is empty"
+
+
+def test_bad_secret_key_file_is_refused(tmp_path: Path) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text("garbage", encoding="utf-8")
+    path = write(tmp_path, f'[store]\nsecret_key_file = "{key_file}"\n')
+    with pytest.raises(
+        ConfigError, match=r"^store.secret_key_file = '.*key': must be a Fernet key"
+    ):
+        load_config(path, {})
+
+
+def test_absent_secret_key_file_is_left_to_the_store(tmp_path: Path) -> None:
+    # The store creates it (mode 0600) on first open.
+    key_file = tmp_path / "new.key"
+    config = load_config(None, {"LARK_SCHEDULER_STORE__SECRET_KEY_FILE": str(key_file)})
+    assert config.store.secret_key_file == str(key_file)
+    assert not key_file.exists()
+
+
+def test_process_environment_is_only_read_when_passed() -> None:
+    os.environ["LARK_SCHEDULER_HTTP__PORT"] = "1234"
+    try:
+        assert load_config(None, {}).http.port == 8080
+        assert load_config(None, os.environ).http.port == 1234
+    finally:
+        del os.environ["LARK_SCHEDULER_HTTP__PORT"]
+
+
+def test_config_does_not_encode_secrets() -> None:
+    config = load_config(None, {"LARK_SCHEDULER_ADMIN_TOKEN": "tok"})
+    with pytest.raises(TypeError, match="Secret is unsupported"):
+        msgspec.json.encode(config)
+
+
+def test_the_example_file_is_the_defaults() -> None:
+    example = Path(__file__).parent.parent / "examples" / "lark-scheduler.toml"
+    assert load_config(str(example), {}) == load_config(None, {})
