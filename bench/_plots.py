@@ -13,6 +13,21 @@ import matplotlib.pyplot as plt
 __all__ = ("write_plots",)
 
 _FIRE = ("steady", "burst", "churn", "cron-heavy")
+_ENGINE_ORDER = (
+    "floor",
+    "floor-uvloop",
+    "kernel",
+    "kernel-uvloop",
+    "apscheduler3",
+    "apscheduler4",
+    "aiocron",
+)
+
+
+def _color(engine: str) -> str:
+    """The same colour for an engine in every panel."""
+    i = _ENGINE_ORDER.index(engine) if engine in _ENGINE_ORDER else len(_ENGINE_ORDER)
+    return f"C{i % 10}"
 
 
 def _ok(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -36,7 +51,12 @@ def _cdf(report: dict[str, Any], out: Path) -> Path | None:
             for r in runs:
                 if r["scenario"] == s and r["n"] == n:
                     pts = r["metrics"]["lateness_cdf_ms"]
-                    ax.plot([p[1] for p in pts], [p[0] for p in pts], label=r["engine"])
+                    ax.plot(
+                        [p[1] for p in pts],
+                        [p[0] for p in pts],
+                        label=r["engine"],
+                        color=_color(r["engine"]),
+                    )
             ax.set_xscale("symlog", linthresh=0.1)
             ax.set_title(f"{s}, N={n:,}", fontsize=9)
             ax.set_xlabel("lateness (ms)", fontsize=8)
@@ -69,8 +89,15 @@ def _against_n(
                 and r["metrics"].get(key) is not None
             )
             if pts:
-                ax.plot([p[0] for p in pts], [p[1] * scale for p in pts], marker="o", label=e)
+                ax.plot(
+                    [p[0] for p in pts],
+                    [p[1] * scale for p in pts],
+                    marker="o",
+                    label=e,
+                    color=_color(e),
+                )
         ax.set_xscale("log")
+        ax.set_ylim(bottom=0)
         ax.set_title(scenario, fontsize=9)
         ax.set_xlabel("N (jobs)", fontsize=8)
         ax.set_ylabel(ylabel, fontsize=8)
