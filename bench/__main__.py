@@ -1,0 +1,7 @@
+"""``python -m bench``."""
+
+from __future__ import annotations
+
+from bench._cli import main
+
+raise SystemExit(main())

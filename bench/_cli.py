@@ -1,0 +1,286 @@
+"""``python -m bench``: plan the runs, start one subprocess per run, write the report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench._engines import ENGINES
+from bench._machine import machine_info
+from bench._scenarios import SCENARIOS
+
+__all__ = ("Settings", "main", "parse_args")
+
+DEFAULT_SCENARIOS = (
+    "steady",
+    "burst",
+    "idle",
+    "add-interval",
+    "add-cron-same",
+    "add-cron-distinct",
+    "churn",
+    "cron-heavy",
+)
+DEFAULT_ENGINES = (
+    "floor",
+    "floor-uvloop",
+    "kernel",
+    "kernel-uvloop",
+    "apscheduler3",
+    "apscheduler4",
+    "aiocron",
+)
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+# A run that missed more than this share of its fires is not repeated at a larger N.
+MISS_CUT = 0.10
+
+
+@dataclass(frozen=True)
+class Settings:
+    engines: tuple[str, ...]
+    scenarios: tuple[str, ...]
+    ns: tuple[int, ...]
+    duration: float
+    idle_duration: float
+    drain: float
+    lead: float
+    out: Path
+    quick: bool
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _ns(value: str) -> tuple[int, ...]:
+    try:
+        ns = tuple(int(v.replace("_", "").lower().replace("k", "000")) for v in _csv(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--n {value!r}: give comma-separated job counts, e.g. 1000,10000 or 1k,10k"
+        ) from None
+    if not ns or min(ns) < 1:
+        raise argparse.ArgumentTypeError(f"--n {value!r}: every job count must be at least 1")
+    return ns
+
+
+def parse_args(argv: list[str] | None) -> Settings:
+    """Command-line flags to settings; unknown engine or scenario names are refused."""
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Scheduling latency and cost: the kernel side by side with the "
+        "alternatives and the event loop's own floor.",
+    )
+    p.add_argument(
+        "--engines",
+        type=_csv,
+        default=None,
+        help=f"comma-separated, default all: {','.join(DEFAULT_ENGINES)}",
+    )
+    p.add_argument(
+        "--scenarios",
+        type=_csv,
+        default=None,
+        help=f"comma-separated, default: {','.join(DEFAULT_SCENARIOS)}",
+    )
+    p.add_argument("--n", type=_ns, default=None, help="job counts, default 1000,10000,100000")
+    p.add_argument(
+        "--duration", type=float, default=None, help="seconds of steady/churn load (default 10)"
+    )
+    p.add_argument(
+        "--idle-duration", type=float, default=None, help="seconds measured while idle (default 10)"
+    )
+    p.add_argument(
+        "--drain",
+        type=float,
+        default=None,
+        help="seconds after the last planned fire a late fire still counts (default 5)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny N and short windows: checks that it works, measures nothing",
+    )
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"default {DEFAULT_OUT}")
+    a = p.parse_args(argv)
+    engines = a.engines or DEFAULT_ENGINES
+    scenarios = a.scenarios or DEFAULT_SCENARIOS
+    for name in engines:
+        if name not in ENGINES:
+            p.error(f"--engines: unknown engine {name!r}; known: {', '.join(ENGINES)}")
+    for name in scenarios:
+        if name not in SCENARIOS:
+            p.error(f"--scenarios: unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
+    q = a.quick
+
+    def pick(value: float | None, normal: float, quick: float) -> float:
+        return value if value is not None else (quick if q else normal)
+
+    return Settings(
+        engines=tuple(engines),
+        scenarios=tuple(scenarios),
+        ns=a.n or ((50,) if q else (1000, 10000, 100000)),
+        duration=pick(a.duration, 10.0, 2.0),
+        idle_duration=pick(a.idle_duration, 10.0, 0.5),
+        drain=pick(a.drain, 5.0, 2.0),
+        lead=0.3 if q else 1.0,
+        out=a.out,
+        quick=q,
+    )
+
+
+class _Progress:
+    """One line on stderr, rewritten in place on a terminal."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.started = time.monotonic()
+        self.tty = sys.stderr.isatty()
+
+    def show(self, i: int, text: str, *, final: bool = False) -> None:
+        elapsed = time.monotonic() - self.started
+        line = f"[{i}/{self.total} {elapsed:5.0f}s] {text}"
+        if self.tty:
+            sys.stderr.write("\r\x1b[K" + line + ("\n" if final else ""))
+        elif final:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+
+def _run_one(s: Settings, engine: str, scenario: str, n: int) -> dict[str, Any]:
+    spec = {
+        "engine": engine,
+        "scenario": scenario,
+        "n": n,
+        "duration": s.duration,
+        "idle_duration": s.idle_duration,
+        "drain": s.drain,
+        "lead": s.lead,
+    }
+    timeout = 180 + s.duration + s.idle_duration + s.drain + n * 2e-3
+    root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        out = Path(tmp) / "result.json"
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "bench.engine_runner", json.dumps(spec), str(out)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return {"status": "cut", "reason": f"did not finish within {timeout:.0f} s"}
+        if out.exists():
+            result: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+            return result
+        tail = (proc.stderr or "").strip().splitlines()[-5:]
+        return {"status": "error", "reason": f"exit status {proc.returncode}: " + " | ".join(tail)}
+
+
+def _cut_reason(runs: list[dict[str, Any]], engine: str, scenario: str) -> str | None:
+    """Why a larger N of this engine and scenario is not worth running, if it is not."""
+    for r in runs:
+        if r["engine"] != engine or r["scenario"] != scenario:
+            continue
+        if r["status"] == "cut":
+            return f"cut: N={r['n']} already {r['reason']}"
+        m = r.get("metrics") or {}
+        expected = m.get("fires_expected") or 0
+        if expected and m.get("fires_missed", 0) > MISS_CUT * expected:
+            return f"cut: at N={r['n']} it already missed {m['fires_missed']} of {expected} fires"
+    return None
+
+
+def plan(s: Settings) -> tuple[list[tuple[str, str, int]], dict[str, str]]:
+    """The runs to make, in order, and why each unavailable engine is left out."""
+    unavailable = {}
+    for name in s.engines:
+        reason = ENGINES[name].probe()
+        if reason is not None:
+            unavailable[name] = reason
+    runs = [
+        (scenario, engine, n)
+        for scenario in s.scenarios
+        for n in sorted(s.ns)
+        for engine in s.engines
+        if engine not in unavailable
+        and scenario in ENGINES[engine].scenarios
+        and SCENARIOS[scenario].run is not None
+    ]
+    return runs, unavailable
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; 0 when every run completed (missed targets are reported, not
+    failures), 1 when a run errored."""
+    s = parse_args(argv)
+    runs_planned, unavailable = plan(s)
+    progress = _Progress(len(runs_planned))
+    for name, reason in unavailable.items():
+        sys.stderr.write(f"engine {name}: unavailable ({reason})\n")
+    for name in s.scenarios:
+        if SCENARIOS[name].run is None:
+            sys.stderr.write(f"scenario {name}: not implemented yet ({SCENARIOS[name].summary})\n")
+    results: list[dict[str, Any]] = []
+    for i, (scenario, engine, n) in enumerate(runs_planned, 1):
+        record: dict[str, Any] = {"engine": engine, "scenario": scenario, "n": n}
+        cut = _cut_reason(results, engine, scenario)
+        if cut is not None:
+            record.update(status="cut", reason=cut)
+        else:
+            progress.show(i, f"{scenario} N={n} {engine} ...")
+            record.update(_run_one(s, engine, scenario, n))
+        progress.show(i, f"{scenario} N={n} {engine}: {_brief(record)}", final=True)
+        results.append(record)
+    from bench._report import write_report
+
+    report = {
+        "machine": machine_info(),
+        "settings": {
+            "engines": list(s.engines),
+            "scenarios": list(s.scenarios),
+            "n": list(s.ns),
+            "duration_s": s.duration,
+            "idle_duration_s": s.idle_duration,
+            "drain_s": s.drain,
+            "quick": s.quick,
+        },
+        "unavailable": unavailable,
+        "not_implemented": {
+            k: SCENARIOS[k].summary for k in s.scenarios if SCENARIOS[k].run is None
+        },
+        "runs": results,
+    }
+    markdown = write_report(report, s.out)
+    sys.stdout.write(markdown)
+    return 1 if any(r["status"] == "error" for r in results) else 0
+
+
+def _brief(r: dict[str, Any]) -> str:
+    if r["status"] != "ok":
+        return f"{r['status']}: {r.get('reason', '')}"
+    m = r["metrics"]
+    parts = []
+    if m.get("fires_expected") is not None:
+        parts.append(f"fires {m['fires_executed']}/{m['fires_expected']}")
+    if m.get("lateness_ms"):
+        parts.append(f"p99 {m['lateness_ms']['p99']:.2f} ms")
+    if m.get("cpu_s_per_1k_fires") is not None:
+        parts.append(f"{m['cpu_s_per_1k_fires'] * 1000:.1f} ms CPU/1k fires")
+    if m.get("wakeups") is not None:
+        parts.append(f"{m['wakeups']} wake-ups")
+    if m.get("bytes_per_job") is not None:
+        parts.append(f"{m['add_rate_per_s']:,.0f} adds/s, {m['bytes_per_job']:.0f} B/job")
+    return ", ".join(parts) or "ok"
