@@ -1,4 +1,5 @@
-"""``bench``: the scheduling-latency benchmark, when the ``bench`` package is installed."""
+"""``bench``: the scheduling-latency benchmark (the ``bench`` package; its competitors come
+with the ``bench`` extra)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,8 @@ from ._errors import EXIT_ERROR, CliError
 __all__ = ("register", "run_bench")
 
 _MISSING = (
-    "the benchmark is not installed: it is the 'bench' package of the source checkout; "
-    "run 'lark-scheduler bench' from the checkout's root after pip install -e '.[bench]' "
-    "(the bench extra: APScheduler, aiocron, uvloop, matplotlib), or run tox -e bench"
+    "the benchmark could not be imported: install the project with its bench extra "
+    "(pip install -e '.[bench]': APScheduler, aiocron, uvloop, matplotlib), or run tox -e bench"
 )
 
 
@@ -22,7 +22,7 @@ def _import_bench() -> object:
     try:
         return importlib.import_module("bench")
     except ImportError:
-        # The package is not installed with the wheel; in a checkout it sits in the root.
+        # An older install without the package: in a checkout it sits in the root.
         root = Path.cwd()
         if not (root / "bench" / "__init__.py").is_file() or str(root) in sys.path:
             raise
