@@ -203,6 +203,13 @@ class Kernel(RunsMixin):
             self._timer.cancel()
             self._timer = None
         self._timer_deadline = math.inf
+        with self._lock:
+            records = list(self._jobs.values())
+        for rec in records:
+            # The wheel goes with this run (start() builds a new one); drop the entries so
+            # a restart schedules every job again and no record <-> entry cycle outlives it.
+            rec.entry = None
+        self._wall_jobs = 0
         tasks = list(self._tasks)
         if tasks and wait:
             if grace is None:

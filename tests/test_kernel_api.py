@@ -303,3 +303,29 @@ async def test_start_and_stop_are_logged_under_the_scheduler_logger(
     assert any("Running job sync_user_info" in line for line in lines)
     assert any("Job sync_user_info (run" in line and "succeeded" in line for line in lines)
     assert lines[-1] == "Scheduler stopped"
+
+
+async def test_a_kernel_restarted_after_shutdown_fires_its_jobs_again() -> None:
+    from kernel.testing import VirtualClock
+
+    clock = VirtualClock(T0)
+    k = Kernel(clock=clock, timezone="UTC")
+    events = k.subscribe()
+    k.add_interval_job(noop, minutes=10, job_id="interval")
+    k.add_cron_job(noop, cron_expression="*/15 * * * *", job_id="cron")
+    await k.start()
+    await clock.advance(timedelta(minutes=10))
+    await k.shutdown()
+    events.close()
+    await clock.advance(timedelta(minutes=5))
+    events = k.subscribe()
+    await k.start()
+    await clock.advance(timedelta(minutes=15))
+    got = [(e.job_id, e.scheduled_at) for e in _drain(events) if isinstance(e, RunStarted)]
+    await k.shutdown()
+    events.close()
+    assert got == [
+        ("cron", T0 + timedelta(minutes=15)),
+        ("interval", T0 + timedelta(minutes=25)),
+        ("cron", T0 + timedelta(minutes=30)),
+    ]
