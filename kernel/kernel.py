@@ -15,26 +15,23 @@ job has no task at all (virtual actors).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import math
 import os
 import random
-import sys
 import threading
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, tzinfo
-from typing import Any, NamedTuple
+from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._coordinated import record_decision
-from ._policy import decide
+from ._callables import callable_info, interval_trigger, shared_interval_trigger
+from ._dispatch import DispatchMixin
 from ._records import JobRecord
-from ._run import is_coroutine_callable
 from ._runs import RunsMixin
 from ._wheel import TimerWheel
 from .clock import Clock, RealClock, TimerHandle
@@ -44,60 +41,19 @@ from .errors import (
     InvalidJobError,
     JobLookupError,
 )
-from .events import Event, JobAdded, JobModified, JobRemoved, RunMissed, RunSkipped
+from .events import Event, JobAdded, JobModified, JobRemoved
 from .failures import FailureStore, MemoryFailureStore
-from .job import Job, JobDefaults, JobOptions, callable_ref, validate_options
+from .job import Job, JobDefaults, JobOptions, validate_options
 from .triggers import CronTrigger, DateTrigger, IntervalTrigger, Trigger, resolve_timezone
 
 __all__ = ("Kernel",)
 
 log = logging.getLogger("scheduler")
 _UNSET: Any = object()
-# Timers due within a microsecond count as due: wall times have microsecond resolution.
-_EPSILON = 1e-6
-# A change of wall-minus-monotonic offset larger than this is a clock step, not drift.
-_STEP_TOLERANCE = 1.0
 _TRIGGER_TYPES = (IntervalTrigger, CronTrigger, DateTrigger)
 
 
-class _CallableInfo(NamedTuple):
-    ref: str
-    name: str
-    is_coro: bool
-
-
-def _callable_info(func: Callable[..., Any]) -> _CallableInfo:
-    """What the kernel needs to know of a callable; cached, since many jobs share one."""
-    try:
-        return _cached_callable_info(func)
-    except TypeError:  # unhashable callable
-        return _inspect_callable(func)
-
-
-def _inspect_callable(func: Callable[..., Any]) -> _CallableInfo:
-    ref = callable_ref(func)
-    return _CallableInfo(ref, sys.intern(ref.rpartition(":")[2]), is_coroutine_callable(func))
-
-
-_cached_callable_info = functools.lru_cache(maxsize=1024)(_inspect_callable)
-
-
-def _interval_trigger(
-    weeks: float, days: float, hours: float, minutes: float, seconds: float,
-    start_date: datetime | None, end_date: datetime | None, jitter: float | None,
-) -> IntervalTrigger:
-    return IntervalTrigger(
-        weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds,
-        start_date=start_date, end_date=end_date, jitter=jitter,
-    )
-
-
-# Triggers are immutable, so jobs with the same interval share one (less memory per job,
-# and no validation per add when thousands of jobs share a schedule).
-_shared_interval_trigger = functools.lru_cache(maxsize=4096, typed=True)(_interval_trigger)
-
-
-class Kernel(RunsMixin):
+class Kernel(DispatchMixin, RunsMixin):
     """An embeddable asyncio scheduler: interval, cron and one-shot jobs.
 
     ``timezone`` is the default for cron jobs; ``job_defaults`` the options each job gets
@@ -281,9 +237,9 @@ class Kernel(RunsMixin):
         """Run ``func`` every interval; first one interval after now, or from ``start_date``."""
         args = (weeks, days, hours, minutes, seconds, start_date, end_date, jitter)
         try:
-            trigger = _shared_interval_trigger(*args)
+            trigger = shared_interval_trigger(*args)
         except TypeError:  # an unhashable argument: let the trigger explain what is wrong
-            trigger = _interval_trigger(*args)
+            trigger = interval_trigger(*args)
         return self.add_job(func, trigger, **options)
 
     def add_cron_job(
@@ -348,7 +304,7 @@ class Kernel(RunsMixin):
 
             if not isinstance(retry, RetryPolicy):
                 raise InvalidJobError(f"retry={retry!r} must be a RetryPolicy or None")
-        info = _callable_info(func)
+        info = callable_info(func)
         rec = JobRecord(
             job_id,
             name if name is not None else info.name,
@@ -490,7 +446,7 @@ class Kernel(RunsMixin):
         return Job(
             id=rec.id, name=rec.name, trigger=rec.trigger,
             next_run_time=None if rec.paused else rec.sched, paused=rec.paused,
-            func_ref=_callable_info(rec.func).ref, args=rec.args, kwargs=dict(rec.kwargs or {}),
+            func_ref=callable_info(rec.func).ref, args=rec.args, kwargs=dict(rec.kwargs or {}),
             coalesce=o.coalesce, max_instances=o.max_instances,
             misfire_grace_time=o.misfire_grace_time, timeout=o.timeout, running=rec.running,
         )
@@ -543,171 +499,3 @@ class Kernel(RunsMixin):
         if self._observed:
             self._emit(kind(job_id=rec.id, scheduled_at=None if rec.paused else rec.sched,
                             change=change))
-
-    # -- the wheel and the timer (loop thread only) -----------------------------------
-    def _on_loop(self, func: Callable[..., None], *args: Any) -> None:
-        """Run ``func`` on the loop thread: now if we are on it, else thread-safely."""
-        if not self._running or self._loop is None:
-            return
-        if threading.get_ident() == self._loop_thread:
-            func(*args)
-        else:
-            self._loop.call_soon_threadsafe(self._guarded, func, *args)
-
-    def _guarded(self, func: Callable[..., None], *args: Any) -> None:
-        if self._running:
-            func(*args)
-
-    def _schedule(self, rec: JobRecord) -> None:
-        if rec.paused or rec.removed or rec.entry is not None:
-            return
-        if rec.sched is None:
-            self._finish(rec)
-            return
-        rec.entry = self._wheel.insert(rec.deadline, rec)
-        if rec.wall_based:
-            self._wall_jobs += 1
-
-    def _unschedule(self, rec: JobRecord) -> None:
-        if rec.entry is not None:
-            self._wheel.cancel(rec.entry)
-            rec.entry = None
-            if rec.wall_based:
-                self._wall_jobs -= 1
-
-    def _finish(self, rec: JobRecord) -> None:
-        """The trigger has no more fire times: the job leaves the registry."""
-        with self._lock:
-            if self._jobs.get(rec.id) is rec:
-                del self._jobs[rec.id]
-        rec.removed = True
-        if self._observed:
-            self._emit(JobRemoved(job_id=rec.id, scheduled_at=None))
-
-    def _current_offset(self, mono: float) -> float:
-        if not self._running:
-            return self.clock.now().timestamp() - mono
-        return self._offset
-
-    def _arm(self) -> None:
-        if not self._running:
-            return
-        deadline = self._wheel.next_deadline()
-        if deadline is None:
-            deadline = math.inf
-        if self._wall_jobs:
-            deadline = min(deadline, self._last_wall_check + self.wall_check_interval)
-        if deadline == self._timer_deadline:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_deadline = deadline
-        if deadline != math.inf:
-            self._timer = self.clock.call_at(deadline, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_deadline = math.inf
-        if not self._running:
-            return
-        clock = self.clock
-        now = clock.monotonic()
-        if self._wall_jobs:
-            self._check_wall(now)
-        for rec in self._wheel.expire(now + _EPSILON):
-            rec.entry = None
-            if rec.wall_based:
-                self._wall_jobs -= 1
-            self._fire(rec, now)
-        self._arm()
-
-    def _check_wall(self, mono: float) -> None:
-        """Notice a wall-clock step and map every wall-clock job's time again."""
-        self._last_wall_check = mono
-        offset = self.clock.now().timestamp() - mono
-        step = offset - self._offset
-        if abs(step) <= _STEP_TOLERANCE:
-            return
-        self._offset = offset
-        with self._lock:
-            records = [r for r in self._jobs.values() if r.wall_based and r.entry is not None]
-        for rec in records:
-            self._unschedule(rec)
-            rec.remap(offset)
-            self._schedule(rec)
-        log.warning(
-            "wall clock stepped by %+.3f s; fire times of %d wall-clock job(s) recomputed",
-            step, len(records),
-        )
-
-    # -- the job actor: one fire --------------------------------------------------------
-    def _fire(self, rec: JobRecord, now: float) -> None:
-        """Handle a Fire for ``rec``: every scheduled time now due, then the next one."""
-        if rec.removed or rec.paused:
-            return
-        if rec.wall_based and rec.sched is not None:
-            early = rec.sched.timestamp() - self._offset - now
-            if early > _EPSILON:
-                # Woken before the wall clock reached the fire time (drift): wait the rest.
-                rec.deadline = now + early
-                self._schedule(rec)
-                return
-        offset = self._offset
-        rng = self._rng
-        sched = rec.sched
-        late = now - rec.deadline
-        rec.advance(offset, rng)
-        opts = rec.opts
-        if rec.deadline > now + _EPSILON:
-            # The common case: exactly one scheduled time is due.
-            grace = opts.misfire_grace_time
-            if grace is not None and late > grace:
-                self._missed(rec, sched, late)
-            else:
-                self._start_run(rec, sched, late)
-        else:
-            due = [(sched, late)]
-            while rec.sched is not None and rec.deadline <= now + _EPSILON:
-                due.append((rec.sched, now - rec.deadline))
-                rec.advance(offset, rng)
-            actions = decide([d[1] for d in due], coalesce=opts.coalesce,
-                             grace=opts.misfire_grace_time)
-            for (when, lateness), action in zip(due, actions, strict=True):
-                if action == "run":
-                    self._start_run(rec, when, lateness)
-                elif action == "missed":
-                    self._missed(rec, when, lateness)
-                else:
-                    self._skipped(rec, when, "coalesced")
-        if not rec.removed:
-            self._schedule(rec)
-
-    def _missed(self, rec: JobRecord, sched: datetime | None, late: float, *,
-                decided: bool = False) -> None:
-        if self._coordinator is not None and sched is not None and not decided:
-            # Replicas: reported by the one that records the decision first (if any).
-            record_decision(self, rec, sched, "missed", late)
-            return
-        log.warning(
-            "Run of job %s scheduled at %s was missed by %.3f s (misfire_grace_time=%s)",
-            rec.id, sched, late, rec.opts.misfire_grace_time,
-        )
-        if self._observed:
-            self._emit(RunMissed(job_id=rec.id, scheduled_at=sched, lateness=late))
-
-    def _skipped(self, rec: JobRecord, sched: datetime | None, reason: Any, *,
-                 decided: bool = False) -> None:
-        if (self._coordinator is not None and sched is not None and not decided
-                and reason == "coalesced"):
-            record_decision(self, rec, sched, "coalesced", 0.0)
-            return
-        if reason == "max_instances":
-            log.warning(
-                "Run of job %s scheduled at %s skipped: maximum number of running instances "
-                "reached (%d)", rec.id, sched, rec.opts.max_instances,
-            )
-        elif log.isEnabledFor(logging.INFO):
-            log.info("Run of job %s scheduled at %s skipped: coalesced", rec.id, sched)
-        if self._observed:
-            self._emit(RunSkipped(job_id=rec.id, scheduled_at=sched, reason=reason))
