@@ -29,9 +29,8 @@ class KernelEngine:
     """``kernel.Kernel`` with the settings above."""
 
     def __init__(self, tb: TimeBase) -> None:
-        from kernel.triggers import IntervalTrigger
-
         from kernel import JobDefaults, Kernel
+        from kernel.triggers import IntervalTrigger
 
         self.tb = tb
         self._interval = IntervalTrigger

@@ -53,10 +53,9 @@ class PgKernelEngine:
     replicas = 1
 
     def __init__(self, tb: TimeBase) -> None:
+        from kernel import JobDefaults
         from kernel.distributed._pg import Database
         from kernel.distributed.persistent import PersistentKernel
-
-        from kernel import JobDefaults
 
         self.tb = tb
         self.schema = f"bench_{os.urandom(5).hex()}"
