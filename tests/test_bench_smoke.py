@@ -146,3 +146,21 @@ def test_pg_store_runs_at_its_own_default_counts_unless_n_is_given() -> None:
     assert parse_args(["--scenarios", "pg-store"]).ns_for("pg-store") == (200, 1000)
     assert parse_args(["--scenarios", "pg-store,steady"]).ns_for("steady") == (1000, 10000, 100000)
     assert parse_args(["--scenarios", "pg-store", "--n", "50"]).ns_for("pg-store") == (50,)
+
+
+def test_pg_store_engines_are_unavailable_with_the_reason_when_the_server_is_down(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bench._cli import parse_args, plan
+
+    monkeypatch.setattr("bench._engines.kernel_pg.DSN", "postgresql://bench:pw@127.0.0.1:1/x")
+
+    runs, unavailable = plan(
+        parse_args(["--engines", "kernel-pg1,kernel-pg3", "--scenarios", "pg-store"])
+    )
+
+    assert runs == []
+    assert sorted(unavailable) == ["kernel-pg1", "kernel-pg3"]
+    reason = unavailable["kernel-pg3"]
+    assert reason.startswith("PostgreSQL at 127.0.0.1:1/x is unreachable (")
+    assert "pw" not in reason
