@@ -30,7 +30,8 @@ SETUP_FIXED = 1.0
 
 
 async def pg_store(ctx: Ctx) -> dict[str, Any]:
-    """Steady load on PostgreSQL-backed replicas; adds fires/s achieved and claims per replica."""
+    """Steady load on PostgreSQL-backed replicas; adds fires/s achieved, claims per replica
+    and, when the server runs on this machine, its backends' CPU."""
     e: Any = ctx.engine
     if not hasattr(e, "launch"):
         raise Unsupported("pg-store needs a PostgreSQL-backed engine (kernel-pg1, kernel-pg3)")
@@ -52,7 +53,9 @@ async def pg_store(ctx: Ctx) -> dict[str, Any]:
     overran(ctx, t0, metrics)
     end = t0 + count * PERIOD
     cutoff = end + ctx.drain
+    server0 = await e.server_cpu()
     used, m, fires = await wait_window(t0, n * count, cutoff)
+    server1 = await e.server_cpu()
     keys, times = recorder.keys[:m], recorder.times[:m]
     match = match_fires(keys, times, first, PERIOD, count, cutoff)
     metrics.update(summarize(match))
@@ -64,4 +67,9 @@ async def pg_store(ctx: Ctx) -> dict[str, Any]:
     span = max(count * PERIOD, last_start - t0)
     metrics["fires_per_s_achieved"] = match.executed / span
     metrics["claims_per_replica"] = await e.claims_per_replica()
+    if server0 is not None and server1 is not None:
+        # A backend opened during the window counts from zero: all its CPU is the window's.
+        server = sum(cpu - server0.get(pid, 0.0) for pid, cpu in server1.items())
+        metrics["server_cpu_s"] = server
+        metrics["server_cpu_s_per_1k_fires"] = server / fires * 1000 if fires else None
     return metrics

@@ -51,6 +51,7 @@ def _fire_row(m: dict[str, Any], scenario: str) -> list[str]:
         row += [
             str(m.get("replicas", "-")),
             _f(m.get("fires_per_s_achieved"), "{:,.0f}"),
+            _f(m.get("server_cpu_s_per_1k_fires"), "{:.4f}"),
             _f(m.get("setup_s"), "{:.1f}"),
             " / ".join(f"{v:,}" for v in won.values()) or "-",
         ]
@@ -71,7 +72,13 @@ def _headers(scenario: str) -> list[str]:
     if scenario == "churn":
         h += ["churn ops/s", "op p99 µs"]
     if scenario == "pg-store":
-        h += ["replicas", "fires/s achieved", "set-up s", "claims won per replica"]
+        h += [
+            "replicas",
+            "fires/s achieved",
+            "PostgreSQL CPU s/1k fires",
+            "set-up s",
+            "claims won per replica",
+        ]
     return h
 
 

@@ -87,6 +87,17 @@ class PgKernelEngine:
         )
         return {r["replica"]: r["n"] for r in rows}
 
+    async def server_cpu(self) -> dict[int, float] | None:
+        """CPU seconds so far of each PostgreSQL backend serving these replicas (their pools
+        and LISTEN connections), read from ``/proc``; None when the server is not local."""
+        rows = await self.kernels[0].db.fetch(
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE application_name = $1 OR starts_with(application_name, $2)",
+            f"lark_scheduler:{self.schema}",
+            f"lark_scheduler_listen:{self.schema}:",
+        )
+        return _proc_cpu([row["pid"] for row in rows])
+
     async def stop(self) -> None:
         try:
             for k in self.kernels:
@@ -125,6 +136,21 @@ class PgKernelEngine:
             k.reschedule_job(
                 job_id(key), IntervalTrigger(seconds=period, start_date=self.tb.dt(first))
             )
+
+
+def _proc_cpu(pids: list[int]) -> dict[int, float] | None:
+    """User + system CPU seconds of each process, from ``/proc/<pid>/stat``; None if one
+    cannot be read (a server on another machine)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[int, float] = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        out[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return out or None
 
 
 class PgKernel1Engine(PgKernelEngine):
