@@ -28,6 +28,7 @@ DEFAULT_SCENARIOS = (
     "add-cron-distinct",
     "churn",
     "cron-heavy",
+    "pg-store",
 )
 DEFAULT_ENGINES = (
     "floor",
@@ -37,6 +38,8 @@ DEFAULT_ENGINES = (
     "apscheduler3",
     "apscheduler4",
     "aiocron",
+    "kernel-pg1",
+    "kernel-pg3",
 )
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 # A run that missed more than this share of its fires is not repeated at a larger N.
@@ -54,6 +57,12 @@ class Settings:
     lead: float
     out: Path
     quick: bool
+    ns_given: bool = True  # --n given: it overrides every scenario's own default counts
+
+    def ns_for(self, scenario: str) -> tuple[int, ...]:
+        """The job counts to run ``scenario`` at: --n, else the scenario's own, else ns."""
+        own = SCENARIOS[scenario].ns
+        return own if own is not None and not self.ns_given and not self.quick else self.ns
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -91,7 +100,12 @@ def parse_args(argv: list[str] | None) -> Settings:
         default=None,
         help=f"comma-separated, default: {','.join(DEFAULT_SCENARIOS)}",
     )
-    p.add_argument("--n", type=_ns, default=None, help="job counts, default 1000,10000,100000")
+    p.add_argument(
+        "--n",
+        type=_ns,
+        default=None,
+        help="job counts, default 1000,10000,100000 (pg-store: 200,1000)",
+    )
     p.add_argument(
         "--duration", type=float, default=None, help="seconds of steady/churn load (default 10)"
     )
@@ -134,6 +148,7 @@ def parse_args(argv: list[str] | None) -> Settings:
         lead=0.3 if q else 1.0,
         out=a.out,
         quick=q,
+        ns_given=a.n is not None,
     )
 
 
@@ -213,7 +228,7 @@ def plan(s: Settings) -> tuple[list[tuple[str, str, int]], dict[str, str]]:
     runs = [
         (scenario, engine, n)
         for scenario in s.scenarios
-        for n in sorted(s.ns)
+        for n in sorted(s.ns_for(scenario))
         for engine in s.engines
         if engine not in unavailable
         and scenario in ENGINES[engine].scenarios

@@ -46,6 +46,15 @@ def _fire_row(m: dict[str, Any], scenario: str) -> list[str]:
     if scenario == "churn":
         ops = m.get("churn_op_us") or {}
         row += [_f(m.get("churn_ops_per_s"), "{:,.0f}"), _f(ops.get("p99"), "{:.1f}")]
+    if scenario == "pg-store":
+        won = m.get("claims_per_replica") or {}
+        row += [
+            str(m.get("replicas", "-")),
+            _f(m.get("fires_per_s_achieved"), "{:,.0f}"),
+            _f(m.get("server_cpu_s_per_1k_fires"), "{:.4f}"),
+            _f(m.get("setup_s"), "{:.1f}"),
+            " / ".join(f"{v:,}" for v in won.values()) or "-",
+        ]
     return row
 
 
@@ -62,6 +71,14 @@ def _headers(scenario: str) -> list[str]:
         h.append("last start s")
     if scenario == "churn":
         h += ["churn ops/s", "op p99 µs"]
+    if scenario == "pg-store":
+        h += [
+            "replicas",
+            "fires/s achieved",
+            "PostgreSQL CPU s/1k fires",
+            "set-up s",
+            "claims won per replica",
+        ]
     return h
 
 

@@ -1,8 +1,8 @@
 """The scenario registry: names, what they measure, and the function that runs each one.
 
-To add a scenario (issue 7's PostgreSQL-backed store is the next one), write
-``async def scenario(ctx: Ctx) -> dict`` and register it here with the engines able to run
-it (``EngineSpec.scenarios``); the CLI, the tables and the JSON pick it up by name.
+To add a scenario, write ``async def scenario(ctx: Ctx) -> dict`` and register it here with
+the engines able to run it (``EngineSpec.scenarios``); the CLI, the tables and the JSON pick
+it up by name. ``ns`` overrides the default job counts when ``--n`` is not given.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 from bench import _cost_scenarios as cost
 from bench import _fire_scenarios as fire
 from bench._context import Ctx
+from bench._pg_scenario import pg_store
 
 __all__ = ("SCENARIOS", "Scenario")
 
@@ -26,6 +27,7 @@ class Scenario:
     kind: str  # "fire" | "idle" | "add"
     run: Callable[[Ctx], Awaitable[dict[str, Any]]] | None
     summary: str
+    ns: tuple[int, ...] | None = None  # default job counts, when not the CLI's
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -52,8 +54,9 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "pg-store",
             "fire",
-            None,
-            "N steady jobs with the PostgreSQL job store (issue 7; not written yet)",
+            pg_store,
+            "N interval jobs every second on PostgreSQL-backed replicas (1 or 3)",
+            ns=(200, 1000),
         ),
     )
 }

@@ -15,6 +15,8 @@ import pytest
 import bench
 from bench._engines import ENGINES
 
+from .conftest import POSTGRES_DSN
+
 SCENARIOS = ("steady", "burst", "idle", "add-interval")
 FIRE_SCENARIOS = ("steady", "burst")
 N = 20
@@ -91,3 +93,76 @@ def test_unknown_engine_is_refused_with_the_known_names(capsys: pytest.CaptureFi
     assert "--engines: unknown engine 'cronjob'; known: floor, floor-uvloop, kernel" in (
         capsys.readouterr().err
     )
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.timeout(40)
+def test_pg_store_quick_run_runs_every_scheduled_time_exactly_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BENCH_POSTGRES_DSN", POSTGRES_DSN)
+
+    status = bench.main(
+        [
+            "--quick",
+            "--engines",
+            "kernel-pg1,kernel-pg3",
+            "--scenarios",
+            "pg-store",
+            "--n",
+            str(N),
+            "--out",
+            str(tmp_path),
+        ]
+    )
+
+    assert status == 0
+    report = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    runs = {r["engine"]: r for r in report["runs"]}
+    assert sorted(runs) == ["kernel-pg1", "kernel-pg3"]
+    for engine, replicas in (("kernel-pg1", 1), ("kernel-pg3", 3)):
+        run = runs[engine]
+        assert (run["scenario"], run["n"], run["status"]) == ("pg-store", N, "ok"), run.get(
+            "reason"
+        )
+        m = run["metrics"]
+        planned = N * 2  # --quick: 2 s, one fire per job per second
+        assert (m["replicas"], m["fires_expected"], m["fires_executed"], m["fires_extra"]) == (
+            replicas,
+            planned,
+            planned,
+            0,
+        )
+        assert sum(m["claims_per_replica"].values()) == planned
+        assert m["fires_per_s_achieved"] > 0
+        assert m["cpu_s_per_1k_fires"] > 0
+        if "@127.0.0.1:" in POSTGRES_DSN:  # the server's backends are readable in /proc
+            assert m["server_cpu_s_per_1k_fires"] > 0
+    assert "| kernel-pg3 | 20 | 40/40 |" in (tmp_path / "results.md").read_text(encoding="utf-8")
+
+
+def test_pg_store_runs_at_its_own_default_counts_unless_n_is_given() -> None:
+    from bench._cli import parse_args
+
+    assert parse_args(["--scenarios", "pg-store"]).ns_for("pg-store") == (200, 1000)
+    assert parse_args(["--scenarios", "pg-store,steady"]).ns_for("steady") == (1000, 10000, 100000)
+    assert parse_args(["--scenarios", "pg-store", "--n", "50"]).ns_for("pg-store") == (50,)
+
+
+def test_pg_store_engines_are_unavailable_with_the_reason_when_the_server_is_down(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bench._cli import parse_args, plan
+
+    monkeypatch.setattr("bench._engines.kernel_pg.DSN", "postgresql://bench:pw@127.0.0.1:1/x")
+
+    runs, unavailable = plan(
+        parse_args(["--engines", "kernel-pg1,kernel-pg3", "--scenarios", "pg-store"])
+    )
+
+    assert runs == []
+    assert sorted(unavailable) == ["kernel-pg1", "kernel-pg3"]
+    reason = unavailable["kernel-pg3"]
+    assert reason.startswith("PostgreSQL at 127.0.0.1:1/x is unreachable (")
+    assert "pw" not in reason

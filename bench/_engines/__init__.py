@@ -71,5 +71,21 @@ ENGINES: dict[str, EngineSpec] = {
         EngineSpec("apscheduler3", "apscheduler3", "APScheduler3Engine", "asyncio", _FIRE | _ADD),
         EngineSpec("apscheduler4", "apscheduler4", None, "asyncio", frozenset()),
         EngineSpec("aiocron", "aiocron_", "AiocronEngine", "asyncio", _CRON),
+        EngineSpec(
+            "kernel-pg1",
+            "kernel_pg",
+            "PgKernel1Engine",
+            "asyncio",
+            frozenset({"pg-store"}),
+            "PersistentKernel, 1 replica, PostgreSQL store",
+        ),
+        EngineSpec(
+            "kernel-pg3",
+            "kernel_pg",
+            "PgKernel3Engine",
+            "asyncio",
+            frozenset({"pg-store"}),
+            "3 PersistentKernel replicas in one process, one PostgreSQL schema",
+        ),
     )
 }
