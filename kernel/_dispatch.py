@@ -169,9 +169,11 @@ class DispatchMixin:
         if rec.removed or rec.paused:
             return
         if rec.wall_based and rec.sched is not None:
-            early = rec.sched.timestamp() - self._offset - now
+            # Against the wall clock itself, not the offset recorded at the last step: a
+            # drift or a step below _STEP_TOLERANCE can wake the kernel a little early.
+            early = rec.sched.timestamp() - self.clock.now().timestamp()
             if early > _EPSILON:
-                # Woken before the wall clock reached the fire time (drift): wait the rest.
+                # Woken before the wall clock reached the fire time: wait the rest.
                 rec.deadline = now + early
                 self._schedule(rec)
                 return

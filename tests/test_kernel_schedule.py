@@ -201,3 +201,16 @@ async def test_date_job_runs_once_and_leaves() -> None:
         ]
         assert k.get_jobs() == []
         assert SHANGHAI.key == "Asia/Shanghai"
+
+
+async def test_a_small_backward_wall_step_never_fires_a_cron_job_early() -> None:
+    start = datetime(2024, 1, 1, 0, 0, 30, tzinfo=UTC)
+    async with virtual_kernel(start, timezone="UTC") as (k, clock, rec):
+        k.add_cron_job(noop, cron_expression="0 * * * *", job_id="hourly")
+        await clock.advance(timedelta(minutes=30))
+        clock.jump(timedelta(seconds=-0.5))  # below the step tolerance: no remap
+        await clock.advance(timedelta(minutes=30))  # wall now 01:00:29.5
+        started = [e for e in rec.take() if type(e).__name__ == "RunStarted"]
+        assert [e.started_at for e in started] == [  # type: ignore[attr-defined]
+            datetime(2024, 1, 1, 1, 0, tzinfo=UTC)
+        ]
