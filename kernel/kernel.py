@@ -352,11 +352,7 @@ class Kernel(DispatchMixin, RunsMixin):
         if rec.removed:
             return
         self._schedule(rec)
-        wake = rec.deadline
-        if rec.wall_based:
-            wake = min(wake, self._last_wall_check + self.wall_check_interval)
-        if old is not None or wake < self._timer_deadline:
-            self._arm()  # only when the new job moves the kernel's next wake-up earlier
+        self._arm()
         if old is not None:
             self._emit_change(JobModified, rec, change="replaced")
         elif self._observed:

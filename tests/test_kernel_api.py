@@ -21,7 +21,7 @@ from kernel import (
     KernelNotRunningError,
 )
 from kernel.events import RunStarted
-from tests.kernel_helpers import brief, starts, virtual_kernel
+from tests.kernel_helpers import Recorder, brief, starts, virtual_kernel
 
 T0 = datetime(2024, 1, 1, 0, 0, tzinfo=UTC)
 
@@ -57,24 +57,13 @@ async def test_jobs_added_before_start_begin_when_the_kernel_starts() -> None:
     clock = VirtualClock(T0)
     k = Kernel(clock=clock)
     k.add_interval_job(noop, minutes=10, job_id="early")
-    events = k.subscribe()
+    rec = Recorder(k)
     await clock.advance(timedelta(minutes=25))  # not started yet: nothing runs
     async with k:
         await clock.advance(timedelta(minutes=10))
-        got = [e for e in _drain(events) if isinstance(e, RunStarted)]
+        got = [e for e in rec.take() if isinstance(e, RunStarted)]
         assert [e.scheduled_at for e in got] == [T0 + timedelta(minutes=35)]
-    events.close()
-
-
-def _drain(stream):  # type: ignore[no-untyped-def]
-    import anyio
-
-    out = []
-    while True:
-        try:
-            out.append(stream.receive_nowait())
-        except (anyio.WouldBlock, anyio.EndOfStream):
-            return out
+    rec.stream.close()
 
 
 async def test_remove_job_stops_it_and_unknown_ids_raise_lookup_error() -> None:
@@ -310,20 +299,20 @@ async def test_a_kernel_restarted_after_shutdown_fires_its_jobs_again() -> None:
 
     clock = VirtualClock(T0)
     k = Kernel(clock=clock, timezone="UTC")
-    events = k.subscribe()
+    rec = Recorder(k)
     k.add_interval_job(noop, minutes=10, job_id="interval")
     k.add_cron_job(noop, cron_expression="*/15 * * * *", job_id="cron")
     await k.start()
     await clock.advance(timedelta(minutes=10))
     await k.shutdown()
-    events.close()
+    rec.stream.close()
     await clock.advance(timedelta(minutes=5))
-    events = k.subscribe()
+    rec = Recorder(k)
     await k.start()
     await clock.advance(timedelta(minutes=15))
-    got = [(e.job_id, e.scheduled_at) for e in _drain(events) if isinstance(e, RunStarted)]
+    got = [(e.job_id, e.scheduled_at) for e in rec.take() if isinstance(e, RunStarted)]
     await k.shutdown()
-    events.close()
+    rec.stream.close()
     assert got == [
         ("cron", T0 + timedelta(minutes=15)),
         ("interval", T0 + timedelta(minutes=25)),
