@@ -1,7 +1,8 @@
 """Shared test set-up.
 
 * Every ``async def`` test runs on asyncio through anyio's pytest plugin (``anyio_mode =
-  "auto"`` in pyproject.toml).
+  "auto"`` in pyproject.toml), on the loop of :func:`kernel.testing.new_event_loop`, so a
+  ``VirtualClock`` knows exactly when every task is blocked.
 * Tests marked ``postgres`` / ``rabbitmq`` / ``prometheus`` need a real server or
   binary. Outside CI they skip with a loud reason when it is absent; with
   ``CI=true`` they run and fail instead, never skip.
@@ -14,6 +15,8 @@ import shutil
 import socket
 
 import pytest
+
+from kernel.testing import new_event_loop
 
 # The fake Lark server (fixture ``fake_lark``) and the Lark client test fixtures.
 pytest_plugins = ("tests.fake_lark", "tests.lark_helpers")
@@ -43,8 +46,9 @@ def _missing(marker: str) -> str | None:
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+def anyio_backend() -> tuple[str, dict[str, object]]:
+    # The loop of kernel.testing: VirtualClock sees exactly when every task is blocked.
+    return ("asyncio", {"loop_factory": new_event_loop})
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
