@@ -7,6 +7,7 @@ Nothing here knows about Lark; the service's jobs live in :mod:`actors`.
 from __future__ import annotations
 
 from .clock import Clock, RealClock
+from .engine.kernel import Kernel
 from .errors import (
     ConflictingJobIdError,
     InvalidJobError,
@@ -28,7 +29,6 @@ from .events import (
     RunSucceeded,
 )
 from .job import Job, JobDefaults
-from .kernel import Kernel
 from .triggers import CronTrigger, DateTrigger, IntervalTrigger, Trigger
 
 __version__ = "0.1.0"

@@ -11,11 +11,13 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-__all__ = ("Clock", "RealClock", "TimerHandle")
+__all__ = ("Clock", "RealClock", "TimerHandle", "wait_at_most")
+
+T = TypeVar("T")
 
 
 class TimerHandle(Protocol):
@@ -86,3 +88,33 @@ class RealClock:
     @contextlib.contextmanager
     def external_work(self) -> Iterator[None]:
         yield
+
+
+async def wait_at_most(clock: Clock, awaitable: Awaitable[T], seconds: float) -> T:
+    """The result of ``awaitable``, or ``TimeoutError`` once ``seconds`` of ``clock`` have
+    passed first (``asyncio.wait_for`` on the injected clock instead of the loop's)."""
+    task = asyncio.ensure_future(awaitable)
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+
+    timer = clock.call_at(clock.monotonic() + seconds, expire)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if expired and not _cancelling():
+            raise TimeoutError(f"no answer within {seconds:g} s") from None
+        raise
+    finally:
+        timer.cancel()
+        if not task.done():
+            task.cancel()
+
+
+def _cancelling() -> bool:
+    """Whether the current task itself is being cancelled (not only the awaited one)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

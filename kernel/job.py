@@ -11,6 +11,7 @@ import msgspec
 from .errors import InvalidJobError
 
 if TYPE_CHECKING:
+    from .retry import RetryPolicy
     from .triggers import Trigger
 
 __all__ = ("Job", "JobDefaults", "JobOptions", "callable_ref")
@@ -93,3 +94,4 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     misfire_grace_time: float | None
     timeout: float | None
     running: int
+    retry: RetryPolicy | None = None

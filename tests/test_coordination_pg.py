@@ -186,3 +186,28 @@ async def test_an_interrupted_run_runs_again_only_if_the_retry_policy_says_so(
     assert [(f.run_id, f.exc_type, f.attempt) for f in failures] == [("d-1", "Interrupted", 1)]
     # The scheduler itself never starts the interrupted time again.
     assert await db.fetchval("SELECT count(*) FROM claims") == 1
+
+
+async def test_an_interrupted_run_is_retried_after_the_retry_policy_delay(db: Database) -> None:
+    dead = PostgresCoordinator(db, replica_id="dead", lease=5.0)
+    assert await dead.claim("job", T0, "d-1", max_instances=1) == "won"
+    await db.execute("UPDATE claims SET lease_until = now() - interval '1 second'")
+    alive = PostgresCoordinator(db, replica_id="alive", lease=5.0)
+    clock = VirtualClock(T0 + timedelta(seconds=30))
+    kernel = Kernel(clock=clock, coordinator=alive)
+    kernel.add_job(retried_job, IntervalTrigger(hours=1, start_date=T0), job_id="job",
+                   retry=RetryPolicy(max_attempts=2, backoff=10.0, jitter=0.0))
+    started: list[tuple[int, float]] = []
+    kernel.add_listener(lambda e: started.append((e.attempt, clock.monotonic()))
+                        if isinstance(e, RunStarted) else None)
+    async with kernel:
+        await alive.reap()
+        await clock.advance(0)
+        await drain(kernel)
+        assert started == []  # not at once: the policy waits 10 s after the first attempt
+        await clock.advance(9.9)
+        await drain(kernel)
+        assert started == []
+        await clock.advance(0.1)
+        await drain(kernel)
+        assert started == [(2, 10.0)]

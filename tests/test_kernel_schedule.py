@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from kernel.triggers import CronTrigger
 from tests.kernel_helpers import LONDON, NEW_YORK, SHANGHAI, brief, starts, virtual_kernel
 
 
@@ -214,3 +215,31 @@ async def test_a_small_backward_wall_step_never_fires_a_cron_job_early() -> None
         assert [e.started_at for e in started] == [  # type: ignore[attr-defined]
             datetime(2024, 1, 1, 1, 0, tzinfo=UTC)
         ]
+
+
+@pytest.mark.parametrize(
+    "added_as",
+    [pytest.param("cron", id="added-as-cron"),
+     pytest.param("interval-then-rescheduled-to-cron", id="rescheduled-from-interval")],
+)
+async def test_a_forward_wall_clock_jump_is_noticed_however_the_job_became_cron(
+    added_as: str,
+) -> None:
+    start = datetime(2024, 1, 1, 0, 0, 30, tzinfo=UTC)
+    async with virtual_kernel(start, timezone="UTC") as (k, clock, rec):
+        if added_as == "cron":
+            k.add_cron_job(noop, cron_expression="0 * * * *", job_id="hourly")
+        else:
+            k.add_interval_job(noop, hours=12, job_id="hourly")
+            k.reschedule_job("hourly", CronTrigger("0 * * * *"))
+        await clock.advance(timedelta(minutes=30))
+        assert starts(rec.take(), UTC) == []
+        clock.jump(timedelta(hours=3))  # wall 03:30:30, monotonic still at +30 min
+        await clock.advance(timedelta(seconds=10))
+        assert brief(rec.take(), UTC) == [
+            ("RunSkipped", "hourly", "2024-01-01 01:00:00+0000", "coalesced"),
+            ("RunSkipped", "hourly", "2024-01-01 02:00:00+0000", "coalesced"),
+            ("RunMissed", "hourly", "2024-01-01 03:00:00+0000"),
+        ]
+        await clock.advance(timedelta(minutes=30))
+        assert starts(rec.take(), UTC) == ["2024-01-01 04:00:00+0000"]

@@ -16,7 +16,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from kernel._wheel import TimerWheel, WheelEntry
+from kernel.engine.wheel import TimerWheel, WheelEntry
 
 # A small wheel (1 s ticks, 4 slots: level 0 spans 4 s, level 1 16 s, level 2 64 s) makes
 # cascades, level growth and slot boundaries easy to hit with small numbers.

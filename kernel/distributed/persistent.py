@@ -20,8 +20,8 @@
   claims (:mod:`kernel.coordination`) can be keyed by them. Interval ``jitter`` would
   give each replica a different time and is refused.
 * **Downtime.** At start, the scheduled times between a job's stored ``last_fire`` (the
-  latest time any replica decided) and now go through the same decision as a late fire
-  in one process (``_catchup.py``).
+  latest time any replica decided) and now are handed to the job's actor through the
+  kernel's port and decided like a late fire in one process (``_catchup.py``).
 * **Unimportable callables.** A stored job whose import reference no longer resolves is
   logged, recorded as a failure (``exc_type="ImportError"``) and left out; the other
   jobs run. It is listed in :attr:`PersistentKernel.unresolved` and in ``health()``, and
@@ -43,10 +43,11 @@ from typing import Any
 
 import msgspec
 
+from .. import Kernel
 from ..api_models import ReadyReport
-from ..errors import InvalidJobError
+from ..clock import wait_at_most
+from ..errors import InvalidJobError, JobLookupError
 from ..job import Job
-from ..kernel import Kernel
 from ..triggers import IntervalTrigger, Trigger, trigger_from_spec
 from ._catchup import catch_up
 from ._health import health, readiness, report_unresolvable
@@ -70,6 +71,11 @@ class PersistentKernel(Kernel):
     ``executors`` maps executor names other than ``"local"`` to a factory that wraps a
     job's function (``kernel.distributed.rabbitmq.RabbitExecutor`` is one). Other
     keyword arguments go to :class:`kernel.Kernel`.
+
+    It is a :class:`kernel.Kernel` configured with this package's plug-ins (the claims
+    coordinator, the failure store) and uses only the kernel's public API and its port:
+    its own overrides write changes through; a change that came from another replica is
+    applied with the base class's method, which does not write it back.
     """
 
     def __init__(
@@ -86,7 +92,7 @@ class PersistentKernel(Kernel):
         if db is None:
             if dsn is None:
                 raise ValueError("pass dsn='postgresql://...' or db=Database(...)")
-            db = Database(dsn, schema=schema)
+            db = Database(dsn, schema=schema, clock=kernel_options.get("clock"))
         self.db = db
         self.store = PostgresJobStore(db)
         coordinator = PostgresCoordinator(db, replica_id=replica_id, lease=lease)
@@ -103,6 +109,7 @@ class PersistentKernel(Kernel):
         self._writes: asyncio.Queue[tuple[str, Callable[[], Awaitable[int]]]] | None = None
         self._notes: asyncio.Queue[str] | None = None
         self._bg: list[asyncio.Task[None]] = []
+        self._write_loop: asyncio.AbstractEventLoop | None = None
         self.listener = Listener(db, self._on_note, self._resync, name=self.replica_id)
 
     # -- the public API, written through ----------------------------------------------
@@ -194,11 +201,22 @@ class PersistentKernel(Kernel):
     # -- writing -----------------------------------------------------------------------
     def _write(self, job_id: str, op: Callable[[], Awaitable[int]]) -> None:
         def enqueue() -> None:
-            assert self._writes is not None
+            if self._writes is None:
+                return  # stopped meanwhile
             self._pending[job_id] = self._pending.get(job_id, 0) + 1
             self._writes.put_nowait((job_id, op))
 
-        self._on_loop(enqueue)
+        loop = self._write_loop
+        if loop is None:
+            return
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:  # called from another thread
+            on_loop = False
+        if on_loop:
+            enqueue()
+        else:
+            loop.call_soon_threadsafe(enqueue)
 
     async def _writer(self) -> None:
         assert self._writes is not None
@@ -215,7 +233,7 @@ class PersistentKernel(Kernel):
                         break
                     except UNAVAILABLE:
                         # Kept in order and retried: the change is applied once it is back.
-                        await asyncio.sleep(delay)
+                        await self.clock.sleep(delay)
                         delay = min(delay * 2, 10.0)
                     except Exception:
                         log.exception("could not store the change of job %s", job_id)
@@ -229,6 +247,12 @@ class PersistentKernel(Kernel):
                 self._writes.task_done()
 
     # -- reading and applying ------------------------------------------------------------
+    def _current(self, job_id: str) -> Job | None:
+        try:
+            return self.get_job(job_id)
+        except JobLookupError:
+            return None
+
     def _on_note(self, payload: str) -> None:
         if self._notes is not None:
             self._notes.put_nowait(payload)
@@ -254,11 +278,9 @@ class PersistentKernel(Kernel):
         rows = {row.id: row for row in await self.store.load()}
         for row in rows.values():
             await self._apply(row)
-        with self._lock:
-            local = list(self._jobs)
-        for job_id in local:
-            if job_id not in rows and not self._pending.get(job_id):
-                self._apply_delete(job_id, None)
+        for job in self.get_jobs():
+            if job.id not in rows and not self._pending.get(job.id):
+                self._apply_delete(job.id, None)
 
     def _apply_delete(self, job_id: str, version: int | None) -> None:
         if version is not None and version <= self._versions.get(job_id, 0):
@@ -266,9 +288,7 @@ class PersistentKernel(Kernel):
         self._versions.pop(job_id, None)
         self._executor_of.pop(job_id, None)
         self.unresolved.pop(job_id, None)
-        with self._lock:
-            known = job_id in self._jobs
-        if known:
+        if self._current(job_id) is not None:
             Kernel.remove_job(self, job_id)
 
     async def _apply(self, row: StoredJob) -> None:
@@ -276,10 +296,9 @@ class PersistentKernel(Kernel):
         if row.version <= self._versions.get(row.id, 0) or self._pending.get(row.id):
             return
         self._versions[row.id] = row.version
-        with self._lock:
-            rec = self._jobs.get(row.id)
-        if rec is not None and self._executor_of.get(row.id) == row.executor:
-            current = stored_from_job(self._view(rec), row.func_ref, row.executor, rec.retry)
+        job = self._current(row.id)
+        if job is not None and self._executor_of.get(row.id) == row.executor:
+            current = stored_from_job(job, row.func_ref, row.executor, job.retry)
             if current.definition() == row.definition():
                 if current.paused != row.paused:
                     (Kernel.pause_job if row.paused else Kernel.resume_job)(self, row.id)
@@ -301,9 +320,7 @@ class PersistentKernel(Kernel):
                 self.executors[row.executor](row.id, row.func_ref, func)
         except Exception as exc:
             await report_unresolvable(self, row, exc)
-            with self._lock:
-                known = row.id in self._jobs
-            if known:
+            if self._current(row.id) is not None:
                 Kernel.remove_job(self, row.id)
             return False
         self.unresolved.pop(row.id, None)
@@ -338,10 +355,8 @@ class PersistentKernel(Kernel):
                                     self.replica_id)
         self._declared.clear()
         rows = await self.store.load()
-        with self._lock:
-            local = list(self._jobs)
-        for job_id in local:
-            Kernel.remove_job(self, job_id)
+        for job in self.get_jobs():
+            Kernel.remove_job(self, job.id)
         installed: list[StoredJob] = []
         for row in rows:
             trigger = row.trigger
@@ -354,6 +369,7 @@ class PersistentKernel(Kernel):
                 installed.append(row)
         self._writes = asyncio.Queue()
         self._notes = asyncio.Queue()
+        self._write_loop = asyncio.get_running_loop()
         await super().start()
         loop = asyncio.get_running_loop()
         self._bg = [loop.create_task(self._writer()), loop.create_task(self._applier()),
@@ -363,15 +379,18 @@ class PersistentKernel(Kernel):
             if connect is not None:
                 # In the background: a broker that is down must not stop the scheduler.
                 self._bg.append(loop.create_task(connect()))
+        now = self.clock.now()
         for row in installed:
-            await catch_up(self, row)
+            current = self._current(row.id)
+            if current is not None:
+                catch_up(self.port, current, row, now)
 
     async def shutdown(self, wait: bool = True, grace: float | None = None) -> None:
         if not self.running:
             return
         if self._writes is not None:
             try:
-                await asyncio.wait_for(self._writes.join(), 10.0)
+                await wait_at_most(self.clock, self._writes.join(), 10.0)
             except TimeoutError:
                 log.error("%d job change(s) could not be stored before shutdown",
                           self._writes.qsize())
@@ -380,6 +399,7 @@ class PersistentKernel(Kernel):
         await asyncio.gather(*self._bg, return_exceptions=True)
         self._bg = []
         await super().shutdown(wait=wait, grace=grace)
+        self._write_loop = None
         for executor in self.executors.values():
             close = getattr(executor, "close", None)
             if close is not None:

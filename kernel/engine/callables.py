@@ -8,9 +8,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from ._run import is_coroutine_callable
-from .job import callable_ref
-from .triggers import IntervalTrigger
+from ..job import callable_ref
+from ..triggers import IntervalTrigger
+from .invoke import is_coroutine_callable
 
 __all__ = ()
 

@@ -1,81 +1,44 @@
-"""The kernel's record of one job, and the arithmetic of its fire times.
+"""The fire times of one job, on both clocks (pure arithmetic: every time is passed in).
 
-An idle job is only this record (plus its timer-wheel entry): no task, no mailbox.
-Times: ``deadline`` is on the monotonic clock (what the wheel waits for); ``sched`` is
-the scheduled wall time (aware UTC) reported in events. Interval jobs live on elapsed
-time: fire ``k`` is due at ``anchor_mono + k * interval``, so a slow run never shifts
-later ones and a wall-clock step never moves them. Cron and date jobs live on wall time:
-their deadline is their wall time mapped through the current wall-minus-monotonic offset,
-and is mapped again when the wall clock steps.
+``sched`` is the scheduled wall time (aware UTC) reported in events; ``deadline`` is the
+same instant on the monotonic clock, which is what the timer waits for. Interval jobs
+live on elapsed time: fire ``k`` is due at ``anchor_mono + k * interval``, so a slow run
+never shifts later ones and a wall-clock step never moves them. Cron and date jobs live
+on wall time: their deadline is their wall time mapped through the current
+wall-minus-monotonic ``offset``, and is mapped again (:meth:`FireTimes.remap`) when the
+wall clock steps.
+
+:class:`FireTimes` is a base class, not a member: a job actor *is* its fire times, so an
+idle job stays one compact object.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
 
-from ._wheel import WheelEntry
-from .job import JobOptions
-from .triggers import CronTrigger, DateTrigger, IntervalTrigger, Trigger
+from ..triggers import CronTrigger, DateTrigger, IntervalTrigger, Trigger
 
-__all__ = ()
+__all__ = ("FireTimes",)
 
 
-class JobRecord:
-    """Everything the kernel knows about one job. Touched only on the loop thread once
-    the kernel runs (``add_*`` from other threads hands the record over thread-safely)."""
+class FireTimes:
+    """Where a job is on its trigger's sequence of fire times."""
 
     __slots__ = (
         "anchor_mono",
         "anchor_wall",
-        "args",
         "deadline",
-        "entry",
-        "func",
-        "id",
         "interval",
         "interval_td",
-        "is_coro",
         "k",
-        "kwargs",
-        "name",
-        "opts",
-        "paused",
-        "removed",
-        "retry",
-        "running",
         "sched",
         "trigger",
         "wall_based",
     )
 
-    def __init__(
-        self,
-        job_id: str,
-        name: str,
-        func: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: Mapping[str, Any] | None,
-        is_coro: bool,
-        trigger: Trigger,
-        opts: JobOptions,
-        retry: Any,
-    ) -> None:
-        self.id = job_id
-        self.name = name
-        self.func = func
-        self.args = args
-        self.kwargs = kwargs
-        self.is_coro = is_coro
-        self.opts = opts
-        self.retry = retry
-        self.paused = False
-        self.removed = False
-        self.running = 0
-        self.entry: WheelEntry[JobRecord] | None = None
+    def __init__(self, trigger: Trigger) -> None:
         self.deadline = math.inf
         self.sched: datetime | None = None
         self.k = 0
@@ -87,12 +50,12 @@ class JobRecord:
         self.wall_based = not isinstance(trigger, IntervalTrigger)
 
     def set_trigger(self, trigger: Trigger) -> None:
+        """A new trigger; call :meth:`start` before asking for times again."""
         self.trigger = trigger
         self.wall_based = not isinstance(trigger, IntervalTrigger)
 
-    # -- fire-time arithmetic ------------------------------------------------------
     def start(self, wall_now: datetime, mono_now: float, offset: float, rng: random.Random) -> None:
-        """Point the record at its first fire at or after now (``sched`` None = no more)."""
+        """Point at the first fire at or after now (``sched`` None = no more)."""
         trigger = self.trigger
         if isinstance(trigger, IntervalTrigger):
             self.interval = trigger.interval_seconds

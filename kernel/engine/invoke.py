@@ -11,8 +11,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .clock import Clock
-from .errors import JobTimeoutError
+from ..clock import Clock
+from ..errors import JobTimeoutError
 
 __all__ = ()
 
