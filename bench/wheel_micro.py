@@ -31,7 +31,7 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
-from kernel._wheel import TimerWheel
+from kernel.engine.wheel import TimerWheel
 
 START = 1000.0
 LATE = 50e-6  # how late the driver wakes after next_deadline(): a loop's timer slack
