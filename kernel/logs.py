@@ -7,8 +7,11 @@
   story, and a failure is logged as ``Failed scheduled task <job_id>`` followed by its traceback,
   so ``grep -A 20 "Failed scheduled task"`` shows why.
 
-Logger names live under ``scheduler`` (``scheduler.run`` for runs, ``scheduler.job`` for job
-changes), so ``grep scheduler`` finds them all.
+Logger names live under ``scheduler``, so ``grep scheduler`` finds them all. The kernel itself
+logs on ``scheduler.job`` each run as it runs (``Running job``, ``Failed scheduled task <id>``
+with the traceback, a cancelled run) and on ``scheduler`` misfires, skips and wall-clock steps;
+a :class:`RunLogger`, when attached, adds one structured line per event: run outcomes, misses
+and skips on ``scheduler.run``, job changes on ``scheduler.job``.
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@
 
 * **Write-through.** ``add_*``, ``remove_job``, ``pause_job``, ``resume_job`` and
   ``reschedule_job`` change the local registry at once (as in one process) and queue the
-  row change; one writer task applies the queue in order, retrying while the database is
-  down, and each write sends a NOTIFY. ``await flush()`` waits until the queue is written.
+  row change (``_writes.py``); one writer task applies the queue in order, retrying while
+  the database is down, and each write sends a NOTIFY. ``await flush()`` waits until the
+  queue is written.
 * **Propagation.** A dedicated LISTEN connection receives every other replica's change
   (typically within tens of milliseconds), fetches that row and applies it locally
   without writing back. After a (re)connect it resynchronises from the table, since
@@ -45,16 +46,16 @@ import msgspec
 
 from .. import Kernel
 from ..api_models import ReadyReport
-from ..clock import wait_at_most
 from ..errors import InvalidJobError, JobLookupError
 from ..job import Job
 from ..triggers import IntervalTrigger, Trigger, trigger_from_spec
 from ._catchup import catch_up
 from ._health import health, readiness, report_unresolvable
 from ._listener import Listener
-from ._pg import UNAVAILABLE, Database
+from ._pg import Database
 from ._pgstore import ChangeNote, PostgresJobStore, StoredJob, stored_from_job
 from ._refs import anchored, check_json, import_ref, storable_ref, unanchored
+from ._writes import WriteThrough
 from .postgres import PostgresCoordinator, PostgresFailureStore
 
 __all__ = ("PersistentKernel",)
@@ -104,12 +105,10 @@ class PersistentKernel(Kernel):
         self.unresolved: dict[str, str] = {}
         self._declared: dict[str, tuple[StoredJob, bool]] = {}
         self._executor_of: dict[str, str] = {}
-        self._versions: dict[str, int] = {}
-        self._pending: dict[str, int] = {}
-        self._writes: asyncio.Queue[tuple[str, Callable[[], Awaitable[int]]]] | None = None
+        self._writes = WriteThrough(self.clock)
+        self._versions = self._writes.versions
         self._notes: asyncio.Queue[str] | None = None
         self._bg: list[asyncio.Task[None]] = []
-        self._write_loop: asyncio.AbstractEventLoop | None = None
         self.listener = Listener(db, self._on_note, self._resync, name=self.replica_id)
 
     # -- the public API, written through ----------------------------------------------
@@ -195,56 +194,10 @@ class PersistentKernel(Kernel):
 
     async def flush(self) -> None:
         """Wait until every change made here so far is written (and notified)."""
-        if self._writes is not None:
-            await self._writes.join()
+        await self._writes.flush()
 
-    # -- writing -----------------------------------------------------------------------
     def _write(self, job_id: str, op: Callable[[], Awaitable[int]]) -> None:
-        def enqueue() -> None:
-            if self._writes is None:
-                return  # stopped meanwhile
-            self._pending[job_id] = self._pending.get(job_id, 0) + 1
-            self._writes.put_nowait((job_id, op))
-
-        loop = self._write_loop
-        if loop is None:
-            return
-        try:
-            on_loop = asyncio.get_running_loop() is loop
-        except RuntimeError:  # called from another thread
-            on_loop = False
-        if on_loop:
-            enqueue()
-        else:
-            loop.call_soon_threadsafe(enqueue)
-
-    async def _writer(self) -> None:
-        assert self._writes is not None
-        while True:
-            job_id, op = await self._writes.get()
-            delay = 0.2
-            try:
-                while True:
-                    try:
-                        version = await op()
-                        if version:
-                            self._versions[job_id] = max(self._versions.get(job_id, 0),
-                                                         version)
-                        break
-                    except UNAVAILABLE:
-                        # Kept in order and retried: the change is applied once it is back.
-                        await self.clock.sleep(delay)
-                        delay = min(delay * 2, 10.0)
-                    except Exception:
-                        log.exception("could not store the change of job %s", job_id)
-                        break
-            finally:
-                left = self._pending.get(job_id, 1) - 1
-                if left:
-                    self._pending[job_id] = left
-                else:
-                    self._pending.pop(job_id, None)
-                self._writes.task_done()
+        self._writes.write(job_id, op)
 
     # -- reading and applying ------------------------------------------------------------
     def _current(self, job_id: str) -> Job | None:
@@ -279,7 +232,7 @@ class PersistentKernel(Kernel):
         for row in rows.values():
             await self._apply(row)
         for job in self.get_jobs():
-            if job.id not in rows and not self._pending.get(job.id):
+            if job.id not in rows and not self._writes.pending(job.id):
                 self._apply_delete(job.id, None)
 
     def _apply_delete(self, job_id: str, version: int | None) -> None:
@@ -293,7 +246,7 @@ class PersistentKernel(Kernel):
 
     async def _apply(self, row: StoredJob) -> None:
         """Make the local registry match a stored row that changed elsewhere."""
-        if row.version <= self._versions.get(row.id, 0) or self._pending.get(row.id):
+        if row.version <= self._versions.get(row.id, 0) or self._writes.pending(row.id):
             return
         self._versions[row.id] = row.version
         job = self._current(row.id)
@@ -367,12 +320,11 @@ class PersistentKernel(Kernel):
             self._versions[row.id] = row.version
             if await self._install_row(row, replace=False):
                 installed.append(row)
-        self._writes = asyncio.Queue()
+        self._writes.open()
         self._notes = asyncio.Queue()
-        self._write_loop = asyncio.get_running_loop()
         await super().start()
         loop = asyncio.get_running_loop()
-        self._bg = [loop.create_task(self._writer()), loop.create_task(self._applier()),
+        self._bg = [loop.create_task(self._writes.run()), loop.create_task(self._applier()),
                     loop.create_task(self.listener.run())]
         for executor in self.executors.values():
             connect = getattr(executor, "connect", None)
@@ -388,18 +340,13 @@ class PersistentKernel(Kernel):
     async def shutdown(self, wait: bool = True, grace: float | None = None) -> None:
         if not self.running:
             return
-        if self._writes is not None:
-            try:
-                await wait_at_most(self.clock, self._writes.join(), 10.0)
-            except TimeoutError:
-                log.error("%d job change(s) could not be stored before shutdown",
-                          self._writes.qsize())
+        await self._writes.drain(10.0)
         for task in self._bg:
             task.cancel()
         await asyncio.gather(*self._bg, return_exceptions=True)
         self._bg = []
         await super().shutdown(wait=wait, grace=grace)
-        self._write_loop = None
+        self._writes.close()
         for executor in self.executors.values():
             close = getattr(executor, "close", None)
             if close is not None:

@@ -1,6 +1,6 @@
 """The job actor: one per job, owning the job's record and deciding each of its fires.
 
-Messages, handled strictly in the order they arrive, one at a time:
+Messages (:mod:`.messages`), handled strictly in the order they arrive, one at a time:
 
 * :class:`Fire` - the dispatcher's timer reached the job's deadline: every scheduled time
   now due is decided (:mod:`kernel.schedule.policy`), and the next one is scheduled;
@@ -34,8 +34,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
-import msgspec
-
 from ..clock import Clock
 from ..errors import JobBusyError
 from ..events import JobAdded, JobModified, JobRemoved, RunMissed, RunSkipped
@@ -47,53 +45,24 @@ from ..triggers import Trigger
 from .dispatcher import EPSILON, Dispatcher
 from .event_bus import EventBus
 from .gate import Gate, Lease, Plan, Verdict
+from .messages import CatchUp, Change, ChangeKind, Fire, Message, Retry, RunFinished
+from .registry import Registry
 from .runner import Runner
 from .wheel import WheelEntry
 
-__all__ = ("CatchUp", "Change", "Fire", "JobActor", "JobServices", "Retry", "RunFinished")
+__all__ = ("JobActor", "JobServices")
 
 log = logging.getLogger("scheduler")
-
-ChangeKind = Literal["started", "added", "replaced", "superseded", "paused", "resumed",
-                     "rescheduled", "removed"]
-"""``started``: scheduled as the kernel starts (no event); ``superseded``: replaced by a
-new job under the same id (no event: the new one reports ``replaced``)."""
-
-
-class Fire(msgspec.Struct, frozen=True):
-    now: float  # monotonic time of the tick
-
-
-class Change(msgspec.Struct, frozen=True):
-    kind: ChangeKind
-
-
-class RunFinished(msgspec.Struct, frozen=True):
-    pass
-
-
-class Retry(msgspec.Struct, frozen=True):
-    scheduled_at: datetime | None
-    attempt: int
-    retry_of: str
-
-
-class CatchUp(msgspec.Struct, frozen=True):
-    times: tuple[datetime, ...]  # oldest first
-
-
-Message = Fire | Change | RunFinished | Retry | CatchUp
-
 
 class JobServices:
     """What the job actors of one kernel share (built by the facade)."""
 
-    __slots__ = ("bus", "clock", "dispatcher", "finished", "gate", "loop", "rng", "runner",
+    __slots__ = ("bus", "clock", "dispatcher", "gate", "loop", "registry", "rng", "runner",
                  "tasks")
 
     def __init__(
         self, clock: Clock, dispatcher: Dispatcher, runner: Runner, bus: EventBus,
-        rng: random.Random, tasks: set[asyncio.Task[Any]], finished: Callable[[JobActor], None],
+        rng: random.Random, tasks: set[asyncio.Task[Any]], registry: Registry[JobActor],
         gate: Gate | None,
     ) -> None:
         self.clock = clock
@@ -102,7 +71,7 @@ class JobServices:
         self.bus = bus
         self.rng = rng
         self.tasks = tasks
-        self.finished = finished  # the trigger has no more times: leave the registry
+        self.registry = registry  # a job whose trigger has no more times leaves it
         self.gate = gate
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -263,7 +232,10 @@ class JobActor(FireTimes):
                 due.append((self.sched, now - self.deadline))
                 self.advance(offset, rng)
             pending = self._decide(due, now)
-        self._rearm()
+        if self.sched is None:
+            self._leave()
+        elif self.entry is None and not self.removed:
+            ctx.dispatcher.schedule(self)
         return pending
 
     def _on_catch_up(self, times: tuple[datetime, ...]) -> Awaitable[None] | None:
@@ -380,11 +352,17 @@ class JobActor(FireTimes):
         """Into the wheel at the next fire time; leave when there is none."""
         if self.paused or self.removed or self.entry is not None:
             return
-        ctx = self.ctx
         if self.sched is None:
-            self.removed = True
-            ctx.finished(self)
-            if ctx.bus.observed:
-                ctx.bus.emit(JobRemoved(job_id=self.id, scheduled_at=None))
+            self._leave()
+        else:
+            self.ctx.dispatcher.schedule(self)
+
+    def _leave(self) -> None:
+        """The trigger has no more fire times: the job leaves the registry."""
+        if self.removed:
             return
-        ctx.dispatcher.schedule(self)
+        self.removed = True
+        ctx = self.ctx
+        ctx.registry.discard(self.id, self)
+        if ctx.bus.observed:
+            ctx.bus.emit(JobRemoved(job_id=self.id, scheduled_at=None))

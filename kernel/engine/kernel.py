@@ -31,14 +31,15 @@ from ..coordination import Coordinator
 from ..errors import InvalidJobError, JobLookupError, KernelNotRunningError
 from ..events import Event
 from ..failures import FailureStore, MemoryFailureStore
-from ..job import Job, JobDefaults, JobOptions, validate_options
-from ..retry import RetryPolicy
-from ..triggers import CronTrigger, DateTrigger, IntervalTrigger, Trigger, resolve_timezone
+from ..job import Job, JobDefaults
+from ..triggers import CronTrigger, DateTrigger, Trigger, resolve_timezone
 from .callables import callable_info, interval_trigger, shared_interval_trigger
 from .claims import ClaimGate
+from .definitions import UNSET, checked_arguments, checked_trigger, job_options
 from .dispatcher import Dispatcher
 from .event_bus import EventBus
-from .job_actor import ChangeKind, JobActor, JobServices
+from .job_actor import JobActor, JobServices
+from .messages import ChangeKind
 from .port import EnginePort
 from .registry import Registry
 from .runner import Runner
@@ -46,8 +47,6 @@ from .runner import Runner
 __all__ = ("Kernel",)
 
 log = logging.getLogger("scheduler")
-_UNSET: Any = object()
-_TRIGGER_TYPES = (IntervalTrigger, CronTrigger, DateTrigger)
 
 
 class Kernel:
@@ -101,7 +100,7 @@ class Kernel:
                              lambda: self.running)
             self._dispatcher.tick_done = gate.tick_done
         self._services = JobServices(self.clock, self._dispatcher, self._runner, self._bus,
-                                     self._rng, self._tasks, self._finished, gate)
+                                     self._rng, self._tasks, self._jobs, gate)
         self.port = EnginePort(self.clock, self._jobs.get, self._runner, lambda: self.running)
         """What plug-ins reach (:class:`kernel.port.KernelPort`)."""
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -156,17 +155,7 @@ class Kernel:
         if not self.running:
             return
         self._dispatcher.stop(list(self._jobs.snapshot()))
-        self._runner.accepting = False
-        tasks = list(self._tasks)
-        if tasks and wait:
-            if grace is None:
-                await asyncio.gather(*tasks, return_exceptions=True)
-            else:
-                await _wait_with_grace(self.clock, tasks, grace)
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._runner.drain(wait=wait, grace=grace)
         self._runner.close()
         self._bus.close_streams()
         if self._coordinator is not None:
@@ -230,32 +219,20 @@ class Kernel:
         name: str | None = None,
         args: tuple[Any, ...] | list[Any] = (),
         kwargs: Mapping[str, Any] | None = None,
-        coalesce: bool = _UNSET,
-        max_instances: int = _UNSET,
-        misfire_grace_time: float | None = _UNSET,
-        timeout: float | None = _UNSET,
+        coalesce: bool = UNSET,
+        max_instances: int = UNSET,
+        misfire_grace_time: float | None = UNSET,
+        timeout: float | None = UNSET,
         retry: Any = None,
         replace_existing: bool = False,
     ) -> Job:
         """Register a job on any trigger; the other ``add_*`` methods end here."""
-        if not callable(func):
-            raise InvalidJobError(
-                f"func={func!r} is not callable; pass a function or coroutine function"
-            )
-        trigger = self._checked_trigger(trigger)
+        checked_arguments(func, job_id, args, kwargs, retry)
+        trigger = checked_trigger(trigger, self.timezone)
         if job_id is None:
             job_id = uuid.uuid4().hex
-        elif not isinstance(job_id, str) or not job_id or len(job_id) > 200:
-            raise InvalidJobError(
-                f"job_id={job_id!r} must be a non-empty string of at most 200 characters"
-            )
-        if not isinstance(args, (tuple, list)):
-            raise InvalidJobError(f"args={args!r} must be a tuple or list of positional arguments")
-        if kwargs is not None and not isinstance(kwargs, Mapping):
-            raise InvalidJobError(f"kwargs={kwargs!r} must be a mapping of keyword arguments")
-        opts = self._options(coalesce, max_instances, misfire_grace_time, timeout)
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise InvalidJobError(f"retry={retry!r} must be a RetryPolicy or None")
+        opts = job_options(self.job_defaults, coalesce, max_instances, misfire_grace_time,
+                           timeout)
         info = callable_info(func)
         job = JobActor(
             self._services, job_id, name if name is not None else info.name, func,
@@ -271,34 +248,6 @@ class Kernel:
             self._on_loop(old.change, "superseded")
         self._on_loop(job.change, "added" if old is None else "replaced")
         return self._view(job)
-
-    def _checked_trigger(self, trigger: Trigger) -> Trigger:
-        if not isinstance(trigger, _TRIGGER_TYPES):
-            raise InvalidJobError(
-                f"trigger={trigger!r} is not a trigger; "
-                "use IntervalTrigger, CronTrigger or DateTrigger"
-            )
-        if isinstance(trigger, CronTrigger) and trigger.timezone is None:
-            return trigger.bind(self.timezone)
-        return trigger
-
-    def _options(
-        self, coalesce: Any, max_instances: Any, misfire_grace_time: Any, timeout: Any
-    ) -> JobOptions:
-        d = self.job_defaults
-        if (coalesce, max_instances, misfire_grace_time, timeout) == (_UNSET,) * 4:
-            return d  # jobs that keep the defaults share one options object
-        values = (
-            d.coalesce if coalesce is _UNSET else coalesce,
-            d.max_instances if max_instances is _UNSET else max_instances,
-            d.misfire_grace_time if misfire_grace_time is _UNSET else misfire_grace_time,
-            d.timeout if timeout is _UNSET else timeout,
-        )
-        validate_options(*values)
-        return JobOptions(
-            coalesce=values[0], max_instances=values[1],
-            misfire_grace_time=values[2], timeout=values[3],
-        )
 
     # -- managing jobs -------------------------------------------------------------
     def get_jobs(self) -> list[Job]:
@@ -335,7 +284,7 @@ class Kernel:
 
     def reschedule_job(self, job_id: str, trigger: Trigger) -> Job:
         """Give a job a new trigger; its next fire time is computed from now."""
-        trigger = self._checked_trigger(trigger)
+        trigger = checked_trigger(trigger, self.timezone)
         job = self._jobs.require(job_id)
         with self._jobs.lock:
             job.set_trigger(trigger)
@@ -405,33 +354,3 @@ class Kernel:
     def _deliver(self, change: Callable[[ChangeKind], None], kind: ChangeKind) -> None:
         if self.running:
             change(kind)
-
-    def _finished(self, job: JobActor) -> None:
-        """A job's trigger has no more fire times: it leaves the registry."""
-        self._jobs.discard(job.id, job)
-
-
-async def _wait_with_grace(clock: Clock, tasks: list[asyncio.Task[Any]], grace: float) -> None:
-    """Wait until every task is done or ``grace`` seconds of ``clock`` pass."""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-    pending = set(tasks)
-
-    def expire() -> None:
-        if not done.done():
-            done.set_result(None)
-
-    def finished(task: asyncio.Task[Any]) -> None:
-        pending.discard(task)
-        if not pending:
-            expire()
-
-    for task in tasks:
-        task.add_done_callback(finished)
-    timer = clock.call_at(clock.monotonic() + grace, expire)
-    try:
-        await done
-    finally:
-        timer.cancel()
-        for task in tasks:
-            task.remove_done_callback(finished)

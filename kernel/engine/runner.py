@@ -97,6 +97,21 @@ class Runner:
         self._executor = ThreadPoolExecutor(self.max_threads, thread_name_prefix="scheduler-job")
         self.accepting = True
 
+    async def drain(self, *, wait: bool, grace: float | None) -> None:
+        """At shutdown: with ``wait``, let every task finish (at most ``grace`` seconds of
+        the clock, None = as long as it takes); then cancel what is left."""
+        self.accepting = False
+        tasks = list(self.tasks)
+        if tasks and wait:
+            if grace is None:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            else:
+                await _wait_with_grace(self.clock, tasks, grace)
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
     def close(self) -> None:
         """After the run tasks are done or cancelled: release the worker threads."""
         self.accepting = False
@@ -120,7 +135,11 @@ class Runner:
         lease: Lease | None = None,
     ) -> str:
         """Start one run of ``job`` (its actor has counted it); the run id."""
-        run_id = self.new_run_id() if lease is None else lease.run_id
+        if lease is None:
+            self._seq += 1
+            run_id = f"{self._prefix}-{self._seq:x}"  # new_run_id(), inline: the hot path
+        else:
+            run_id = lease.run_id
         clock = self.clock
         started = clock.now()
         if self.bus.observed:
@@ -279,3 +298,29 @@ class Runner:
             ))
         except Exception:
             run_log.exception("could not link retry %s to failure %s", run_id, failure_id)
+
+
+async def _wait_with_grace(clock: Clock, tasks: list[asyncio.Task[Any]], grace: float) -> None:
+    """Wait until every task is done or ``grace`` seconds of ``clock`` pass."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    pending = set(tasks)
+
+    def expire() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    def finished(task: asyncio.Task[Any]) -> None:
+        pending.discard(task)
+        if not pending:
+            expire()
+
+    for task in tasks:
+        task.add_done_callback(finished)
+    timer = clock.call_at(clock.monotonic() + grace, expire)
+    try:
+        await done
+    finally:
+        timer.cancel()
+        for task in tasks:
+            task.remove_done_callback(finished)
