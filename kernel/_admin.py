@@ -10,9 +10,8 @@ from typing import TYPE_CHECKING, TypeVar
 import msgspec
 from aiohttp import web
 
+from ._http_protocol import CLIENT_ERRORS, describe_bad_request, error_response
 from .api_models import (
-    ErrorBody,
-    ErrorDetail,
     FailureList,
     Health,
     JobInfo,
@@ -71,12 +70,6 @@ def _json(obj: object, status: int = 200, headers: dict[str, str] | None = None)
     )
 
 
-def _error(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
-) -> web.Response:
-    return _json(ErrorBody(error=ErrorDetail(code=code, message=message)), status, headers)
-
-
 @web.middleware
 async def error_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -84,7 +77,7 @@ async def error_middleware(
     try:
         return await handler(request)
     except ApiError as exc:
-        return _error(exc.status, exc.code, exc.message, exc.headers)
+        return error_response(exc.status, exc.code, exc.message, exc.headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -103,10 +96,22 @@ async def error_middleware(
             )
         else:
             message = exc.text or exc.reason
-        return _error(exc.status, _HTTP_CODES.get(exc.status, "http_error"), message, headers)
+        return error_response(
+            exc.status, _HTTP_CODES.get(exc.status, "http_error"), message, headers
+        )
+    except CLIENT_ERRORS as exc:
+        # A malformed body (a bad chunk, an undecodable encoding) found while reading it, or
+        # a client gone mid-request: answered like aiohttp's parser errors, no traceback.
+        why = describe_bad_request(exc)
+        _log.info("admin API: %s %s: malformed body (%s)", request.method, request.path, why)
+        response = error_response(400, "bad_request", f"the request body is malformed ({why})")
+        response.force_close()
+        return response
     except Exception:
         _log.exception("admin API: %s %s failed", request.method, request.path)
-        return _error(500, "internal_error", "internal error; the scheduler's log has the details")
+        return error_response(
+            500, "internal_error", "internal error; the scheduler's log has the details"
+        )
 
 
 def _job_info(job: JobView) -> JobInfo:

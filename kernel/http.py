@@ -33,6 +33,12 @@ or wrong token, 403 no token configured, 404 unknown route/job/failure, 405 wron
 409 the kernel refused (not running, job gone), 413 body larger than ``max_body``. A
 mutating endpoint accepts an empty body or ``{}``. Messages and tracebacks in answers pass
 through :func:`kernel.redaction.redact`.
+
+:class:`AdminServer` also answers what aiohttp cannot parse (a raw non-ASCII byte in the URL,
+a request line over 8,190 bytes, a malformed header or chunk) with a JSON 400 and one log
+line, never a traceback, and its access log (``scheduler.http.access``) leaves out query
+strings and headers, which can carry credentials. An application that mounts
+:func:`create_admin_app` in its own server keeps that server's own behaviour for those.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from ._admin import Admin, Readiness, check_token, error_middleware
+from ._http_protocol import AccessLogger, serve_json_errors
 from .failures import FailureStore
 from .metrics import SchedulerMetrics
 
@@ -191,10 +198,14 @@ class AdminServer:
         if self._runner is not None:
             raise RuntimeError("the admin server is already started")
         runner = web.AppRunner(
-            self.app, handle_signals=False, access_log=logging.getLogger("scheduler.http.access")
+            self.app,
+            handle_signals=False,
+            access_log=logging.getLogger("scheduler.http.access"),
+            access_log_class=AccessLogger,
         )
         await runner.setup()
         try:
+            serve_json_errors(runner)
             await web.TCPSite(runner, self.host, self._port).start()
         except BaseException:
             await runner.cleanup()
