@@ -52,7 +52,7 @@ from actors.jobs import (
 )
 from actors.jobs.clients import default_client_factory
 from actors.runtime import ActorRef, ActorRestarted, Supervisor
-from actors.store import Store, make_store
+from actors.store import Store, make_store, secure_data_dir
 from kernel import JobDefaults, Kernel
 from kernel.clock import Clock, RealClock
 from kernel.failures import FailureStore
@@ -127,9 +127,8 @@ class LarkService:
         elif store.secret_key_file:
             options["key_file"] = store.secret_key_file
         url = store.resolved_url
-        if url.startswith("sqlite:///"):
-            Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-        else:
+        secure_data_dir(store.data_dir)
+        if not url.startswith("sqlite:///"):
             options["schema"] = store.schema
             if "secret_key" not in options and "key_file" not in options:
                 options["key_file"] = str(Path(store.data_dir) / "lark-scheduler.key")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.config import Config, ConfigError, load_config
-from actors.store import Store, make_store
+from actors.store import Store, make_store, secure_data_dir
 
 from ._errors import EXIT_USAGE, CliError
 
@@ -71,8 +71,7 @@ def make_configured_store(config: Config, **kw: Any) -> Store:
         options["key_file"] = str(Path(store.data_dir) / "lark-scheduler.key")
     if not url.startswith("sqlite:"):
         options["schema"] = store.schema
-    elif url != "sqlite:///:memory:":
-        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    secure_data_dir(store.data_dir)
     try:
         return make_store(url, **options)
     except ValueError as exc:

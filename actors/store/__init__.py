@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from actors.store._files import secure_data_dir
 from actors.store.base import (
     AppExistsError,
     AppNotFoundError,
@@ -52,6 +53,7 @@ __all__ = (
     "UserToken",
     "make_store",
     "open_store",
+    "secure_data_dir",
 )
 
 _SQLITE = "sqlite:///"
