@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -55,6 +54,7 @@ from actors.runtime import ActorRef, ActorRestarted, Supervisor
 from actors.store import Store, make_store, secure_data_dir
 from kernel import JobDefaults, Kernel
 from kernel.clock import Clock, RealClock
+from kernel.errors import InvalidJobError
 from kernel.failures import FailureStore
 from kernel.job import Job
 from kernel.triggers import resolve_timezone
@@ -121,18 +121,8 @@ class LarkService:
 
     def _make_store(self) -> Store:
         store = self.config.store
-        options: dict[str, Any] = {"clock": self.clock.now}
-        if store.secret_key is not None:
-            options["secret_key"] = store.secret_key.reveal().encode("ascii")
-        elif store.secret_key_file:
-            options["key_file"] = store.secret_key_file
-        url = store.resolved_url
         secure_data_dir(store.data_dir)
-        if not url.startswith("sqlite:///"):
-            options["schema"] = store.schema
-            if "secret_key" not in options and "key_file" not in options:
-                options["key_file"] = str(Path(store.data_dir) / "lark-scheduler.key")
-        return make_store(url, **options)
+        return make_store(store.resolved_url, clock=self.clock.now, **store.store_options())
 
     async def __aenter__(self) -> Self:
         config = self.config
@@ -282,6 +272,8 @@ class LarkService:
         A kernel that stores its jobs (:class:`~kernel.distributed.persistent.
         PersistentKernel`) gets them as import references (:mod:`actors.builtin`, bound to
         this service) on ``cluster.executor``; any other kernel gets the bound methods.
+        A schedule or option the kernel refuses raises :class:`InvalidJobError` naming the
+        job (``jobs.<id>: ...``).
         """
         from kernel.distributed.persistent import PersistentKernel
 
@@ -300,10 +292,13 @@ class LarkService:
                 options["executor"] = self.config.cluster.executor
             if job_config.timeout is not None:
                 options["timeout"] = job_config.timeout
-            if job_config.cron is not None:
-                jobs.append(kernel.add_cron_job(func, job_config.cron, **options))
-            else:
-                jobs.append(
-                    kernel.add_interval_job(func, **job_config.interval_kwargs(), **options)
-                )
+            try:
+                if job_config.cron is not None:
+                    jobs.append(kernel.add_cron_job(func, job_config.cron, **options))
+                else:
+                    jobs.append(
+                        kernel.add_interval_job(func, **job_config.interval_kwargs(), **options)
+                    )
+            except InvalidJobError as exc:
+                raise InvalidJobError(f"jobs.{job_id}: {exc}") from None
         return jobs
