@@ -158,9 +158,10 @@ class TokenExpiryMonitor:
         # An app without tokens any more (cleaned up, disabled) loses its series: a stale
         # expiry would keep its alert firing for ever.
         gauge = self.expiry_gauge
+        series: Any = gauge.values  # aioprometheus' MetricDict, untyped
         for labels, _ in gauge.get_all():
             if labels.get("app_id") not in soonest:
-                del gauge.values[labels]
+                del series[labels]
         for app_id, expires in soonest.items():
             gauge.set({"app_id": app_id}, expires.timestamp())
 
