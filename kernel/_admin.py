@@ -24,7 +24,7 @@ from .api_models import (
     RunAccepted,
 )
 from .errors import KernelError, KernelNotRunningError
-from .failures import FailureRecord
+from .failures import FailureRecord, MemoryFailureStore
 from .metrics import CONTENT_TYPE, SchedulerMetrics
 from .redaction import redact
 
@@ -32,6 +32,10 @@ if TYPE_CHECKING:
     from .http import AdminKernel, JobView
 
 _MAX_LIMIT = 1000
+DEFAULT_TOKEN_HINT = (
+    "start the admin API with token=... (for example from an environment variable holding "
+    "secrets.token_urlsafe(32))"
+)
 _MIN_TOKEN_LENGTH = 16
 _log = logging.getLogger("scheduler.http")
 
@@ -159,9 +163,11 @@ class Admin:
         readiness: Readiness | None,
         max_body: int,
         protect_jobs: bool,
+        token_hint: str | None = None,
     ) -> None:
         self.kernel = kernel
         self.token = token
+        self.token_hint = token_hint or DEFAULT_TOKEN_HINT
         self.metrics = metrics
         self.readiness = readiness
         self.max_body = max_body
@@ -175,8 +181,7 @@ class Admin:
                 403,
                 "admin_token_not_configured",
                 f"{request.method} {request.path} needs an admin token, and none is configured; "
-                "start the admin API with token=... (for example from an environment variable "
-                "holding secrets.token_urlsafe(32)) and send 'Authorization: Bearer <token>'",
+                f"{self.token_hint}, then send 'Authorization: Bearer <token>'",
             )
         challenge = {"WWW-Authenticate": 'Bearer realm="scheduler-admin"'}
         header = request.headers.get("Authorization")
@@ -363,11 +368,15 @@ class Admin:
     async def _failure(self, failure_id: str) -> FailureRecord:
         record = await self.kernel.failure_store.get_failure(failure_id)
         if record is None:
+            kept = (
+                " (the in-memory store keeps only the newest records)"
+                if isinstance(self.kernel.failure_store, MemoryFailureStore)
+                else ""
+            )
             raise ApiError(
                 404,
                 "unknown_failure",
-                f"no failure record with id {failure_id!r}; GET /failures lists them "
-                "(the in-memory store keeps only the newest records)",
+                f"no failure record with id {failure_id!r}; GET /failures lists them{kept}",
             )
         return record
 

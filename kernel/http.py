@@ -119,6 +119,7 @@ def create_admin_app(
     readiness: Readiness | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     protect_jobs: bool = False,
+    token_hint: str | None = None,
 ) -> web.Application:
     """The admin API as an aiohttp application, to serve or to mount with ``add_subapp``.
 
@@ -126,11 +127,15 @@ def create_admin_app(
     characters), or ``None`` to refuse those with 403. ``metrics``: served at ``/metrics``
     (attach it to the kernel yourself). ``readiness``: an extra async check whose report is
     merged into ``/readyz``. ``max_body``: the largest request body accepted, in bytes.
-    ``protect_jobs``: require the token for ``GET /jobs`` too.
+    ``protect_jobs``: require the token for ``GET /jobs`` too. ``token_hint``: how the
+    operator configures the token in your application (e.g. "set MY_APP_ADMIN_TOKEN and
+    restart"), said by the 403 answers when there is none.
     """
     if max_body < 2:
         raise ValueError(f"max_body={max_body} must be at least 2 bytes (room for '{{}}')")
-    admin = Admin(kernel, check_token(token), metrics, readiness, max_body, protect_jobs)
+    admin = Admin(
+        kernel, check_token(token), metrics, readiness, max_body, protect_jobs, token_hint
+    )
     app = web.Application(middlewares=[error_middleware], client_max_size=max_body)
     app.router.add_get("/healthz", admin.healthz)
     app.router.add_get("/readyz", admin.readyz)
@@ -151,7 +156,8 @@ class AdminServer:
     """The admin API on its own small server; ``async with AdminServer(kernel, token=...)``.
 
     Binds ``host`` (default ``127.0.0.1``: loopback only) and ``port`` (``0`` picks a free
-    one; :attr:`port` tells which after :meth:`start`).
+    one; :attr:`port` tells which after :meth:`start`); the other arguments are
+    :func:`create_admin_app`'s.
     """
 
     def __init__(
@@ -165,6 +171,7 @@ class AdminServer:
         readiness: Readiness | None = None,
         max_body: int = DEFAULT_MAX_BODY,
         protect_jobs: bool = False,
+        token_hint: str | None = None,
     ) -> None:
         self.host = host
         self._port = port
@@ -175,6 +182,7 @@ class AdminServer:
             readiness=readiness,
             max_body=max_body,
             protect_jobs=protect_jobs,
+            token_hint=token_hint,
         )
         self._runner: web.AppRunner | None = None
 

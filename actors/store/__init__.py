@@ -17,6 +17,7 @@ from actors.store.base import (
     AppRecord,
     HealthResult,
     HealthStatus,
+    InvalidAppIdError,
     NoticeKey,
     NoticeLevel,
     SecretKeyError,
@@ -30,6 +31,7 @@ from actors.store.base import (
     UserInfo,
     UserRecord,
     UserToken,
+    check_app_id,
 )
 
 __all__ = (
@@ -38,6 +40,7 @@ __all__ = (
     "AppRecord",
     "HealthResult",
     "HealthStatus",
+    "InvalidAppIdError",
     "NoticeKey",
     "NoticeLevel",
     "SecretKeyError",
@@ -51,6 +54,7 @@ __all__ = (
     "UserInfo",
     "UserRecord",
     "UserToken",
+    "check_app_id",
     "make_store",
     "open_store",
     "secure_data_dir",
