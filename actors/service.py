@@ -43,6 +43,7 @@ from actors.jobs import (
     NotifierActor,
     NotifierClient,
     SendNotice,
+    SyncMetrics,
     SyncReport,
     SyncUsers,
     TokenExpiryActor,
@@ -179,10 +180,11 @@ class LarkService:
         )
         self.monitor = monitor
         metrics = HealthMetrics(self.registry)
+        sync_metrics = SyncMetrics(self.registry)
         self._refs = {
             "notifier": notifier,
             "user_sync": supervisor.spawn(
-                "user_sync", lambda: UserSyncActor(store, clients, clock)
+                "user_sync", lambda: UserSyncActor(store, clients, clock, sync_metrics)
             ),
             "token_expiry": supervisor.spawn("token_expiry", lambda: TokenExpiryActor(monitor)),
             "cleanup": supervisor.spawn(
@@ -227,7 +229,11 @@ class LarkService:
     # -- the jobs -----------------------------------------------------------------------
 
     async def sync_user_info(self) -> SyncReport:
-        """Sync every active app's users; :class:`JobIncompleteError` when an app failed."""
+        """Sync every active app's users; :class:`JobIncompleteError` when an app failed.
+
+        An app synced ``partial`` (a department skipped) does not fail the run: its result,
+        a warning line and ``lark_sync_departments_failed_total`` say so.
+        """
         report: SyncReport = await self.actor("user_sync").ask(SyncUsers())
         if report.failed:
             failed = "; ".join(f"{app.app_id} ({app.error})" for app in report.failed)

@@ -301,14 +301,20 @@ class Store(Protocol):
 
     # users
     async def replace_app_users(
-        self, app_id: str, users: Sequence[UserInfo], synced_at: datetime
+        self,
+        app_id: str,
+        users: Sequence[UserInfo],
+        synced_at: datetime,
+        *,
+        deactivate_missing: bool = True,
     ) -> SyncSummary:
         """Make the stored users of an app match a complete listing, in one transaction.
 
         Every listed user is upserted (a repeated ``open_id``: the last one wins); stored
         users missing from the listing are marked inactive, never deleted; the sync time
         and listing size are recorded. Running it twice with one listing changes nothing
-        the second time.
+        the second time. ``deactivate_missing=False`` is for a partial listing (some
+        departments could not be listed): missing users are left as they are.
         """
         ...
 
