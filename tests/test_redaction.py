@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import logging
-from collections.abc import Iterator
 
 import aiohttp
 import pytest
@@ -73,17 +71,8 @@ def test_redact_leaves_ordinary_text_alone(text: str) -> None:
     assert redact(text) == text
 
 
-@pytest.fixture
-def restore_root() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
 @pytest.mark.parametrize("fmt", ["text", "json"])
-@pytest.mark.usefixtures("restore_root")
+@pytest.mark.usefixtures("restore_logging")
 async def test_no_shape_reaches_logs_or_failure_records(fmt: str) -> None:
     """Every shape, raised by a failing job, is masked in the log and in GET /failures."""
     out = io.StringIO()
