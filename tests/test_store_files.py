@@ -13,6 +13,7 @@ import pytest
 from actors.cli._settings import make_configured_store
 from actors.config import Config, StoreConfig
 from actors.service import LarkService
+from actors.store import StoreUnavailableError
 from actors.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.anyio
@@ -97,3 +98,10 @@ async def test_a_shared_sticky_data_dir_is_left_alone(tmp_path: Path) -> None:
     await store.close()
     assert mode(shared) == 0o1777
     assert mode(shared / "lark-scheduler.db") == 0o600
+
+
+async def test_a_database_that_cannot_be_created_is_a_store_error(tmp_path: Path) -> None:
+    (tmp_path / "a-file").touch()
+    store = SqliteStore(tmp_path / "a-file" / "data" / "lark.db")
+    with pytest.raises(StoreUnavailableError, match=r"cannot be created \(Not a directory\)"):
+        await store.open()

@@ -160,7 +160,13 @@ class SqliteStore(UsersMixin, NoticesMixin, FailuresMixin):
         if self._db is not None:
             return False
         if self.path != MEMORY:
-            private_database(Path(self.path))
+            try:
+                private_database(Path(self.path))
+            except OSError as exc:
+                raise StoreUnavailableError(
+                    f"SQLite database {self.path!r} cannot be created ({exc.strerror}); "
+                    "check that its directory exists or can be created, and is writable"
+                ) from exc
         if self._box is None:
             key_file = self.key_file
             key = Fernet.generate_key() if key_file is None else load_or_create_key(key_file)
