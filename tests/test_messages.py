@@ -233,6 +233,7 @@ async def test_readiness_sees_an_app_added_and_a_check_run_elsewhere(
         assert lark_of(elsewhere) == "fail"
         seen = await service.readiness()
         assert (lark_of(seen), seen.checked_at) == ("fail", elsewhere.checked_at)
+        assert [r.component for r in seen.results] == ["database", "rabbitmq", "lark"]
 
 
 # -- app ids --------------------------------------------------------------------------------

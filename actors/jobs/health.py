@@ -108,7 +108,8 @@ class HealthActor(Actor[CheckHealth | GetReadiness]):
         if {r.component for r in stored} >= set(COMPONENTS) and min(
             r.checked_at for r in stored
         ) > last.checked_at:
-            newest = tuple(r for r in stored if r.component in COMPONENTS)
+            by_name = {r.component: r for r in stored}
+            newest = tuple(by_name[name] for name in COMPONENTS)  # the order a check has
             report = _report(max(r.checked_at for r in newest), newest, recorded=True)
         lark = next(r for r in report.results if r.component == "lark")
         if lark.status == "not_configured" and await self._lark_app() is not None:
