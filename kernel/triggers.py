@@ -70,7 +70,8 @@ def _number(field: str, value: object, hint: str) -> float:
 # -- interval ----------------------------------------------------------------------------
 
 _INTERVAL_HINT = "use e.g. hours=6 or minutes=5"
-# Longer intervals would put the next fire past the year 9999 that datetime can hold.
+# An interval this long never fires in practice; much longer ones overflow timedelta, or
+# put the next fire past the year 9999 that datetime can hold.
 _MAX_INTERVAL = timedelta(days=36525)
 _UNITS = (("week", 7 * 86400), ("day", 86400), ("hour", 3600), ("minute", 60))
 
