@@ -294,6 +294,11 @@ class Kernel(DispatchMixin, RunsMixin):
             raise InvalidJobError(
                 f"job_id={job_id!r} must be a non-empty string of at most 200 characters"
             )
+        if name is not None and (not isinstance(name, str) or len(name) > 200):
+            raise InvalidJobError(
+                f"name={name!r} must be a string of at most 200 characters, or None for the "
+                "function's name"
+            )
         if not isinstance(args, (tuple, list)):
             raise InvalidJobError(f"args={args!r} must be a tuple or list of positional arguments")
         if kwargs is not None and not isinstance(kwargs, Mapping):
