@@ -19,7 +19,7 @@ RUN pip install . && rm -rf /src
 # A system user without a login shell; the data directory is its home.
 RUN useradd --system --uid 10001 --create-home --home-dir /var/lib/lark-scheduler \
         --shell /usr/sbin/nologin lark \
-    && mkdir -p /var/lib/lark-scheduler/data \
+    && mkdir -p -m 0700 /var/lib/lark-scheduler/data \
     && chown -R lark:lark /var/lib/lark-scheduler
 USER lark
 WORKDIR /var/lib/lark-scheduler

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors._config_values import ConfigError, fail, redact_url
 from kernel.errors import InvalidJobError
-from kernel.triggers import CronTrigger, resolve_timezone
+from kernel.triggers import CronTrigger, IntervalTrigger, resolve_timezone
 
 if TYPE_CHECKING:
     from actors.config import Config
@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 __all__ = ("check_config", "cluster_database_url", "fernet_key_problem")
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_UNIT_SECONDS = {"weeks": 604800, "days": 86400, "hours": 3600, "minutes": 60, "seconds": 1}
+_MIN_INTERVAL = 1.0
+_MAX_INTERVAL = 36525 * 86400.0
 
 # -- rules -------------------------------------------------------------------------------
 
@@ -179,8 +182,28 @@ def _check_job(name: str, job: Any, sources: Mapping[str, str]) -> None:
             raise ConfigError(
                 f'{prefix}: no schedule; set cron = "..." or an interval such as hours = 6'
             )
+        _check_interval(prefix, interval, sources)
     if job.timeout is not None and not (math.isfinite(job.timeout) and job.timeout > 0):
         raise fail(f"{prefix}.timeout", job.timeout, sources, "must be greater than 0 seconds")
+
+
+def _check_interval(prefix: str, interval: dict[str, float], sources: Mapping[str, str]) -> None:
+    unit, value = max(interval.items(), key=lambda item: _UNIT_SECONDS[item[0]] * item[1])
+    seconds = math.fsum(_UNIT_SECONDS[name] * amount for name, amount in interval.items())
+    if seconds < _MIN_INTERVAL:
+        why = "the interval is shorter than 1 second; a built-in job runs at most once a second"
+        raise fail(f"{prefix}.{unit}", value, sources, why)
+    if seconds > _MAX_INTERVAL:
+        why = "the interval is longer than 100 years (36525 days), so the job would never run"
+        raise fail(f"{prefix}.{unit}", value, sources, why)
+    try:  # built here as serve builds it, so that config check finds what would stop serve
+        IntervalTrigger(
+            weeks=interval.get("weeks", 0), days=interval.get("days", 0),
+            hours=interval.get("hours", 0), minutes=interval.get("minutes", 0),
+            seconds=interval.get("seconds", 0),
+        )
+    except InvalidJobError as exc:
+        raise fail(f"{prefix}.{unit}", value, sources, str(exc)) from None
 
 
 def check_config(config: Config, sources: Mapping[str, str]) -> None:

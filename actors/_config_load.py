@@ -38,6 +38,11 @@ def _read_file(path: str) -> dict[str, Any]:
     try:
         with open(path, "rb") as handle:
             return tomllib.load(handle)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path!r}: is not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+            f"offset {exc.start}); TOML files are UTF-8, save it as UTF-8"
+        ) from None
     except FileNotFoundError:
         raise ConfigError(f"config file {path!r}: not found") from None
     except OSError as exc:
@@ -79,9 +84,10 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str], sources: dict[str, s
         sources[".".join(parts)] = name
 
 
-def _fill_job_schedules(raw: dict[str, Any], defaults: Any) -> None:
+def _fill_job_defaults(raw: dict[str, Any], defaults: Any) -> None:
     # A job table without any schedule key keeps the built-in schedule, so that
-    # ``[jobs.health_check] enabled = false`` does not also erase "every 5 minutes".
+    # ``[jobs.health_check] enabled = false`` does not also erase "every 5 minutes"; the same
+    # for the job's default timeout.
     jobs = raw.get("jobs")
     if not isinstance(jobs, dict):
         return
@@ -89,11 +95,13 @@ def _fill_job_schedules(raw: dict[str, Any], defaults: Any) -> None:
         default = getattr(defaults, name, None)
         if not isinstance(table, dict) or default is None:
             continue
-        if not any(key in table for key in _SCHEDULE_KEYS):
-            for key in _SCHEDULE_KEYS:
-                value = getattr(default, key)
-                if value is not None:
-                    table[key] = value
+        keys = () if any(key in table for key in _SCHEDULE_KEYS) else _SCHEDULE_KEYS
+        if "timeout" not in table:
+            keys = (*keys, "timeout")
+        for key in keys:
+            value = getattr(default, key)
+            if value is not None:
+                table[key] = value
 
 
 # -- decoding -------------------------------------------------------------------------------
@@ -179,7 +187,7 @@ def load_config(path: str | None, env: Mapping[str, str]) -> Config:
     sources: dict[str, str] = {}
     _apply_env(raw, env, sources)
     defaults = Config()
-    _fill_job_schedules(raw, defaults.jobs)
+    _fill_job_defaults(raw, defaults.jobs)
     if isinstance(raw.get("logging"), dict) and isinstance(raw["logging"].get("level"), str):
         raw["logging"]["level"] = raw["logging"]["level"].upper()
     try:

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import msgspec
 
@@ -80,6 +81,21 @@ class StoreConfig(_Section, frozen=True, kw_only=True):
             return self.url
         return f"sqlite:///{self.data_dir.rstrip('/')}/{DEFAULT_DB_NAME}"
 
+    def store_options(self) -> dict[str, Any]:
+        """What ``actors.store.make_store(resolved_url, ...)`` needs besides the URL: the
+        secret key or key file, and the schema for PostgreSQL."""
+        options: dict[str, Any] = {}
+        sqlite = self.resolved_url.startswith("sqlite:")
+        if self.secret_key is not None:
+            options["secret_key"] = self.secret_key.reveal().encode("ascii")
+        elif self.secret_key_file:
+            options["key_file"] = self.secret_key_file
+        elif not sqlite:
+            options["key_file"] = str(Path(self.data_dir) / "lark-scheduler.key")
+        if not sqlite:
+            options["schema"] = self.schema
+        return options
+
     def __repr__(self) -> str:
         url = redact_url(self.url) if self.url else None
         return (
@@ -126,8 +142,9 @@ class SchedulerConfig(_Section, frozen=True, kw_only=True):
 
 class JobConfig(_Section, frozen=True, kw_only=True):
     """One built-in job: whether it is scheduled, and either a ``cron`` expression or an
-    interval (``weeks``/``days``/``hours``/``minutes``/``seconds``, summed); ``timeout`` in
-    seconds bounds one run (``None``: unbounded)."""
+    interval (``weeks``/``days``/``hours``/``minutes``/``seconds``, summed, from 1 second to
+    100 years); ``timeout`` in seconds bounds one run (``None``: unbounded; the built-in
+    jobs have a default, see :class:`JobsConfig`)."""
 
     enabled: bool = True
     cron: str | None = None
@@ -156,12 +173,13 @@ class JobConfig(_Section, frozen=True, kw_only=True):
 
 
 class JobsConfig(_Section, frozen=True, kw_only=True):
-    """The four built-in jobs with the seed's schedules."""
+    """The four built-in jobs with the seed's schedules, and a timeout each, so that a run
+    stuck on a network call ends (recorded as failed) instead of blocking the next ones."""
 
-    sync_user_info: JobConfig = JobConfig(hours=6)
-    check_token_expiry: JobConfig = JobConfig(cron="0 9,18 * * *")
-    cleanup_expired_tokens: JobConfig = JobConfig(cron="0 3 * * *")
-    health_check: JobConfig = JobConfig(minutes=5)
+    sync_user_info: JobConfig = JobConfig(hours=6, timeout=3600.0)
+    check_token_expiry: JobConfig = JobConfig(cron="0 9,18 * * *", timeout=600.0)
+    cleanup_expired_tokens: JobConfig = JobConfig(cron="0 3 * * *", timeout=1800.0)
+    health_check: JobConfig = JobConfig(minutes=5, timeout=60.0)
 
 
 class ExpiryConfig(_Section, frozen=True, kw_only=True):

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -44,6 +43,7 @@ from actors.jobs import (
     NotifierActor,
     NotifierClient,
     SendNotice,
+    SyncMetrics,
     SyncReport,
     SyncUsers,
     TokenExpiryActor,
@@ -52,9 +52,10 @@ from actors.jobs import (
 )
 from actors.jobs.clients import default_client_factory
 from actors.runtime import ActorRef, ActorRestarted, Supervisor
-from actors.store import Store, make_store
+from actors.store import Store, make_store, secure_data_dir
 from kernel import JobDefaults, Kernel
 from kernel.clock import Clock, RealClock
+from kernel.errors import InvalidJobError
 from kernel.failures import FailureStore
 from kernel.job import Job
 from kernel.triggers import resolve_timezone
@@ -121,19 +122,8 @@ class LarkService:
 
     def _make_store(self) -> Store:
         store = self.config.store
-        options: dict[str, Any] = {"clock": self.clock.now}
-        if store.secret_key is not None:
-            options["secret_key"] = store.secret_key.reveal().encode("ascii")
-        elif store.secret_key_file:
-            options["key_file"] = store.secret_key_file
-        url = store.resolved_url
-        if url.startswith("sqlite:///"):
-            Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-        else:
-            options["schema"] = store.schema
-            if "secret_key" not in options and "key_file" not in options:
-                options["key_file"] = str(Path(store.data_dir) / "lark-scheduler.key")
-        return make_store(url, **options)
+        secure_data_dir(store.data_dir)
+        return make_store(store.resolved_url, clock=self.clock.now, **store.store_options())
 
     async def __aenter__(self) -> Self:
         config = self.config
@@ -190,10 +180,11 @@ class LarkService:
         )
         self.monitor = monitor
         metrics = HealthMetrics(self.registry)
+        sync_metrics = SyncMetrics(self.registry)
         self._refs = {
             "notifier": notifier,
             "user_sync": supervisor.spawn(
-                "user_sync", lambda: UserSyncActor(store, clients, clock)
+                "user_sync", lambda: UserSyncActor(store, clients, clock, sync_metrics)
             ),
             "token_expiry": supervisor.spawn("token_expiry", lambda: TokenExpiryActor(monitor)),
             "cleanup": supervisor.spawn(
@@ -238,7 +229,11 @@ class LarkService:
     # -- the jobs -----------------------------------------------------------------------
 
     async def sync_user_info(self) -> SyncReport:
-        """Sync every active app's users; :class:`JobIncompleteError` when an app failed."""
+        """Sync every active app's users; :class:`JobIncompleteError` when an app failed.
+
+        An app synced ``partial`` (a department skipped) does not fail the run: its result,
+        a warning line and ``lark_sync_departments_failed_total`` say so.
+        """
         report: SyncReport = await self.actor("user_sync").ask(SyncUsers())
         if report.failed:
             failed = "; ".join(f"{app.app_id} ({app.error})" for app in report.failed)
@@ -283,6 +278,8 @@ class LarkService:
         A kernel that stores its jobs (:class:`~kernel.distributed.persistent.
         PersistentKernel`) gets them as import references (:mod:`actors.builtin`, bound to
         this service) on ``cluster.executor``; any other kernel gets the bound methods.
+        A schedule or option the kernel refuses raises :class:`InvalidJobError` naming the
+        job (``jobs.<id>: ...``).
         """
         from kernel.distributed.persistent import PersistentKernel
 
@@ -301,10 +298,13 @@ class LarkService:
                 options["executor"] = self.config.cluster.executor
             if job_config.timeout is not None:
                 options["timeout"] = job_config.timeout
-            if job_config.cron is not None:
-                jobs.append(kernel.add_cron_job(func, job_config.cron, **options))
-            else:
-                jobs.append(
-                    kernel.add_interval_job(func, **job_config.interval_kwargs(), **options)
-                )
+            try:
+                if job_config.cron is not None:
+                    jobs.append(kernel.add_cron_job(func, job_config.cron, **options))
+                else:
+                    jobs.append(
+                        kernel.add_interval_job(func, **job_config.interval_kwargs(), **options)
+                    )
+            except InvalidJobError as exc:
+                raise InvalidJobError(f"jobs.{job_id}: {exc}") from None
         return jobs

@@ -10,9 +10,8 @@ from typing import TYPE_CHECKING, TypeVar
 import msgspec
 from aiohttp import web
 
+from ._http_protocol import CLIENT_ERRORS, describe_bad_request, error_response
 from .api_models import (
-    ErrorBody,
-    ErrorDetail,
     FailureList,
     Health,
     JobInfo,
@@ -25,7 +24,7 @@ from .api_models import (
     RunAccepted,
 )
 from .errors import KernelError, KernelNotRunningError
-from .failures import FailureRecord
+from .failures import FailureRecord, MemoryFailureStore
 from .metrics import CONTENT_TYPE, SchedulerMetrics
 from .redaction import redact
 
@@ -33,6 +32,10 @@ if TYPE_CHECKING:
     from .http import AdminKernel, JobView
 
 _MAX_LIMIT = 1000
+DEFAULT_TOKEN_HINT = (
+    "start the admin API with token=... (for example from an environment variable holding "
+    "secrets.token_urlsafe(32))"
+)
 _MIN_TOKEN_LENGTH = 16
 _log = logging.getLogger("scheduler.http")
 
@@ -71,12 +74,6 @@ def _json(obj: object, status: int = 200, headers: dict[str, str] | None = None)
     )
 
 
-def _error(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
-) -> web.Response:
-    return _json(ErrorBody(error=ErrorDetail(code=code, message=message)), status, headers)
-
-
 @web.middleware
 async def error_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -84,7 +81,7 @@ async def error_middleware(
     try:
         return await handler(request)
     except ApiError as exc:
-        return _error(exc.status, exc.code, exc.message, exc.headers)
+        return error_response(exc.status, exc.code, exc.message, exc.headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -103,10 +100,22 @@ async def error_middleware(
             )
         else:
             message = exc.text or exc.reason
-        return _error(exc.status, _HTTP_CODES.get(exc.status, "http_error"), message, headers)
+        return error_response(
+            exc.status, _HTTP_CODES.get(exc.status, "http_error"), message, headers
+        )
+    except CLIENT_ERRORS as exc:
+        # A malformed body (a bad chunk, an undecodable encoding) found while reading it, or
+        # a client gone mid-request: answered like aiohttp's parser errors, no traceback.
+        why = describe_bad_request(exc)
+        _log.info("admin API: %s %s: malformed body (%s)", request.method, request.path, why)
+        response = error_response(400, "bad_request", f"the request body is malformed ({why})")
+        response.force_close()
+        return response
     except Exception:
         _log.exception("admin API: %s %s failed", request.method, request.path)
-        return _error(500, "internal_error", "internal error; the scheduler's log has the details")
+        return error_response(
+            500, "internal_error", "internal error; the scheduler's log has the details"
+        )
 
 
 def _job_info(job: JobView) -> JobInfo:
@@ -154,9 +163,11 @@ class Admin:
         readiness: Readiness | None,
         max_body: int,
         protect_jobs: bool,
+        token_hint: str | None = None,
     ) -> None:
         self.kernel = kernel
         self.token = token
+        self.token_hint = token_hint or DEFAULT_TOKEN_HINT
         self.metrics = metrics
         self.readiness = readiness
         self.max_body = max_body
@@ -170,8 +181,7 @@ class Admin:
                 403,
                 "admin_token_not_configured",
                 f"{request.method} {request.path} needs an admin token, and none is configured; "
-                "start the admin API with token=... (for example from an environment variable "
-                "holding secrets.token_urlsafe(32)) and send 'Authorization: Bearer <token>'",
+                f"{self.token_hint}, then send 'Authorization: Bearer <token>'",
             )
         challenge = {"WWW-Authenticate": 'Bearer realm="scheduler-admin"'}
         header = request.headers.get("Authorization")
@@ -358,11 +368,15 @@ class Admin:
     async def _failure(self, failure_id: str) -> FailureRecord:
         record = await self.kernel.failure_store.get_failure(failure_id)
         if record is None:
+            kept = (
+                " (the in-memory store keeps only the newest records)"
+                if isinstance(self.kernel.failure_store, MemoryFailureStore)
+                else ""
+            )
             raise ApiError(
                 404,
                 "unknown_failure",
-                f"no failure record with id {failure_id!r}; GET /failures lists them "
-                "(the in-memory store keeps only the newest records)",
+                f"no failure record with id {failure_id!r}; GET /failures lists them{kept}",
             )
         return record
 

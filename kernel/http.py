@@ -33,6 +33,12 @@ or wrong token, 403 no token configured, 404 unknown route/job/failure, 405 wron
 409 the kernel refused (not running, job gone), 413 body larger than ``max_body``. A
 mutating endpoint accepts an empty body or ``{}``. Messages and tracebacks in answers pass
 through :func:`kernel.redaction.redact`.
+
+:class:`AdminServer` also answers what aiohttp cannot parse (a raw non-ASCII byte in the URL,
+a request line over 8,190 bytes, a malformed header or chunk) with a JSON 400 and one log
+line, never a traceback, and its access log (``scheduler.http.access``) leaves out query
+strings and headers, which can carry credentials. An application that mounts
+:func:`create_admin_app` in its own server keeps that server's own behaviour for those.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from ._admin import Admin, Readiness, check_token, error_middleware
+from ._http_protocol import AccessLogger, serve_json_errors
 from .failures import FailureStore
 from .metrics import SchedulerMetrics
 
@@ -112,6 +119,7 @@ def create_admin_app(
     readiness: Readiness | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     protect_jobs: bool = False,
+    token_hint: str | None = None,
 ) -> web.Application:
     """The admin API as an aiohttp application, to serve or to mount with ``add_subapp``.
 
@@ -119,11 +127,15 @@ def create_admin_app(
     characters), or ``None`` to refuse those with 403. ``metrics``: served at ``/metrics``
     (attach it to the kernel yourself). ``readiness``: an extra async check whose report is
     merged into ``/readyz``. ``max_body``: the largest request body accepted, in bytes.
-    ``protect_jobs``: require the token for ``GET /jobs`` too.
+    ``protect_jobs``: require the token for ``GET /jobs`` too. ``token_hint``: how the
+    operator configures the token in your application (e.g. "set MY_APP_ADMIN_TOKEN and
+    restart"), said by the 403 answers when there is none.
     """
     if max_body < 2:
         raise ValueError(f"max_body={max_body} must be at least 2 bytes (room for '{{}}')")
-    admin = Admin(kernel, check_token(token), metrics, readiness, max_body, protect_jobs)
+    admin = Admin(
+        kernel, check_token(token), metrics, readiness, max_body, protect_jobs, token_hint
+    )
     app = web.Application(middlewares=[error_middleware], client_max_size=max_body)
     app.router.add_get("/healthz", admin.healthz)
     app.router.add_get("/readyz", admin.readyz)
@@ -144,7 +156,8 @@ class AdminServer:
     """The admin API on its own small server; ``async with AdminServer(kernel, token=...)``.
 
     Binds ``host`` (default ``127.0.0.1``: loopback only) and ``port`` (``0`` picks a free
-    one; :attr:`port` tells which after :meth:`start`).
+    one; :attr:`port` tells which after :meth:`start`); the other arguments are
+    :func:`create_admin_app`'s.
     """
 
     def __init__(
@@ -158,6 +171,7 @@ class AdminServer:
         readiness: Readiness | None = None,
         max_body: int = DEFAULT_MAX_BODY,
         protect_jobs: bool = False,
+        token_hint: str | None = None,
     ) -> None:
         self.host = host
         self._port = port
@@ -168,6 +182,7 @@ class AdminServer:
             readiness=readiness,
             max_body=max_body,
             protect_jobs=protect_jobs,
+            token_hint=token_hint,
         )
         self._runner: web.AppRunner | None = None
 
@@ -191,10 +206,14 @@ class AdminServer:
         if self._runner is not None:
             raise RuntimeError("the admin server is already started")
         runner = web.AppRunner(
-            self.app, handle_signals=False, access_log=logging.getLogger("scheduler.http.access")
+            self.app,
+            handle_signals=False,
+            access_log=logging.getLogger("scheduler.http.access"),
+            access_log_class=AccessLogger,
         )
         await runner.setup()
         try:
+            serve_json_errors(runner)
             await web.TCPSite(runner, self.host, self._port).start()
         except BaseException:
             await runner.cleanup()

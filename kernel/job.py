@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import msgspec
 
@@ -51,21 +52,25 @@ def validate_options(
             f"max_instances={max_instances!r} must be a whole number of at least 1 "
             "(1 = never run two instances of the job at once)"
         )
-    if misfire_grace_time is not None and (
-        isinstance(misfire_grace_time, bool)
-        or not isinstance(misfire_grace_time, int | float)
-        or misfire_grace_time < 0
+    # nan compares false with everything and inf never ends: both need saying explicitly.
+    if misfire_grace_time is not None and not (
+        _seconds(misfire_grace_time) and 0 <= misfire_grace_time
     ):
         raise InvalidJobError(
-            f"misfire_grace_time={misfire_grace_time!r} must be a number of seconds >= 0, "
-            "or None to run late fires however late"
+            f"misfire_grace_time={misfire_grace_time!r} must be a finite number of seconds "
+            ">= 0, or None to run late fires however late"
         )
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
-    ):
+    if timeout is not None and not (_seconds(timeout) and timeout > 0):
         raise InvalidJobError(
-            f"timeout={timeout!r} must be a number of seconds > 0, or None for no timeout"
+            f"timeout={timeout!r} must be a finite number of seconds > 0, or None for no "
+            "timeout"
         )
+
+
+def _seconds(value: object) -> TypeGuard[int | float]:
+    return (
+        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    )
 
 
 def callable_ref(func: Callable[..., Any]) -> str:

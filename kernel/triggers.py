@@ -70,6 +70,9 @@ def _number(field: str, value: object, hint: str) -> float:
 # -- interval ----------------------------------------------------------------------------
 
 _INTERVAL_HINT = "use e.g. hours=6 or minutes=5"
+# An interval this long never fires in practice; much longer ones overflow timedelta, or
+# put the next fire past the year 9999 that datetime can hold.
+_MAX_INTERVAL = timedelta(days=36525)
 _UNITS = (("week", 7 * 86400), ("day", 86400), ("hour", 3600), ("minute", 60))
 
 
@@ -115,8 +118,16 @@ class IntervalTrigger(_Frozen):
                  "seconds": seconds}
         for name, value in parts.items():
             _number(f"interval {name}", value, _INTERVAL_HINT)
-        interval = timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes,
-                             seconds=seconds)
+        try:
+            interval = timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes,
+                                 seconds=seconds)
+        except OverflowError:  # beyond timedelta's range (about 2.7 million years)
+            interval = _MAX_INTERVAL + _ONE_MICROSECOND
+        if interval > _MAX_INTERVAL:
+            raise InvalidJobError(
+                f"interval is longer than {_MAX_INTERVAL.days} days (100 years), so it would "
+                f"never fire; {_INTERVAL_HINT}"
+            )
         if interval <= timedelta(0):
             raise InvalidJobError(
                 f"interval is zero; give it a positive length, {_INTERVAL_HINT}"

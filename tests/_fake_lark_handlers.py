@@ -162,6 +162,8 @@ class Handlers:
             headers = {"x-ogw-ratelimit-limit": "50"}
             if self.fake.rate_limit_reset is not None:
                 headers["x-ogw-ratelimit-reset"] = str(self.fake.rate_limit_reset)
+            if self.fake.rate_limit_retry_after is not None:
+                headers["Retry-After"] = self.fake.rate_limit_retry_after
             return _answer(
                 {"code": 99991400, "msg": "request trigger frequency limit"}, 429, **headers
             )

@@ -10,9 +10,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
+from collections.abc import Iterator
 
 import pytest
 
@@ -71,3 +73,13 @@ def _fail_when_server_missing(request: pytest.FixtureRequest) -> None:
     for name, reason in request.node.user_properties:
         if name == "missing":
             pytest.fail(f"CI=true and a required server is missing: {reason}")
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Put the root logger's handlers and level back after a test that configures logging."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

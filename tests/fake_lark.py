@@ -93,6 +93,7 @@ class FakeLark:
     rate_limited_calls: int = 0
     rate_limit_reset: int | None = 1
     rate_limit_endpoint: str | None = None
+    rate_limit_retry_after: str | None = None
     stalls: dict[str, tuple[float, int]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
@@ -195,14 +196,23 @@ class FakeLark:
         for token in self.tokens.values():
             token.valid = False
 
-    def rate_limit(self, times: int, *, reset: int | None = 1, endpoint: str | None = None) -> None:
+    def rate_limit(
+        self,
+        times: int,
+        *,
+        reset: int | None = 1,
+        endpoint: str | None = None,
+        retry_after: str | None = None,
+    ) -> None:
         """Answer the next ``times`` calls (of ``endpoint``, or any) with 99991400 / 429.
 
         ``reset`` is the ``x-ogw-ratelimit-reset`` header in seconds; ``None`` omits it.
+        ``retry_after`` is a ``Retry-After`` header (seconds or an HTTP date) to add.
         """
         self.rate_limited_calls = times
         self.rate_limit_reset = reset
         self.rate_limit_endpoint = endpoint
+        self.rate_limit_retry_after = retry_after
 
     def fail(self, endpoint: Endpoint, **options: Any) -> Failure:
         """Inject a :class:`Failure` (keyword arguments as its fields)."""

@@ -144,8 +144,10 @@ def test_config_check_defaults(capsys: pytest.CaptureFixture[str]) -> None:
     assert "  store: sqlite:///./data/lark-scheduler.db" in out
     assert "  rabbitmq: not configured" in out
     assert (
-        "  jobs: sync_user_info=every 6h, check_token_expiry=cron '0 9,18 * * *', "
-        "cleanup_expired_tokens=cron '0 3 * * *', health_check=every 5min"
+        "  jobs: sync_user_info=every 6h (timeout 3600 s), check_token_expiry=cron '0 9,18 * * *' "
+        "(timeout 600 s), "
+        "cleanup_expired_tokens=cron '0 3 * * *' (timeout 1800 s), health_check=every 5min "
+        "(timeout 60 s)"
     ) in out
     assert "  cluster: disabled (one process)" in out
 
@@ -198,6 +200,8 @@ class BadConfig:
     toml: str | None
     env: dict[str, str]
     message: str
+    # The commands that use the value; the others must not refuse it.
+    commands: tuple[str, ...] = ("check", "serve", "worker")
 
 
 BAD_CONFIGS = {
@@ -225,6 +229,7 @@ BAD_CONFIGS = {
     "short-admin-token": BadConfig(
         None, {"LARK_SCHEDULER_ADMIN_TOKEN": "short"},
         "http.admin_token = Secret('**********'): must be at least 16 characters",
+        commands=("check", "serve"),  # the worker serves no admin API
     ),
     "thresholds": BadConfig(
         "[expiry]\nwarning_days = 3\ncritical_days = 7\n", {}, "expiry.critical_days = 7"
@@ -250,10 +255,18 @@ BAD_CONFIGS = {
 }
 
 
+COMMAND_ARGV = {"check": ["config", "check"], "serve": ["serve"], "worker": ["worker"]}
+
+
 @pytest.mark.usefixtures("clean_env")
-@pytest.mark.parametrize("command", [["config", "check"], ["serve"], ["worker"]],
-                         ids=["check", "serve", "worker"])
-@pytest.mark.parametrize("case", BAD_CONFIGS.values(), ids=BAD_CONFIGS.keys())
+@pytest.mark.parametrize(
+    ("command", "case"),
+    [
+        pytest.param(COMMAND_ARGV[command], case, id=f"{name}-{command}")
+        for name, case in BAD_CONFIGS.items()
+        for command in case.commands
+    ],
+)
 def test_bad_config_values_are_one_clear_line_and_exit_2(
     case: BadConfig,
     command: list[str],

@@ -82,7 +82,7 @@ def test_toml_file_sets_values(tmp_path: Path) -> None:
     assert config.http.port == 9001
     assert config.jobs.sync_user_info.interval_kwargs() == {"hours": 2}
     # Disabling a job keeps its built-in schedule.
-    assert config.jobs.health_check == JobConfig(enabled=False, minutes=5)
+    assert config.jobs.health_check == JobConfig(enabled=False, minutes=5, timeout=60.0)
     assert config.logging.level == "DEBUG"
 
 
@@ -98,7 +98,7 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
     }
     config = load_config(path, env)
     assert config.http.port == 9000
-    assert config.jobs.sync_user_info == JobConfig(cron="0 */2 * * *")
+    assert config.jobs.sync_user_info == JobConfig(cron="0 */2 * * *", timeout=3600.0)
     assert config.scheduler.coalesce is False
     assert config.rabbitmq.url == "amqp://guest:guest@127.0.0.1:5672/"
     assert config.store.url == "sqlite:///a.db"

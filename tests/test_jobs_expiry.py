@@ -206,7 +206,11 @@ async def test_notices_once_a_day_across_the_0900_and_1800_runs(world: World) ->
     assert world.sent_to() == TITLES + TITLES
     assert [world.counter(level) for level in ("warning", "critical", "expired")] == [2, 2, 2]
     assert world.service.monitor is not None
-    assert world.service.monitor.days_gauge.get({"app_id": "cli_a"}) == -2.0
+    # The soonest expiry (ou_x, a day before the first run), in seconds since the epoch.
+    assert (
+        world.service.monitor.expiry_gauge.get({"app_id": "cli_a"})
+        == (NOW - timedelta(days=1)).timestamp()
+    )
 
 
 async def test_a_failed_send_is_released_and_retried_next_run(world: World) -> None:

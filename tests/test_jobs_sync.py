@@ -187,7 +187,8 @@ async def test_an_app_without_a_secret_is_reported(
     assert [a.status for a in report.apps] == ["ok", "failed"]
     assert report.apps[1].error == (
         "MissingSecretError: app 'cli_nosecret' has no secret in the store; set it with "
-        "store.set_app_secret() (or the admin API) before it can be synced"
+        "'lark-scheduler apps update cli_nosecret --secret-stdin' (or store.set_app_secret()) "
+        "before it can be used"
     )
 
 

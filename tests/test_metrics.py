@@ -330,13 +330,13 @@ def test_attach_reads_up_and_next_run_from_the_kernel_when_scraped() -> None:
 def test_shares_its_registry_with_the_embedders_metrics() -> None:
     registry = Registry()
     token = Gauge(
-        "token_days_to_expiry", "Days until the refresh token expires.", registry=registry
+        "token_expiry_timestamp_seconds", "When the refresh token expires.", registry=registry
     )
-    token.set({"app_id": "cli_a"}, 6.5)
+    token.set({"app_id": "cli_a"}, 1.8e9)
     m = SchedulerMetrics(registry, version="1.0")
     assert m.registry is registry
     samples = parse(m.render().decode())
-    assert value(samples, "token_days_to_expiry", app_id="cli_a") == 6.5
+    assert value(samples, "token_expiry_timestamp_seconds", app_id="cli_a") == 1.8e9
     assert value(samples, "scheduler_build_info", version="1.0") == 1
     with pytest.raises(ValueError, match="already registered"):
         SchedulerMetrics(registry)

@@ -52,7 +52,7 @@ def promtool(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProc
 def test_promtool_check_rules() -> None:
     result = promtool("check", "rules", str(RULES))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 10 rules found" in result.stdout
+    assert "SUCCESS: 11 rules found" in result.stdout
 
 
 def test_promtool_rule_unit_tests() -> None:
@@ -189,11 +189,14 @@ async def test_real_prometheus_scrapes_a_running_kernel(
     metrics = SchedulerMetrics(version="test")
     metrics.attach(kernel)
     # The Lark service exports these later; registered here so their queries have series.
-    days = Gauge(
-        "token_days_to_expiry", "Days until the refresh token expires.", registry=metrics.registry
+    expiry = Gauge(
+        "token_expiry_timestamp_seconds",
+        "When the refresh token expires.",
+        registry=metrics.registry,
     )
-    days.set({"app_id": "cli_warn"}, 5.5)
-    days.set({"app_id": "cli_ok"}, 20.0)
+    now = datetime.now(UTC)
+    expiry.set({"app_id": "cli_warn"}, (now + timedelta(days=5.5)).timestamp())
+    expiry.set({"app_id": "cli_ok"}, (now + timedelta(days=20)).timestamp())
     sent = Counter(
         "token_expiry_warnings_sent_total", "Expiry notices sent.", registry=metrics.registry
     )
@@ -302,7 +305,7 @@ async def test_real_prometheus_scrapes_a_running_kernel(
         async with prom.session.get(f"{prom.url}/api/v1/rules") as resp:
             groups = (await resp.json())["data"]["groups"]
         rules = {r["name"]: r for g in groups for r in g["rules"]}
-        assert len(rules) == 10
+        assert len(rules) == 11
         for name, rule in rules.items():
             assert (rule["health"], rule.get("lastError", "")) == ("ok", ""), name
             await prom.query(rule["query"])

@@ -19,7 +19,15 @@ from typing import Any, TypeVar
 import msgspec
 
 from actors.config import Config
-from actors.store import AppExistsError, AppNotFoundError, AppRecord, Store, StoreError
+from actors.store import (
+    AppExistsError,
+    AppNotFoundError,
+    AppRecord,
+    InvalidAppIdError,
+    Store,
+    StoreError,
+    check_app_id,
+)
 
 from ._errors import EXIT_ERROR, EXIT_USAGE, CliError
 from ._settings import load, make_configured_store
@@ -39,7 +47,17 @@ def read_secret(app_id: str, from_stdin: bool) -> str:
     elif os.environ.get(SECRET_ENV):
         secret, source = os.environ[SECRET_ENV], SECRET_ENV
     elif sys.stdin.isatty():
-        secret, source = getpass.getpass(f"App secret for {app_id} (not shown): "), "the prompt"
+        try:
+            secret = getpass.getpass(f"App secret for {app_id} (not shown): ")
+        except EOFError:  # Ctrl-D at the prompt
+            print(file=sys.stderr)  # end the prompt's line
+            raise CliError(
+                f"no app secret for {app_id}: the prompt was closed (Ctrl-D); nothing was "
+                f"changed. Type the secret at the prompt, pipe it in with --secret-stdin or "
+                f"set {SECRET_ENV}",
+                EXIT_USAGE,
+            ) from None
+        source = "the prompt"
     else:
         raise CliError(
             f"no app secret for {app_id}: stdin is not a terminal, so there is no prompt; "
@@ -102,8 +120,16 @@ def migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _checked_app_id(app_id: str) -> str:
+    try:
+        return check_app_id(app_id)
+    except InvalidAppIdError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+
+
 def apps_add(args: argparse.Namespace) -> int:
     config = load(args.config)
+    _checked_app_id(args.app_id)  # before asking for the secret
     secret = read_secret(args.app_id, args.secret_stdin)
 
     async def work(store: Store) -> AppRecord:
@@ -138,6 +164,7 @@ def apps_list(args: argparse.Namespace) -> int:
 
 def apps_update(args: argparse.Namespace) -> int:
     config = load(args.config)
+    _checked_app_id(args.app_id)
     changes: dict[str, Any] = {}
     if args.name is not None:
         changes["name"] = args.name
@@ -173,6 +200,7 @@ def apps_update(args: argparse.Namespace) -> int:
 
 def apps_disable(args: argparse.Namespace) -> int:
     config = load(args.config)
+    _checked_app_id(args.app_id)
 
     async def work(store: Store) -> AppRecord:
         return await store.disable_app(args.app_id)
@@ -213,7 +241,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             f"(--secret-stdin) or from {SECRET_ENV}; it is stored encrypted."
         ),
     )
-    add.add_argument("app_id", metavar="APP_ID", help="the app's id (cli_...)")
+    add.add_argument(
+        "app_id", metavar="APP_ID", help="the app's id: cli_ and up to 60 letters, digits, _ or -"
+    )
     add.add_argument("--name", help="a name for people (default: the app id)")
     add.add_argument("--admin", metavar="OPEN_ID", help="the administrator who gets notices")
     add.add_argument("--disabled", action="store_true", help="register it inactive")

@@ -44,6 +44,12 @@ __all__ = ("Service", "ServiceFactory", "describe_start", "ready_report", "run_s
 
 log = logging.getLogger("scheduler.service")
 
+TOKEN_HINT = (
+    "set LARK_SCHEDULER_ADMIN_TOKEN (or http.admin_token_file) to a token of at least 16 "
+    "characters (python3 -c 'import secrets; print(secrets.token_urlsafe(32))') and restart "
+    "'lark-scheduler serve'; give the CLI the same one (LARK_SCHEDULER_ADMIN_TOKEN or --token)"
+)
+
 
 class Service(AbstractAsyncContextManager["Service"], Protocol):
     """What ``serve`` needs of the Lark service (:class:`actors.service.LarkService`)."""
@@ -232,7 +238,7 @@ async def _start_admin(
 
     admin = AdminServer(
         kernel, host=http.host, port=http.port, token=token, metrics=metrics,
-        readiness=readiness,
+        readiness=readiness, token_hint=TOKEN_HINT,
     )
     try:
         await admin.start()

@@ -12,6 +12,7 @@ from actors.service import LarkService
 from actors.store import StoreError
 from kernel.metrics import SchedulerMetrics
 
+from ._config_cmd import build_as_serve
 from ._errors import EXIT_ERROR, CliError
 from ._lifecycle import Service, run_service
 from ._settings import config_path, load
@@ -32,7 +33,8 @@ def lark_service(config: Config, metrics: SchedulerMetrics) -> Service:
 
 
 def serve(args: argparse.Namespace) -> int:
-    config = load(args.config)
+    config = load(args.config, admin_token=True)
+    build_as_serve(config)  # a setting serve could not use stops it here, in one line
     try:
         return asyncio.run(
             run_service(config, lark_service, config_file=config_path(args.config))

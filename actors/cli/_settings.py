@@ -4,15 +4,21 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from actors.config import Config, ConfigError, load_config
-from actors.store import Store, make_store
+from actors.store import Store, make_store, secure_data_dir
 
 from ._errors import EXIT_USAGE, CliError
 
-__all__ = ("CONFIG_ENV", "admin_endpoint", "config_path", "load", "make_configured_store")
+__all__ = (
+    "CONFIG_ENV",
+    "admin_endpoint",
+    "check_admin_token",
+    "config_path",
+    "load",
+    "make_configured_store",
+)
 
 CONFIG_ENV = "LARK_SCHEDULER_CONFIG"
 """The environment variable naming the config file when ``--config`` is not given."""
@@ -29,23 +35,34 @@ def config_path(path: str | None) -> str | None:
 _MIN_TOKEN_LENGTH = 16
 
 
-def load(path: str | None) -> Config:
-    """The checked configuration; :class:`CliError` (exit 2) with the loader's one line."""
+def load(path: str | None, *, admin_token: bool = False) -> Config:
+    """The checked configuration; :class:`CliError` (exit 2) with the loader's one line.
+
+    ``admin_token``: also check ``http.admin_token`` (for the commands that serve the admin
+    API; the others never use it, so a short one must not stop them).
+    """
     try:
         config = load_config(config_path(path), os.environ)
     except ConfigError as exc:
         raise CliError(f"configuration: {exc}", EXIT_USAGE) from None
-    token = config.http.admin_token
-    if token is not None:
-        value = token.reveal()
-        if len(value) < _MIN_TOKEN_LENGTH or value != value.strip():
-            raise CliError(
-                f"configuration: http.admin_token = {token!r}: must be at least "
-                f"{_MIN_TOKEN_LENGTH} characters without surrounding spaces; make one with "
-                "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
-                EXIT_USAGE,
-            )
+    if admin_token:
+        check_admin_token(config)
     return config
+
+
+def check_admin_token(config: Config) -> None:
+    """:class:`CliError` (exit 2) when ``http.admin_token`` is set but too weak to serve."""
+    token = config.http.admin_token
+    if token is None:
+        return
+    value = token.reveal()
+    if len(value) < _MIN_TOKEN_LENGTH or value != value.strip():
+        raise CliError(
+            f"configuration: http.admin_token = {token!r}: must be at least "
+            f"{_MIN_TOKEN_LENGTH} characters without surrounding spaces; make one with "
+            "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
+            EXIT_USAGE,
+        )
 
 
 def admin_endpoint(path: str | None) -> tuple[str, str | None]:
@@ -61,19 +78,8 @@ def admin_endpoint(path: str | None) -> tuple[str, str | None]:
 def make_configured_store(config: Config, **kw: Any) -> Store:
     """An unopened store for ``config.store``, with its secret key or key file."""
     store = config.store
-    url = store.resolved_url
-    options: dict[str, Any] = dict(kw)
-    if store.secret_key is not None:
-        options["secret_key"] = store.secret_key.reveal().encode()
-    elif store.secret_key_file:
-        options["key_file"] = store.secret_key_file
-    elif not url.startswith("sqlite:"):
-        options["key_file"] = str(Path(store.data_dir) / "lark-scheduler.key")
-    if not url.startswith("sqlite:"):
-        options["schema"] = store.schema
-    elif url != "sqlite:///:memory:":
-        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    secure_data_dir(store.data_dir)
     try:
-        return make_store(url, **options)
+        return make_store(store.resolved_url, **store.store_options(), **kw)
     except ValueError as exc:
         raise CliError(f"configuration: store.url: {exc}", EXIT_USAGE) from None

@@ -21,7 +21,7 @@ from actors.jobs.messages import (
     SyncUsers,
 )
 from actors.jobs.notifier import MessagingClient, NotifierActor, NotifierClient
-from actors.jobs.sync import UserSyncActor
+from actors.jobs.sync import SyncMetrics, UserSyncActor
 
 __all__ = (
     "AppSyncResult",
@@ -44,6 +44,7 @@ __all__ = (
     "NotifierActor",
     "NotifierClient",
     "SendNotice",
+    "SyncMetrics",
     "SyncReport",
     "SyncUsers",
     "TokenExpiryActor",

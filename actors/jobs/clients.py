@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import logging
 from collections.abc import Callable
 
 import anyio
@@ -12,6 +15,8 @@ from actors.store import Store
 from kernel.clock import Clock
 
 __all__ = ("LarkClientFactory", "LarkClientPool", "MissingSecretError", "default_client_factory")
+
+logger = logging.getLogger("actors.jobs.clients")
 
 #: Builds the client of one app: ``factory(app_id, app_secret, lark_config, clock)``.
 LarkClientFactory = Callable[[str, str, LarkConfig, Clock], LarkClient]
@@ -40,7 +45,13 @@ def default_client_factory(
 
 class LarkClientPool:
     """One client per app, made on first use and kept (with its token cache) until
-    :meth:`aclose`. :meth:`forget` drops one, e.g. after its secret changed."""
+    :meth:`aclose`, or until the app's stored secret changes.
+
+    Every :meth:`get` reads the app's secret from the store, so a secret set by another
+    process (``lark-scheduler apps update APP --secret-stdin``) is used from the next call
+    on, without a restart: the old client and its tokens are dropped. :meth:`forget` drops
+    one by hand.
+    """
 
     def __init__(
         self,
@@ -53,34 +64,53 @@ class LarkClientPool:
         self._config = config
         self._clock = clock
         self._factory = factory
-        self._clients: dict[str, LarkClient] = {}
+        # app id -> (digest of the secret the client was made with, the client)
+        self._clients: dict[str, tuple[bytes, LarkClient]] = {}
+        # Replaced clients may still be serving a call in another actor: closed at aclose().
+        self._retired: list[LarkClient] = []
         self._lock = anyio.Lock()
 
     async def get(self, app_id: str) -> LarkClient:
         """The client of ``app_id``; :class:`MissingSecretError` when it has no secret."""
         async with self._lock:
-            client = self._clients.get(app_id)
-            if client is None:
-                secret = await self._store.get_app_secret(app_id)
-                if not secret:
-                    raise MissingSecretError(
-                        f"app {app_id!r} has no secret in the store; set it with "
-                        "store.set_app_secret() (or the admin API) before it can be synced"
-                    )
-                client = self._factory(app_id, secret, self._config, self._clock)
-                self._clients[app_id] = client
+            secret = await self._store.get_app_secret(app_id)
+            cached = self._clients.get(app_id)
+            if not secret:
+                if cached is not None:
+                    self._retire(app_id)
+                raise MissingSecretError(
+                    f"app {app_id!r} has no secret in the store; set it with "
+                    f"'lark-scheduler apps update {app_id} --secret-stdin' (or "
+                    "store.set_app_secret()) before it can be used"
+                )
+            digest = hashlib.sha256(secret.encode("utf-8")).digest()
+            if cached is not None and hmac.compare_digest(cached[0], digest):
+                return cached[1]
+            if cached is not None:
+                logger.info(
+                    "app %s: its secret changed in the store; using a new client and token",
+                    app_id,
+                )
+                self._retire(app_id)
+            client = self._factory(app_id, secret, self._config, self._clock)
+            self._clients[app_id] = (digest, client)
             return client
+
+    def _retire(self, app_id: str) -> None:
+        _, client = self._clients.pop(app_id)
+        self._retired.append(client)
 
     async def forget(self, app_id: str) -> None:
         """Close and drop the client of ``app_id`` (rebuilt on next use)."""
         async with self._lock:
-            client = self._clients.pop(app_id, None)
-        if client is not None:
-            await client.aclose()
+            entry = self._clients.pop(app_id, None)
+        if entry is not None:
+            await entry[1].aclose()
 
     async def aclose(self) -> None:
         """Close every client."""
         async with self._lock:
-            clients, self._clients = list(self._clients.values()), {}
+            clients = [client for _, client in self._clients.values()] + self._retired
+            self._clients, self._retired = {}, []
         for client in clients:
             await client.aclose()

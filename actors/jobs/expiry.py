@@ -94,9 +94,11 @@ class TokenExpiryMonitor:
         self.clock: Clock = clock if clock is not None else RealClock()
         self.timezone = resolve_timezone(timezone)
         self.registry = registry if registry is not None else Registry()
-        self.days_gauge = Gauge(
-            "token_days_to_expiry",
-            "Days until the soonest user refresh token of an app expires (negative: expired).",
+        # Base units (seconds since the epoch), as Prometheus asks: dashboards and alerts
+        # compute the countdown, (token_expiry_timestamp_seconds - time()) / 86400 days.
+        self.expiry_gauge = Gauge(
+            "token_expiry_timestamp_seconds",
+            "When the soonest user refresh token of an app expires, in seconds since the epoch.",
             registry=self.registry,
         )
         self.sent_counter = Counter(
@@ -140,17 +142,28 @@ class TokenExpiryMonitor:
         day = at.astimezone(self.timezone).date()
         apps = {app.app_id: app for app in await self.store.list_apps(active_only=True)}
         tokens = [t for t in await self.store.list_user_tokens() if t.app_id in apps]
-        soonest: dict[str, float] = {}
+        soonest: dict[str, datetime] = {}
         outcomes: list[NoticeOutcome] = []
         for token in tokens:
             status = self.get_expiry_status(token.refresh_expires_at, at)
             app_id = token.app_id
-            soonest[app_id] = min(soonest.get(app_id, status.days_to_expiry), status.days_to_expiry)
+            expires = token.refresh_expires_at
+            soonest[app_id] = min(soonest.get(app_id, expires), expires)
             if status.level is not None:
                 outcomes.append(await self._notify(apps[app_id], token, status, status.level, day))
-        for app_id, days in soonest.items():
-            self.days_gauge.set({"app_id": app_id}, round(days, 3))
+        self._export(soonest)
         return ExpiryReport(checked_at=at, tokens=len(tokens), notices=tuple(outcomes))
+
+    def _export(self, soonest: dict[str, datetime]) -> None:
+        # An app without tokens any more (cleaned up, disabled) loses its series: a stale
+        # expiry would keep its alert firing for ever.
+        gauge = self.expiry_gauge
+        series: Any = gauge.values  # aioprometheus' MetricDict, untyped
+        for labels, _ in gauge.get_all():
+            if labels.get("app_id") not in soonest:
+                del series[labels]
+        for app_id, expires in soonest.items():
+            gauge.set({"app_id": app_id}, expires.timestamp())
 
     async def _notify(
         self, app: AppRecord, token: UserToken, status: ExpiryStatus, level: NoticeLevel, day: date

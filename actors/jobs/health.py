@@ -8,13 +8,17 @@
 
 Results are recorded with :meth:`Store.record_health` (a database that is down cannot
 record; the report says so) and exported as ``lark_health_status{component}``: 1 ok, 0 fail
-(a component that is not configured gets no series).
+(a component that is not configured gets no series). :class:`GetReadiness` (``/readyz``)
+answers the newest results, this actor's or ones another process recorded (``run-task
+health_check``), and checks again at once when Lark was not configured but an app has been
+registered since (``apps add``), instead of waiting for the next scheduled check.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -89,8 +93,28 @@ class HealthActor(Actor[CheckHealth | GetReadiness]):
 
     async def receive(self, message: CheckHealth | GetReadiness) -> Any:
         if isinstance(message, GetReadiness) and self._last is not None:
-            return self._last
+            return await self._readiness(self._last)
         return await self._check()
+
+    async def _readiness(self, last: HealthReport) -> HealthReport:
+        """The newest report: this actor's last one, or newer results another process
+        recorded (``run-task health_check``, another replica); checked again now when it
+        says Lark is not configured but an app has been registered since."""
+        report = last
+        try:
+            stored = await self._store.latest_health()
+        except StoreError:
+            stored = []
+        if {r.component for r in stored} >= set(COMPONENTS) and min(
+            r.checked_at for r in stored
+        ) > last.checked_at:
+            by_name = {r.component: r for r in stored}
+            newest = tuple(by_name[name] for name in COMPONENTS)  # the order a check has
+            report = _report(max(r.checked_at for r in newest), newest, recorded=True)
+        lark = next(r for r in report.results if r.component == "lark")
+        if lark.status == "not_configured" and await self._lark_app() is not None:
+            return await self._check()
+        return report
 
     async def _check(self) -> HealthReport:
         checked_at = self._clock.now()
@@ -109,11 +133,7 @@ class HealthActor(Actor[CheckHealth | GetReadiness]):
             labels = {"component": result.component}
             if result.status != "not_configured":
                 self._metrics.status.set(labels, 1 if result.status == "ok" else 0)
-        by_name = {result.component: result.status for result in results}
-        ready = by_name["database"] == "ok" and by_name["rabbitmq"] != "fail"
-        report = HealthReport(
-            checked_at=checked_at, results=results, ready=ready, recorded=recorded
-        )
+        report = _report(checked_at, results, recorded=recorded)
         self._last = report
         return report
 
@@ -149,14 +169,18 @@ class HealthActor(Actor[CheckHealth | GetReadiness]):
             )
         return await self._probe("rabbitmq", rabbitmq_probe(self._rabbitmq_url), checked_at)
 
+    async def _lark_app(self) -> str | None:
+        """The app whose credentials probe Lark: configured, else the first active one."""
+        if self._config.lark_app_id is not None:
+            return self._config.lark_app_id
+        try:
+            apps = await self._store.list_apps(active_only=True)
+        except StoreError:
+            return None
+        return apps[0].app_id if apps else None
+
     async def _lark(self, checked_at: Any) -> HealthResult:
-        app_id = self._config.lark_app_id
-        if app_id is None:
-            try:
-                apps = await self._store.list_apps(active_only=True)
-            except StoreError:
-                apps = []
-            app_id = apps[0].app_id if apps else None
+        app_id = await self._lark_app()
         if app_id is None:
             return HealthResult(
                 checked_at=checked_at,
@@ -171,3 +195,11 @@ class HealthActor(Actor[CheckHealth | GetReadiness]):
             await client.ping()
 
         return await self._probe("lark", probe, checked_at)
+
+
+def _report(
+    checked_at: datetime, results: tuple[HealthResult, ...], *, recorded: bool
+) -> HealthReport:
+    by_name = {result.component: result.status for result in results}
+    ready = by_name.get("database") == "ok" and by_name.get("rabbitmq") != "fail"
+    return HealthReport(checked_at=checked_at, results=results, ready=ready, recorded=recorded)

@@ -38,16 +38,19 @@ class SyncUsers(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class AppSyncResult(msgspec.Struct, frozen=True, kw_only=True):
-    """One app's sync: ``ok`` with what changed, or ``failed`` with the error (nothing
-    was written for that app)."""
+    """One app's sync: ``ok`` with what changed; ``partial`` when some departments could
+    not be listed (``departments_failed``, ``error`` says why): the users listed were
+    written, none was deactivated; or ``failed`` with the error (nothing was written for
+    that app)."""
 
     app_id: str
-    status: Literal["ok", "failed"]
+    status: Literal["ok", "partial", "failed"]
     users: int = 0
     added: int = 0
     updated: int = 0
     deactivated: int = 0
     error: str | None = None
+    departments_failed: tuple[str, ...] = ()
 
 
 class SyncReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,6 +62,10 @@ class SyncReport(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def failed(self) -> tuple[AppSyncResult, ...]:
         return tuple(app for app in self.apps if app.status == "failed")
+
+    @property
+    def partial(self) -> tuple[AppSyncResult, ...]:
+        return tuple(app for app in self.apps if app.status == "partial")
 
 
 # -- notices --------------------------------------------------------------------------------

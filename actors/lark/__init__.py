@@ -13,10 +13,20 @@ from .errors import (
     LarkUnavailableError,
     RefreshTokenReason,
 )
-from .models import Department, LarkUser, MessageReceipt, UserStatus, UserTokenGrant
+from .models import (
+    Department,
+    DepartmentFailure,
+    Directory,
+    LarkUser,
+    MessageReceipt,
+    UserStatus,
+    UserTokenGrant,
+)
 
 __all__ = (
     "Department",
+    "DepartmentFailure",
+    "Directory",
     "LarkAuthError",
     "LarkClient",
     "LarkError",

@@ -6,8 +6,10 @@ non-zero code means for its endpoint. The transport itself handles:
 
 * HTTP 5xx, timeouts and connection errors: capped exponential backoff with full
   jitter, then :class:`LarkUnavailableError`;
-* ``99991400`` / HTTP 429: wait ``x-ogw-ratelimit-reset`` seconds when Lark sent it,
-  else backoff as above, then :class:`LarkRateLimitError`;
+* ``99991400`` / HTTP 429: wait ``x-ogw-ratelimit-reset`` (or ``Retry-After``) seconds
+  when the answer says, else backoff as above, then :class:`LarkRateLimitError`. A wait
+  longer than ``backoff_max`` (30 s by default) is not slept: :class:`LarkRateLimitError`
+  at once, so a run never hangs for the day a reset header can ask for;
 * ``99991661`` / ``99991663`` (missing / invalid token): refresh the token once and
   retry once, then :class:`LarkTokenInvalidError`.
 
@@ -128,6 +130,10 @@ class Transport:
             if retry >= retries_allowed:
                 raise outcome.error from outcome.cause
             delay = outcome.delay
+            if delay is not None and delay > self._backoff_max:
+                raise _too_long_to_wait(
+                    f"{method} {path}", outcome.error, delay, self._backoff_max
+                ) from outcome.cause
             if delay is None:
                 delay = full_jitter_delay(
                     retry, base=self._backoff_base, cap=self._backoff_max, rng=self._rng
@@ -166,6 +172,22 @@ class Transport:
             body = await response.read()
             logger.debug("lark %s %s -> HTTP %d", method, path, response.status)
             return _Exchange(response.status, response.headers, body)
+
+
+def _too_long_to_wait(
+    call: str, error: LarkError, delay: float, cap: float
+) -> LarkRateLimitError:
+    # Sleeping that long would hold the run (and manual runs of its job) for as long as Lark
+    # says; calling earlier would only be refused again. Fail now; the next run tries again.
+    return LarkRateLimitError(
+        f"{call}: rate limited, and Lark asks to wait {delay:g} s before the next call, "
+        f"longer than the {cap:g} s this client waits (backoff_max); not retrying now, the "
+        "next run tries again",
+        code=error.code,
+        msg=error.msg,
+        http_status=error.http_status,
+        log_id=error.log_id,
+    )
 
 
 class _Retry:

@@ -43,7 +43,14 @@ from .errors import (
     LarkError,
     LarkRefreshTokenError,
 )
-from .models import Department, LarkUser, MessageReceipt, UserTokenGrant
+from .models import (
+    Department,
+    DepartmentFailure,
+    Directory,
+    LarkUser,
+    MessageReceipt,
+    UserTokenGrant,
+)
 
 __all__ = (
     "APP_TOKEN_PATH",
@@ -296,7 +303,8 @@ class LarkClient:
         """Every user of the root department and of every department below it.
 
         Deduplicated by ``open_id`` (first listing wins). Either the whole listing
-        succeeds or this raises: a caller never sees a partial directory.
+        succeeds or this raises: a caller never sees a partial directory
+        (:meth:`list_directory` skips departments that fail instead).
         """
         departments = await self.list_departments("0", fetch_child=True)
         users: dict[str, LarkUser] = {}
@@ -304,6 +312,46 @@ class LarkClient:
             async for user in self.iter_department_users(department_id):
                 users.setdefault(user.open_id, user)
         return list(users.values())
+
+    async def list_directory(self) -> Directory:
+        """Every user of the root department and of every department below it, skipping a
+        department whose listing fails instead of failing the whole listing.
+
+        One department can fail while the rest lists, e.g. the root (``"0"``) when the
+        app's contact scope does not include all members. Each skipped department is logged
+        and reported in :attr:`Directory.failed`; users are deduplicated by ``open_id``.
+        Raises when the department tree itself cannot be listed, when Lark refuses the
+        app's credentials, or when no department at all could be listed.
+        """
+        departments = await self.list_departments("0", fetch_child=True)
+        ids = ["0", *(d.open_department_id for d in departments)]
+        users: dict[str, LarkUser] = {}
+        failed: list[DepartmentFailure] = []
+        first_error: LarkError | None = None
+        for department_id in ids:
+            try:
+                listed = [user async for user in self.iter_department_users(department_id)]
+            except LarkAuthError:
+                raise  # the credentials, not the department: every other one would fail too
+            except LarkError as error:
+                first_error = first_error or error
+                failed.append(
+                    DepartmentFailure(
+                        department_id=department_id, error=f"{type(error).__name__}: {error}"
+                    )
+                )
+                logger.warning(
+                    "lark: app %s: users of department %s could not be listed; skipped: %s",
+                    self.app_id,
+                    department_id,
+                    error,
+                )
+                continue
+            for user in listed:
+                users.setdefault(user.open_id, user)
+        if first_error is not None and len(failed) == len(ids):
+            raise first_error
+        return Directory(users=tuple(users.values()), departments=len(ids), failed=tuple(failed))
 
     async def send_text(
         self,

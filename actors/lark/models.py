@@ -12,6 +12,8 @@ import msgspec
 
 __all__ = (
     "Department",
+    "DepartmentFailure",
+    "Directory",
     "LarkUser",
     "MessageReceipt",
     "UserStatus",
@@ -87,3 +89,28 @@ class UserTokenGrant(msgspec.Struct, frozen=True, kw_only=True):
             f"refresh_expires_at={self.refresh_expires_at.isoformat()!r}, "
             f"scope={self.scope!r})"
         )
+
+
+class DepartmentFailure(msgspec.Struct, frozen=True, kw_only=True):
+    """A department whose users could not be listed, and why (``Type: message``)."""
+
+    department_id: str
+    error: str
+
+
+class Directory(msgspec.Struct, frozen=True, kw_only=True):
+    """The users of a tenant's directory, listed department by department.
+
+    ``departments`` is how many departments were asked (the root included); ``failed`` the
+    ones whose listing failed and was skipped: their users are missing from ``users``
+    unless another department lists them too.
+    """
+
+    users: tuple[LarkUser, ...]
+    departments: int
+    failed: tuple[DepartmentFailure, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        """Every department was listed."""
+        return not self.failed

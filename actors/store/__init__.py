@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from actors.store._files import secure_data_dir
 from actors.store.base import (
     AppExistsError,
     AppNotFoundError,
     AppRecord,
     HealthResult,
     HealthStatus,
+    InvalidAppIdError,
     NoticeKey,
     NoticeLevel,
     SecretKeyError,
@@ -29,6 +31,7 @@ from actors.store.base import (
     UserInfo,
     UserRecord,
     UserToken,
+    check_app_id,
 )
 
 __all__ = (
@@ -37,6 +40,7 @@ __all__ = (
     "AppRecord",
     "HealthResult",
     "HealthStatus",
+    "InvalidAppIdError",
     "NoticeKey",
     "NoticeLevel",
     "SecretKeyError",
@@ -50,8 +54,10 @@ __all__ = (
     "UserInfo",
     "UserRecord",
     "UserToken",
+    "check_app_id",
     "make_store",
     "open_store",
+    "secure_data_dir",
 )
 
 _SQLITE = "sqlite:///"

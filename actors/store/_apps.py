@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from actors.store._sql import Conn, Row, SqlBase
-from actors.store.base import AppExistsError, AppNotFoundError, AppRecord
+from actors.store.base import AppExistsError, AppNotFoundError, AppRecord, check_app_id
 
 __all__ = ()
 
@@ -38,6 +38,7 @@ class AppsMixin(SqlBase):
         admin_open_id: str | None = None,
         active: bool = True,
     ) -> AppRecord:
+        check_app_id(app_id)
         ciphertext = self._secret_box().encrypt(secret) if secret is not None else None
         now = self.codec.dt(self.now())
         async with self._transaction() as conn:

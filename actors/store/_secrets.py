@@ -14,6 +14,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from actors.store._files import private_dir
 from actors.store.base import SecretKeyError
 
 __all__ = ()
@@ -59,7 +60,7 @@ def load_or_create_key(path: Path) -> bytes:
     then linked into place, so a second process starting at the same moment either finds
     no file or a complete one, never a half-written key.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     if not path.exists():
         key = Fernet.generate_key()
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")

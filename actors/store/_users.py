@@ -48,7 +48,12 @@ class UsersMixin(AppsMixin):
         return params
 
     async def replace_app_users(
-        self, app_id: str, users: Sequence[UserInfo], synced_at: datetime
+        self,
+        app_id: str,
+        users: Sequence[UserInfo],
+        synced_at: datetime,
+        *,
+        deactivate_missing: bool = True,
     ) -> SyncSummary:
         stamp = self.codec.dt(utc(synced_at, "synced_at"))
         listing = {user.open_id: _info_values(user) for user in users}
@@ -70,7 +75,7 @@ class UsersMixin(AppsMixin):
             missing = [
                 [app_id, open_id, stamp]
                 for open_id, old in stored.items()
-                if old.active and open_id not in listing
+                if deactivate_missing and old.active and open_id not in listing
             ]
             if changed:
                 await conn.executemany(

@@ -11,6 +11,7 @@ failure records in the same database.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import date, datetime
 from types import TracebackType
@@ -26,6 +27,7 @@ __all__ = (
     "AppRecord",
     "HealthResult",
     "HealthStatus",
+    "InvalidAppIdError",
     "NoticeKey",
     "NoticeLevel",
     "NoticeStatus",
@@ -40,11 +42,14 @@ __all__ = (
     "UserInfo",
     "UserRecord",
     "UserToken",
+    "check_app_id",
 )
 
 NoticeLevel = Literal["warning", "critical", "expired"]
 NoticeStatus = Literal["claimed", "sent"]
 HealthStatus = Literal["ok", "fail", "not_configured"]
+# Lark app ids are "cli_" and 16 hex digits; a little wider, never a newline or a leading "-".
+_APP_ID = re.compile(r"cli_[A-Za-z0-9_-]{1,60}")
 
 
 # -- errors ---------------------------------------------------------------------------------
@@ -79,6 +84,27 @@ class AppExistsError(StoreError, ValueError):
     def __init__(self, app_id: str) -> None:
         super().__init__(f"app_id {app_id!r} is already registered; use update_app() to change it")
         self.app_id = app_id
+
+
+class InvalidAppIdError(StoreError, ValueError):
+    """An app id that is not a Lark app id (``cli_`` and up to 60 letters, digits, ``_``
+    or ``-``); nothing was written."""
+
+    def __init__(self, app_id: object) -> None:
+        shown = repr(app_id) if len(repr(app_id)) <= 80 else f"{repr(app_id)[:77]}..."
+        super().__init__(
+            f"app_id {shown} is not a Lark app id: it must be 'cli_' followed by 1 to 60 "
+            "letters, digits, _ or - (copy the App ID from the app's page in the Lark "
+            "developer console, e.g. cli_a1b2c3d4e5f6a7b8)"
+        )
+        self.app_id = app_id
+
+
+def check_app_id(app_id: object) -> str:
+    """``app_id`` when it looks like a Lark app id; :class:`InvalidAppIdError` otherwise."""
+    if not isinstance(app_id, str) or not _APP_ID.fullmatch(app_id):
+        raise InvalidAppIdError(app_id)
+    return app_id
 
 
 class SecretKeyError(StoreError, ValueError):
@@ -275,14 +301,20 @@ class Store(Protocol):
 
     # users
     async def replace_app_users(
-        self, app_id: str, users: Sequence[UserInfo], synced_at: datetime
+        self,
+        app_id: str,
+        users: Sequence[UserInfo],
+        synced_at: datetime,
+        *,
+        deactivate_missing: bool = True,
     ) -> SyncSummary:
         """Make the stored users of an app match a complete listing, in one transaction.
 
         Every listed user is upserted (a repeated ``open_id``: the last one wins); stored
         users missing from the listing are marked inactive, never deleted; the sync time
         and listing size are recorded. Running it twice with one listing changes nothing
-        the second time.
+        the second time. ``deactivate_missing=False`` is for a partial listing (some
+        departments could not be listed): missing users are left as they are.
         """
         ...
 

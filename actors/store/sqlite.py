@@ -24,6 +24,7 @@ import msgspec
 from cryptography.fernet import Fernet
 
 from actors.store._failures import FailuresMixin
+from actors.store._files import private_database
 from actors.store._notices import NoticesMixin
 from actors.store._secrets import SecretBox, load_or_create_key
 from actors.store._sql import Conn, Row, split_sqlite_script
@@ -123,7 +124,8 @@ class SqliteStore(UsersMixin, NoticesMixin, FailuresMixin):
 
     Without ``secret_key`` the app-secret key is read from ``key_file`` (default: the
     database path plus ``.key``), generated there with mode 0600 on first use; an
-    in-memory database gets a key that lives as long as the store.
+    in-memory database gets a key that lives as long as the store. The database and its
+    ``-wal``/``-shm`` files are made 0600 on open (a missing directory is created 0700).
     """
 
     dialect = "sqlite"
@@ -158,7 +160,13 @@ class SqliteStore(UsersMixin, NoticesMixin, FailuresMixin):
         if self._db is not None:
             return False
         if self.path != MEMORY:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                private_database(Path(self.path))
+            except OSError as exc:
+                raise StoreUnavailableError(
+                    f"SQLite database {self.path!r} cannot be created ({exc.strerror}); "
+                    "check that its directory exists or can be created, and is writable"
+                ) from exc
         if self._box is None:
             key_file = self.key_file
             key = Fernet.generate_key() if key_file is None else load_or_create_key(key_file)

@@ -33,9 +33,10 @@ def checked_trigger(trigger: Trigger, timezone: tzinfo) -> Trigger:
 
 
 def checked_arguments(
-    func: Callable[..., Any], job_id: str | None, args: Any, kwargs: Any, retry: Any
+    func: Callable[..., Any], job_id: str | None, name: str | None, args: Any, kwargs: Any,
+    retry: Any,
 ) -> None:
-    """Refuse a job's callable, id, arguments or retry policy that cannot work."""
+    """Refuse a job's callable, id, name, arguments or retry policy that cannot work."""
     if not callable(func):
         raise InvalidJobError(
             f"func={func!r} is not callable; pass a function or coroutine function"
@@ -43,6 +44,11 @@ def checked_arguments(
     if job_id is not None and (not isinstance(job_id, str) or not job_id or len(job_id) > 200):
         raise InvalidJobError(
             f"job_id={job_id!r} must be a non-empty string of at most 200 characters"
+        )
+    if name is not None and (not isinstance(name, str) or len(name) > 200):
+        raise InvalidJobError(
+            f"name={name!r} must be a string of at most 200 characters, or None for the "
+            "function's name"
         )
     if not isinstance(args, (tuple, list)):
         raise InvalidJobError(f"args={args!r} must be a tuple or list of positional arguments")

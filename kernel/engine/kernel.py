@@ -227,7 +227,7 @@ class Kernel:
         replace_existing: bool = False,
     ) -> Job:
         """Register a job on any trigger; the other ``add_*`` methods end here."""
-        checked_arguments(func, job_id, args, kwargs, retry)
+        checked_arguments(func, job_id, name, args, kwargs, retry)
         trigger = checked_trigger(trigger, self.timezone)
         if job_id is None:
             job_id = uuid.uuid4().hex

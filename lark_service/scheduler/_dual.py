@@ -61,8 +61,12 @@ def dual(
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return Finished(asyncio.run(func(*args, **kwargs)))
-        return func(*args, **kwargs)
+            pass  # no loop in this thread: run it here, below
+        else:
+            return func(*args, **kwargs)
+        # Outside the except block, so that the task's own error is not chained to the
+        # "no running event loop" RuntimeError of the probe above.
+        return Finished(asyncio.run(func(*args, **kwargs)))
 
     call.__lark_async__ = func  # type: ignore[attr-defined]
     return call
