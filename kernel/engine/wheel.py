@@ -368,16 +368,33 @@ class TimerWheel(Generic[T]):
         """
         start = self._start
         tick = self._tick
+
+        def reached(t: float) -> bool:  # monotonic in t
+            return int((t - start) / tick) >= k
+
         t = start + k * tick
-        if int((t - start) / tick) >= k:
-            while True:
-                before = math.nextafter(t, -math.inf)
-                if int((before - start) / tick) < k:
-                    return t
-                t = before
-        while int((t - start) / tick) < k:
-            t = math.nextafter(t, math.inf)
-        return t
+        # Usually the boundary is within an ulp or two of t: step there.
+        for _ in range(4):
+            before = math.nextafter(t, -math.inf)
+            if reached(t) and not reached(before):
+                return t
+            t = before if reached(t) else math.nextafter(t, math.inf)
+        # Where t's ulp is far finer than start's (t near zero, start far from it), one
+        # ulp changes nothing and stepping would take forever: bisect between a time
+        # before the slot and one in it instead (at most ~64 halvings).
+        width = 2 * tick
+        lo, hi = start + k * tick - width, start + k * tick + width
+        while reached(lo) or not reached(hi):
+            width *= 2
+            lo, hi = start + k * tick - width, start + k * tick + width
+        while True:
+            mid = lo + (hi - lo) / 2
+            if mid <= lo or mid >= hi:
+                return hi
+            if reached(mid):
+                hi = mid
+            else:
+                lo = mid
 
     def _push(self, wake: float, neg_level: int, key: int) -> None:
         """Push a new wake for an existing bucket (its older item goes stale)."""
