@@ -13,7 +13,7 @@ from .errors import InvalidJobError
 
 if TYPE_CHECKING:
     from .retry import RetryPolicy
-    from .triggers import Trigger
+    from .schedule.triggers import Trigger
 
 __all__ = ("Job", "JobDefaults", "JobOptions", "callable_ref")
 

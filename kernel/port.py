@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Protocol
 
 from .clock import Clock
-from .failures import FailureRecord
+from .observe.failures import FailureRecord
 
 __all__ = ("KernelPort",)
 

@@ -7,12 +7,13 @@ import inspect
 
 import pytest
 
+# Where each module's code lives (kernel.http etc. re-export these: tests/test_layout.py).
 MODULES = [
-    "kernel.api_models",
-    "kernel.http",
-    "kernel.logs",
-    "kernel.metrics",
-    "kernel.redaction",
+    "kernel.admin.api_models",
+    "kernel.admin.http",
+    "kernel.observe.logs",
+    "kernel.observe.metrics",
+    "kernel.observe.redaction",
     "kernel.retry",
 ]
 

@@ -10,7 +10,11 @@ from typing import TYPE_CHECKING, TypeVar
 import msgspec
 from aiohttp import web
 
-from ._http_protocol import CLIENT_ERRORS, describe_bad_request, error_response
+from ..errors import KernelError, KernelNotRunningError
+from ..observe.failures import FailureRecord, MemoryFailureStore
+from ..observe.metrics import CONTENT_TYPE, SchedulerMetrics
+from ..observe.redaction import redact
+from ._protocol import CLIENT_ERRORS, describe_bad_request, error_response
 from .api_models import (
     FailureList,
     Health,
@@ -23,10 +27,6 @@ from .api_models import (
     RetryAccepted,
     RunAccepted,
 )
-from .errors import KernelError, KernelNotRunningError
-from .failures import FailureRecord, MemoryFailureStore
-from .metrics import CONTENT_TYPE, SchedulerMetrics
-from .redaction import redact
 
 if TYPE_CHECKING:
     from .http import AdminKernel, JobView

@@ -22,8 +22,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 
+from ..observe.redaction import redact
 from .api_models import ErrorBody, ErrorDetail
-from .redaction import redact
 
 __all__ = (
     "CLIENT_ERRORS",

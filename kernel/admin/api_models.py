@@ -11,7 +11,7 @@ from typing import Literal
 
 import msgspec
 
-from .failures import FailureRecord
+from ..observe.failures import FailureRecord
 
 __all__ = (
     "ErrorBody",

@@ -50,10 +50,10 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from ._admin import Admin, Readiness, check_token, error_middleware
-from ._http_protocol import AccessLogger, serve_json_errors
-from .failures import FailureStore
-from .metrics import SchedulerMetrics
+from ..observe.failures import FailureStore
+from ..observe.metrics import SchedulerMetrics
+from ._handlers import Admin, Readiness, check_token, error_middleware
+from ._protocol import AccessLogger, serve_json_errors
 
 __all__ = (
     "DEFAULT_MAX_BODY",

@@ -45,10 +45,10 @@ from typing import Any
 import msgspec
 
 from .. import Kernel
-from ..api_models import ReadyReport
+from ..admin.api_models import ReadyReport
 from ..errors import InvalidJobError, JobLookupError
 from ..job import Job
-from ..triggers import IntervalTrigger, Trigger, trigger_from_spec
+from ..schedule.triggers import IntervalTrigger, Trigger, trigger_from_spec
 from ._catchup import catch_up
 from ._health import health, readiness, report_unresolvable
 from ._listener import Listener

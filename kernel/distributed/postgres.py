@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ..coordination import ClaimState, ClaimVerdict
-from ..failures import FailureRecord, RetryAttempt
+from ..observe.failures import FailureRecord, RetryAttempt
 from ._pg import Database, Health
 from ._pgstore import PostgresJobStore, StoredJob
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from ..job import callable_ref
-from ..triggers import IntervalTrigger
+from ..schedule.triggers import IntervalTrigger
 from .invoke import is_coroutine_callable
 
 __all__ = ()

@@ -10,7 +10,7 @@ from typing import Any
 from ..errors import InvalidJobError
 from ..job import JobDefaults, JobOptions, validate_options
 from ..retry import RetryPolicy
-from ..triggers import CronTrigger, DateTrigger, IntervalTrigger, Trigger
+from ..schedule.triggers import CronTrigger, DateTrigger, IntervalTrigger, Trigger
 
 __all__ = ("UNSET", "checked_arguments", "checked_trigger", "job_options")
 

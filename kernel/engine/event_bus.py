@@ -12,7 +12,7 @@ from collections.abc import Callable
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ..events import Event
+from ..observe.events import Event
 
 __all__ = ("EventBus",)
 

@@ -36,12 +36,12 @@ from typing import Any, Literal
 
 from ..clock import Clock
 from ..errors import JobBusyError
-from ..events import JobAdded, JobModified, JobRemoved, RunMissed, RunSkipped
 from ..job import JobOptions
+from ..observe.events import JobAdded, JobModified, JobRemoved, RunMissed, RunSkipped
 from ..retry import RetryPolicy
 from ..schedule.fire_times import FireTimes
 from ..schedule.policy import decide, decide_one
-from ..triggers import Trigger
+from ..schedule.triggers import Trigger
 from .dispatcher import EPSILON, Dispatcher
 from .event_bus import EventBus
 from .gate import Gate, Lease, Plan, Verdict

@@ -29,10 +29,10 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from ..clock import Clock, RealClock
 from ..coordination import Coordinator
 from ..errors import InvalidJobError, JobLookupError, KernelNotRunningError
-from ..events import Event
-from ..failures import FailureStore, MemoryFailureStore
 from ..job import Job, JobDefaults
-from ..triggers import CronTrigger, DateTrigger, Trigger, resolve_timezone
+from ..observe.events import Event
+from ..observe.failures import FailureStore, MemoryFailureStore
+from ..schedule.triggers import CronTrigger, DateTrigger, Trigger, resolve_timezone
 from .callables import callable_info, interval_trigger, shared_interval_trigger
 from .claims import ClaimGate
 from .definitions import UNSET, checked_arguments, checked_trigger, job_options

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from ..clock import Clock
-from ..failures import FailureRecord
+from ..observe.failures import FailureRecord
 from .job_actor import JobActor
 from .runner import Runner
 

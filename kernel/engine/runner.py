@@ -27,10 +27,10 @@ from typing import Any, Protocol
 
 from ..clock import Clock
 from ..errors import JobTimeoutError
-from ..events import RunFailed, RunStarted, RunSucceeded
-from ..failures import FailureRecord, FailureStore, RetryAttempt
 from ..job import JobOptions
-from ..redaction import redact
+from ..observe.events import RunFailed, RunStarted, RunSucceeded
+from ..observe.failures import FailureRecord, FailureStore, RetryAttempt
+from ..observe.redaction import redact
 from ..retry import RetryPolicy
 from ..schedule.policy import retry_at
 from .event_bus import EventBus

@@ -4,7 +4,7 @@ The grammar is the classic five fields ``minute hour day month day_of_week`` wit
 ``* , - /``, month and weekday names, 0 or 7 for Sunday, and the ``@`` macros. Validation
 is ours (so every refusal names the expression, the field and what is allowed); expansion
 and naive wall-clock iteration are croniter's. Turning wall-clock times into real instants
-across daylight-saving changes lives in :mod:`kernel._cron_zone`.
+across daylight-saving changes lives in :mod:`kernel.schedule._cron_zone`.
 
 A parsed expression is cached by its text, so building a trigger for an expression seen
 before is a dict lookup; expressions that expand to the same sets share one

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from kernel._cron import Expanded
+from kernel.schedule._cron import Expanded
 
 __all__ = ("describe_expanded",)
 

@@ -28,7 +28,7 @@ from operator import itemgetter
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from kernel._cron import ParsedCron
+from kernel.schedule._cron import ParsedCron
 
 __all__ = ("Schedule", "gap_end", "schedule_for", "transition_between")
 

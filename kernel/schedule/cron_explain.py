@@ -10,10 +10,10 @@ from typing import Literal
 
 import msgspec
 
-from kernel._cron import parse_cron
-from kernel._cron_describe import describe_expanded
-from kernel._cron_zone import gap_end, transition_between
-from kernel.triggers import CronTrigger
+from kernel.schedule._cron import parse_cron
+from kernel.schedule._cron_describe import describe_expanded
+from kernel.schedule._cron_zone import gap_end, transition_between
+from kernel.schedule.triggers import CronTrigger
 
 __all__ = ("DstWarning", "Explanation", "explain")
 

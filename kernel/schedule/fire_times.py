@@ -18,7 +18,7 @@ import math
 import random
 from datetime import datetime, timedelta
 
-from ..triggers import CronTrigger, DateTrigger, IntervalTrigger, Trigger
+from .triggers import CronTrigger, DateTrigger, IntervalTrigger, Trigger
 
 __all__ = ("FireTimes",)
 

@@ -18,11 +18,11 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, NoReturn, TypeAlias
 from zoneinfo import ZoneInfo
 
-from kernel._cron import ParsedCron, parse_cron
-from kernel._cron_describe import describe_expanded
-from kernel._cron_zone import Schedule, schedule_for
-from kernel._zones import resolve_timezone
 from kernel.errors import InvalidJobError
+from kernel.schedule._cron import ParsedCron, parse_cron
+from kernel.schedule._cron_describe import describe_expanded
+from kernel.schedule._cron_zone import Schedule, schedule_for
+from kernel.schedule._zones import resolve_timezone
 
 __all__ = (
     "CronTrigger",
