@@ -90,10 +90,22 @@ class RealClock:
         yield
 
 
-async def wait_at_most(clock: Clock, awaitable: Awaitable[T], seconds: float) -> T:
-    """The result of ``awaitable``, or ``TimeoutError`` once ``seconds`` of ``clock`` have
-    passed first (``asyncio.wait_for`` on the injected clock instead of the loop's)."""
-    task = asyncio.ensure_future(awaitable)
+async def wait_at_most(
+    clock: Clock,
+    awaitable: Awaitable[T],
+    seconds: float,
+    timeout_error: Callable[[], BaseException] | None = None,
+) -> T:
+    """Await ``awaitable`` in the current task; once ``seconds`` of ``clock`` have passed
+    first, cancel it and raise ``timeout_error()`` (``TimeoutError`` by default).
+
+    ``asyncio.timeout`` on the injected clock instead of the loop's: the awaitable runs in
+    the caller's task (no task of its own), and a cancellation that comes from elsewhere
+    meanwhile still cancels the caller.
+    """
+    task = asyncio.current_task()
+    assert task is not None, "wait_at_most must run in a task"
+    cancelling = task.cancelling()
     expired = False
 
     def expire() -> None:
@@ -103,18 +115,14 @@ async def wait_at_most(clock: Clock, awaitable: Awaitable[T], seconds: float) ->
 
     timer = clock.call_at(clock.monotonic() + seconds, expire)
     try:
-        return await task
+        return await awaitable
     except asyncio.CancelledError:
-        if expired and not _cancelling():
-            raise TimeoutError(f"no answer within {seconds:g} s") from None
+        if expired and task.uncancel() <= cancelling:
+            raise (timeout_error or _timed_out(seconds))() from None
         raise
     finally:
         timer.cancel()
-        if not task.done():
-            task.cancel()
 
 
-def _cancelling() -> bool:
-    """Whether the current task itself is being cancelled (not only the awaited one)."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
+def _timed_out(seconds: float) -> Callable[[], TimeoutError]:
+    return lambda: TimeoutError(f"no answer within {seconds:g} s")

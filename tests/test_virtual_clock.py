@@ -101,3 +101,48 @@ def test_on_a_loop_it_did_not_create_settle_runs_short_chains_and_autojump_is_re
             await jumping.sleep(1)
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("work", "limit", "expected"),
+    [
+        pytest.param(5.0, 10.0, "done", id="answer-in-time"),
+        pytest.param(15.0, 10.0, "TimeoutError at 10", id="too-slow"),
+    ],
+)
+async def test_wait_at_most_measures_on_the_injected_clock(
+    work: float, limit: float, expected: str
+) -> None:
+    from kernel.clock import wait_at_most
+
+    clock = VirtualClock(T0)
+
+    async def slow() -> str:
+        await clock.sleep(work)
+        return "done"
+
+    outcome: list[str] = []
+
+    async def waiter() -> None:
+        try:
+            outcome.append(await wait_at_most(clock, slow(), limit))
+        except TimeoutError:
+            outcome.append(f"TimeoutError at {clock.monotonic():g}")
+
+    task = asyncio.get_running_loop().create_task(waiter())
+    await clock.advance(20)
+    await task
+    assert outcome == [expected]
+
+
+async def test_wait_at_most_lets_a_cancellation_from_elsewhere_through() -> None:
+    from kernel.clock import wait_at_most
+
+    clock = VirtualClock(T0)
+    task = asyncio.get_running_loop().create_task(
+        wait_at_most(clock, asyncio.Event().wait(), 10.0))
+    await clock.advance(5)
+    task.cancel()
+    await clock.advance(10)
+    with pytest.raises(asyncio.CancelledError):
+        await task

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..clock import Clock
+from ..clock import Clock, wait_at_most
 from ..errors import JobTimeoutError
 
 __all__ = ()
@@ -42,29 +42,12 @@ async def call_job(
     A timeout cancels a coroutine run; a thread cannot be stopped, so a timed-out
     thread run is reported as failed while its thread finishes in the background.
     """
+    call = _invoke(clock, executor, func, args, kwargs, is_coro)
     if timeout is None:
-        return await _invoke(clock, executor, func, args, kwargs, is_coro)
-    task = asyncio.current_task()
-    assert task is not None
-    expired = False
-
-    def on_timeout() -> None:
-        nonlocal expired
-        expired = True
-        task.cancel()
-
-    timer = clock.call_at(clock.monotonic() + timeout, on_timeout)
-    try:
-        return await _invoke(clock, executor, func, args, kwargs, is_coro)
-    except asyncio.CancelledError:
-        if not expired:
-            raise
-        task.uncancel()
-        raise JobTimeoutError(
-            f"job {job_id!r} ran longer than its timeout of {timeout:g} s and was stopped"
-        ) from None
-    finally:
-        timer.cancel()
+        return await call
+    return await wait_at_most(clock, call, timeout, lambda: JobTimeoutError(
+        f"job {job_id!r} ran longer than its timeout of {timeout:g} s and was stopped"
+    ))
 
 
 def _invoke(
