@@ -117,7 +117,10 @@ class JobActor(FireTimes):
             self._activate(pending)
 
     def change(self, kind: ChangeKind) -> None:
-        self._deliver(Change(kind))
+        if self.mailbox is not None:
+            self.mailbox.append(Change(kind))
+        else:
+            self._on_change(kind)  # changes never wait: nothing to activate for
 
     def run_finished(self) -> None:
         if self.mailbox is not None:
