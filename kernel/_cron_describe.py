@@ -1,12 +1,12 @@
-"""Plain-English descriptions of expanded cron expressions ("at 09:00 and 18:00 every day")."""
+"""Plain-English descriptions of canonical cron expressions ("at 09:00 and 18:00 every day")."""
 
 from __future__ import annotations
 
 from typing import Final
 
-from kernel._cron import Expanded
+from kernel._cron_parse import CronSpec
 
-__all__ = ("describe_expanded",)
+__all__ = ("describe_spec",)
 
 _MONTHS: Final = ("January", "February", "March", "April", "May", "June", "July", "August",
                   "September", "October", "November", "December")
@@ -81,20 +81,30 @@ def _time_part(minutes: tuple[int, ...] | None, hours: tuple[int, ...] | None) -
     return f"at minute {_spell(minutes)} {hour_text}"
 
 
-def describe_expanded(expanded: Expanded) -> str:
-    """Describe the schedule in plain English, e.g. "at 09:00 on Monday through Friday"."""
-    minutes, hours, days, months, weekdays = expanded
-    text = _time_part(minutes, hours)
-    day_words: list[str] = []
+def _day_part(spec: CronSpec) -> str:
+    days, weekdays = spec.days, spec.weekdays
+    day_text = weekday_text = ""
     if days is not None:
         plural = "day" if len(days) == 1 else "days"
-        day_words.append(f"on {plural} {_spell(days)} of the month")
+        day_text = f"on {plural} {_spell(days)} of the month"
     if weekdays is not None:
-        day_words.append("on " + _spell(tuple(sorted({d % 7 for d in weekdays})), _WEEKDAYS))
-    if day_words:
-        text += " " + " or ".join(day_words)
-    elif months is None and text.startswith("at ") and ":" in text:
+        weekday_text = "on " + _spell(weekdays, _WEEKDAYS)
+    if day_text and weekday_text:
+        if spec.day_or:
+            return f"{day_text} or {weekday_text}"
+        verb = "falls" if len(days or ()) == 1 else "fall"
+        return f"{day_text} that {verb} {weekday_text}"
+    return day_text or weekday_text
+
+
+def describe_spec(spec: CronSpec) -> str:
+    """Describe the schedule in plain English, e.g. "at 09:00 on Monday through Friday"."""
+    text = _time_part(spec.minutes, spec.hours)
+    day_text = _day_part(spec)
+    if day_text:
+        text += " " + day_text
+    elif spec.months is None and text.startswith("at ") and ":" in text:
         text += " every day"  # "at 09:00 every day"; "every 15 minutes" needs no suffix
-    if months is not None:
-        text += " in " + _spell(months, _MONTHS, offset=1)
+    if spec.months is not None:
+        text += " in " + _spell(spec.months, _MONTHS, offset=1)
     return text

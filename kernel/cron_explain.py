@@ -11,7 +11,7 @@ from typing import Literal
 import msgspec
 
 from kernel._cron import parse_cron
-from kernel._cron_describe import describe_expanded
+from kernel._cron_describe import describe_spec
 from kernel._cron_zone import gap_end, transition_between
 from kernel.triggers import CronTrigger
 
@@ -143,7 +143,7 @@ def explain(
     return Explanation(
         expression=expression,
         timezone=str(zone.key),
-        description=describe_expanded(parse_cron(expression).expanded),
+        description=describe_spec(parse_cron(expression).spec),
         next_fires=tuple(fire.astimezone(zone) for fire in fires),
         warnings=warnings,
     )
