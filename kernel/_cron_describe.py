@@ -15,10 +15,10 @@ _WEEKDAYS: Final = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Fri
 _MAX_TIMES: Final = 6  # list "at 09:00, 12:00 and 18:00" up to this many times a day
 
 
-def _join(words: list[str]) -> str:
+def _join(words: list[str], conjunction: str = "and") -> str:
     if len(words) == 1:
         return words[0]
-    return ", ".join(words[:-1]) + " and " + words[-1]
+    return ", ".join(words[:-1]) + f" {conjunction} " + words[-1]
 
 
 def _runs(values: tuple[int, ...]) -> list[tuple[int, int]]:
@@ -31,7 +31,12 @@ def _runs(values: tuple[int, ...]) -> list[tuple[int, int]]:
     return runs
 
 
-def _spell(values: tuple[int, ...], name: tuple[str, ...] | None = None, offset: int = 0) -> str:
+def _spell(
+    values: tuple[int, ...],
+    name: tuple[str, ...] | None = None,
+    offset: int = 0,
+    conjunction: str = "and",
+) -> str:
     """``(1, 2, 3, 5)`` -> "1-3 and 5"; with names, "Monday through Wednesday and Friday"."""
     words: list[str] = []
     for lo, hi in _runs(values):
@@ -43,7 +48,7 @@ def _spell(values: tuple[int, ...], name: tuple[str, ...] | None = None, offset:
             words.extend((first, last))
         else:
             words.append(f"{first} through {last}" if name else f"{first}-{last}")
-    return _join(words)
+    return _join(words, conjunction)
 
 
 def _step(values: tuple[int, ...], lo: int, size: int) -> int | None:
@@ -83,18 +88,17 @@ def _time_part(minutes: tuple[int, ...] | None, hours: tuple[int, ...] | None) -
 
 def _day_part(spec: CronSpec) -> str:
     days, weekdays = spec.days, spec.weekdays
-    day_text = weekday_text = ""
+    day_text = ""
     if days is not None:
         plural = "day" if len(days) == 1 else "days"
         day_text = f"on {plural} {_spell(days)} of the month"
-    if weekdays is not None:
-        weekday_text = "on " + _spell(weekdays, _WEEKDAYS)
-    if day_text and weekday_text:
-        if spec.day_or:
-            return f"{day_text} or {weekday_text}"
-        verb = "falls" if len(days or ()) == 1 else "fall"
-        return f"{day_text} that {verb} {weekday_text}"
-    return day_text or weekday_text
+    if weekdays is None:
+        return day_text
+    if not day_text:
+        return "on " + _spell(weekdays, _WEEKDAYS)
+    if spec.day_or:
+        return f"{day_text} or on {_spell(weekdays, _WEEKDAYS)}"
+    return f"{day_text} when it falls on {_spell(weekdays, _WEEKDAYS, conjunction='or')}"
 
 
 def describe_spec(spec: CronSpec) -> str:

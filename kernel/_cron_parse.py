@@ -9,7 +9,9 @@ The grammar is the classic five fields ``minute hour day month day_of_week`` wit
   and ``a/s`` from a to the field's last value (``7/2`` in day_of_week is ``7-7/2``, Sunday).
 * In day_of_week, 7 is Sunday wherever it appears, ranges and steps included (``5-7`` is
   Friday through Sunday).
-* A list may contain ``*`` (``1,*`` is every value).
+* A list of several items may not contain a bare ``*`` (``1,*``): Vixie cron reads it as
+  every value yet not as a leading ``*`` for the day rule below, which is surely not what
+  was meant, so it is refused with the fix. Starred steps in lists (``*/15,7``) are fine.
 * Day of month and day of week: if either field *begins with* ``*`` (``*/5`` included), a
   day must match both; when both are restricted without a leading ``*``, a day matches if
   either matches.
@@ -194,11 +196,20 @@ class _Reader:
     def field(self, field: _Field, text: str) -> tuple[int, ...] | None:
         """The sorted values ``text`` allows, or None when it allows every value."""
         values: set[int] = set()
-        for item in text.split(","):
+        items = text.split(",")
+        for item in items:
             if not item:
                 raise self.error(
                     f"{field.name} {_shown(text)!r} has an empty list item; separate values "
                     "with single commas, e.g. '0,30'"
+                )
+            if item == "*" and len(items) > 1:
+                # Vixie cron reads it as '*' that does not begin the field (so a day
+                # matching either day field would do): surely not what was meant.
+                raise self.error(
+                    f"{field.name} {_shown(text)!r} lists '*' with other values, but '*' "
+                    "alone already matches every value; write '*' or list only the values "
+                    "you mean"
                 )
             values.update(self.item(field, item))
         if field.is_dow and 7 in values:
