@@ -18,10 +18,10 @@ from typing import Final
 
 from croniter import CroniterBadDateError, croniter
 
-from kernel._cron_parse import FIELD_NAMES, CronSpec, parse_expression
+from kernel._cron_parse import CronSpec, parse_expression
 from kernel.errors import InvalidJobError
 
-__all__ = ("FIELD_NAMES", "CronSpec", "ParsedCron", "croniter_form", "parse_cron")
+__all__ = ("CronSpec", "ParsedCron", "croniter_form", "parse_cron")
 
 
 def _listed(values: tuple[int, ...] | None) -> str:

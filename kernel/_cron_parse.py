@@ -60,7 +60,7 @@ _UNSUPPORTED_MSG: Final = (
     "the special characters L, W, # and ? are not supported; "
     "use numbers, names, '*', ',', '-' and '/'"
 )
-_SHOWN: Final = 60  # characters of a token or expression quoted in an error message
+_SHOWN: Final = 100  # characters of a token or expression quoted in an error message
 
 
 class CronSpec(msgspec.Struct, frozen=True):
@@ -163,7 +163,9 @@ class _Reader:
             )
         digits = text.lstrip("0") or "0"
         if digits == "0":
-            raise self.error(f"{field.name} {item!r}: step 0 is not allowed; use 1 or more")
+            raise self.error(
+                f"{field.name} {_shown(item)!r}: step 0 is not allowed; use 1 or more"
+            )
         if len(digits) > 2 or int(digits) >= field.size:
             raise self.error(
                 f"{field.name} {_shown(item)!r}: step {_shown(digits)} is larger than the "
