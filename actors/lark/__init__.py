@@ -1,7 +1,9 @@
-"""The Lark (Feishu) Open API client: tokens, users and departments, messages."""
+"""The Lark (Feishu) Open API client: tokens, users and departments, messages, users'
+authorization (authen v1)."""
 
 from __future__ import annotations
 
+from ._authen import authorize_url
 from .client import LarkClient, ReceiveIdType
 from .errors import (
     LarkAuthError,
@@ -13,9 +15,17 @@ from .errors import (
     LarkUnavailableError,
     RefreshTokenReason,
 )
-from .models import Department, LarkUser, MessageReceipt, UserStatus, UserTokenGrant
+from .models import (
+    AuthenUser,
+    Department,
+    LarkUser,
+    MessageReceipt,
+    UserStatus,
+    UserTokenGrant,
+)
 
 __all__ = (
+    "AuthenUser",
     "Department",
     "LarkAuthError",
     "LarkClient",
@@ -31,4 +41,5 @@ __all__ = (
     "RefreshTokenReason",
     "UserStatus",
     "UserTokenGrant",
+    "authorize_url",
 )

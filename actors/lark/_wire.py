@@ -87,7 +87,8 @@ class MessageData(msgspec.Struct, frozen=True):
 
 
 class UserTokenData(msgspec.Struct, frozen=True):
-    """``authen/v1/oidc/refresh_access_token`` answer data; lifetimes in seconds."""
+    """``authen/v1/oidc/access_token`` and ``oidc/refresh_access_token`` answer data;
+    lifetimes in seconds."""
 
     access_token: str
     refresh_token: str
