@@ -187,6 +187,7 @@ class LarkService:
             clock=clock,
             timezone=zone,
             registry=self.registry,
+            reauthorize_url=config.oauth.authorize_url,
         )
         self.monitor = monitor
         metrics = HealthMetrics(self.registry)
