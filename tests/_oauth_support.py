@@ -46,13 +46,15 @@ class Page:
 
 @dataclass
 class OAuthWorld:
-    """The service (``base`` is its URL), the fake Lark, the clock, an HTTP client."""
+    """The service (``base`` is its URL), the fake Lark, the clock, an HTTP client, and
+    the environment that configures the service (for the command line)."""
 
     service: LarkService
     fake: FakeLark
     clock: VirtualClock
     base: str
     http: aiohttp.ClientSession
+    env: dict[str, str]
 
     async def authorize(self, app_id: str = "cli_a") -> aiohttp.ClientResponse:
         """``GET /oauth/{app_id}/authorize`` without following the redirect."""
@@ -112,6 +114,7 @@ async def oauth_world(
     if configured:
         env.setdefault("LARK_SCHEDULER_OAUTH__REDIRECT_BASE_URL", base)
     config = backend.config(fake, **env)
+    full_env = backend.env(fake, **env)
     clock = VirtualClock(start or datetime(2026, 12, 1, 1, 0, tzinfo=UTC))
     fake.add_user("ou_ann", name="Ann")
     fake.register_redirect_uri("cli_a", f"{base}/oauth/callback")
@@ -122,6 +125,6 @@ async def oauth_world(
             admin = AdminServer(kernel, host="127.0.0.1", port=port, token=admin_token)
             service.add_routes(admin.app, admin_token=admin_token)
             async with admin, aiohttp.ClientSession() as http:
-                yield OAuthWorld(service, fake, clock, base, http)
+                yield OAuthWorld(service, fake, clock, base, http, full_env)
     finally:
         await backend.cleanup()
