@@ -316,16 +316,17 @@ class LarkService:
             )
 
         add_oauth_routes(app, flow=flow, broker=broker, report=report, admin_token=admin_token)
-        if config.oauth.redirect_uri is None:
+        base = config.oauth.redirect_base_url
+        if base is None:
             logger.info(
                 "OAuth: not configured (set oauth.redirect_base_url to let users authorise "
                 "the apps; expiry notices carry no link until then)"
             )
         else:
             logger.info(
-                "OAuth: users authorise an app at %s; register %s as a redirect URL of every "
-                "app in the Lark developer console",
-                config.oauth.authorize_url("<app_id>"),
+                "OAuth: users authorise an app at %s/oauth/<app_id>/authorize; register %s as "
+                "a redirect URL of every app in the Lark developer console",
+                base.rstrip("/"),
                 config.oauth.redirect_uri,
             )
 
