@@ -151,6 +151,19 @@ async def _lark_down(w: OAuthWorld) -> str:
     return callback
 
 
+async def _no_refresh_token(w: OAuthWorld) -> str:
+    callback = await w.lark_redirect()
+    grant = w.fake.grant_tokens
+
+    def without_refresh(app_id: str, open_id: str) -> dict[str, object]:
+        answer = grant(app_id, open_id)
+        del answer["refresh_token"]
+        return answer
+
+    w.fake.grant_tokens = without_refresh  # type: ignore[method-assign]
+    return callback
+
+
 async def _app_disabled_meanwhile(w: OAuthWorld) -> str:
     callback = await w.lark_redirect()
     await w.service.store.disable_app("cli_a")
@@ -195,6 +208,8 @@ async def _state_of_another_app(w: OAuthWorld) -> str:
         pytest.param(_code_expired_at_lark, 400, "code_rejected", "Lark answered code 20004",
                      id="code-expired"),
         pytest.param(_lark_down, 502, "lark_unavailable", "Try again", id="lark-down"),
+        pytest.param(_no_refresh_token, 502, "lark_answer", "offline_access",
+                     id="answer-without-refresh-token"),
         pytest.param(_app_disabled_meanwhile, 404, "unknown_app", "No active app cli_a",
                      id="app-disabled"),
         pytest.param(_state_of_another_app, 400, "code_rejected", "20003",

@@ -25,6 +25,7 @@ from actors.config import OAuthConfig
 from actors.jobs.clients import LarkClientPool, MissingSecretError
 from actors.lark import (
     LarkError,
+    LarkProtocolError,
     LarkRateLimitError,
     LarkUnavailableError,
     authorize_url,
@@ -262,6 +263,17 @@ class AuthorizationFlow:
             grant = await client.exchange_code(code)
         except (LarkUnavailableError, LarkRateLimitError) as exc:
             raise self._lark_down(app_id, exc) from None
+        except LarkProtocolError as exc:
+            logger.error("OAuth callback for app %s: %s", app_id, exc)
+            raise FlowError(
+                "lark_answer",
+                502,
+                "Unexpected answer from Lark",
+                f"Lark's answer to the code exchange was not what the service expects ({exc}). "
+                f"{_NOTHING_STORED} If it lacks a refresh token, the operator adds "
+                "offline_access to oauth.scope (and to the app's permissions).",
+                retry_url=retry,
+            ) from None
         except LarkError as exc:
             logger.warning("OAuth callback for app %s: Lark refused the code: %s", app_id, exc)
             raise FlowError(
