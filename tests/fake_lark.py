@@ -30,7 +30,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, get_args
 
 import pytest
 from aiohttp import web
@@ -63,18 +63,8 @@ __all__ = (
 FAKE_APP_ID = "cli_fake0000000001"
 FAKE_APP_SECRET = "fake-secret-do-not-log-0001"
 
-ENDPOINTS: tuple[Endpoint, ...] = (
-    "tenant_token",
-    "app_token",
-    "departments",
-    "users",
-    "messages",
-    "refresh",
-    "authorize",
-    "consent",
-    "oidc_token",
-    "user_info",
-)
+#: Every endpoint the fake serves (as counted in ``FakeLark.calls``).
+ENDPOINTS: tuple[Endpoint, ...] = get_args(Endpoint)
 
 
 @dataclass

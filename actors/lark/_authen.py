@@ -21,8 +21,8 @@ from urllib.parse import urlencode
 
 from ._tokens import TokenCache
 from ._transport import Transport
-from ._wire import Answer, UserTokenData, decode_data, protocol_error
-from .errors import REFRESH_TOKEN_REASONS, LarkError, LarkRefreshTokenError
+from ._wire import Answer, UserTokenData, decode_data, protocol_error, refused
+from .errors import REFRESH_TOKEN_REASONS, LarkRefreshTokenError
 from .models import AuthenUser, UserTokenGrant
 
 __all__ = (
@@ -73,13 +73,10 @@ class Authen:
             token=self._app_token,
         )
         if answer.code != 0:
-            raise LarkError(
+            raise refused(
+                answer,
                 f"Lark refused the authorization code ({answer.msg}); the user must start "
                 "the authorization again (a code works once, for 5 minutes)",
-                code=answer.code,
-                msg=answer.msg,
-                http_status=answer.http_status,
-                log_id=answer.log_id,
             )
         return _grant(answer, started)
 
@@ -107,12 +104,9 @@ class Authen:
                 log_id=answer.log_id,
             )
         if answer.code != 0:
-            raise LarkError(
+            raise refused(
+                answer,
                 f"POST {REFRESH_USER_TOKEN_PATH}: Lark answered code {answer.code} ({answer.msg})",
-                code=answer.code,
-                msg=answer.msg,
-                http_status=answer.http_status,
-                log_id=answer.log_id,
             )
         return _grant(answer, started)
 
@@ -129,12 +123,8 @@ class Authen:
         user_token = TokenCache(fixed, now=self._now, margin=0.0)
         answer = await self._transport.request("GET", USER_INFO_PATH, token=user_token)
         if answer.code != 0:
-            raise LarkError(
-                f"GET {USER_INFO_PATH}: Lark answered code {answer.code} ({answer.msg})",
-                code=answer.code,
-                msg=answer.msg,
-                http_status=answer.http_status,
-                log_id=answer.log_id,
+            raise refused(
+                answer, f"GET {USER_INFO_PATH}: Lark answered code {answer.code} ({answer.msg})"
             )
         user = decode_data(answer, AuthenUser)
         if not user.open_id:
