@@ -154,7 +154,8 @@ async def test_concurrent_migrators_apply_each_version_once(backend: Backend) ->
     async with anyio.create_task_group() as tg:
         for s in stores:
             tg.start_soon(migrate, s)
-    assert sorted(applied) == [[], [], [1, 2]]
+    # Each version once, by whichever migrator held the lock for it.
+    assert sorted(version for versions in applied for version in versions) == [1, 2]
     assert await backend.raw("SELECT version FROM schema_migrations ORDER BY version") == [
         (1,),
         (2,),

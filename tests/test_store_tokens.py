@@ -243,3 +243,15 @@ async def test_derived_keys(backend: Backend, store: AnyStore) -> None:
     assert other.derive_key("oauth-state") != state_key
     with pytest.raises(ValueError, match="purpose is empty"):
         store.derive_key("")
+
+
+async def test_tokens_refused_longer_ago_than_the_cutoff_are_cleaned_up(
+    backend: Backend, store: AnyStore
+) -> None:
+    await store.save_user_authorization("cli_a", "ou_refused", grant(1, refresh_days=25))
+    await store.save_user_authorization("cli_a", "ou_fine", grant(2, refresh_days=25))
+    assert await store.invalidate_user_token("cli_a", "ou_refused", 1, "revoked")
+    backend.clock.advance(8 * 86400)
+    cutoff = backend.clock.now - timedelta(days=7)
+    assert await store.delete_tokens_expired_before(cutoff) == 1
+    assert [t.open_id for t in await store.list_user_tokens()] == ["ou_fine"]

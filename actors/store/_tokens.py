@@ -108,7 +108,8 @@ class TokensMixin(AppsMixin):
             async with self._transaction() as conn:
                 deleted = await conn.execute(
                     "DELETE FROM user_tokens WHERE (app_id, open_id) IN ("
-                    "SELECT app_id, open_id FROM user_tokens WHERE refresh_expires_at < $1 "
+                    "SELECT app_id, open_id FROM user_tokens "
+                    "WHERE refresh_expires_at < $1 OR invalid_at < $1 "
                     "ORDER BY refresh_expires_at LIMIT $2)",
                     limit,
                     batch_size,

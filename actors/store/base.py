@@ -381,8 +381,9 @@ class Store(Protocol):
     async def delete_tokens_expired_before(
         self, cutoff: datetime, *, batch_size: int = 500, max_batches: int | None = None
     ) -> int:
-        """Delete tokens whose refresh expiry is strictly before ``cutoff``, ``batch_size``
-        rows per transaction, at most ``max_batches`` batches; answer how many went."""
+        """Delete tokens whose refresh expiry, or Lark's refusal (``invalid_at``), is strictly
+        before ``cutoff``, ``batch_size`` rows per transaction, at most ``max_batches``
+        batches; answer how many went."""
         ...
 
     async def save_user_authorization(
