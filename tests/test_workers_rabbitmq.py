@@ -148,7 +148,13 @@ async def test_a_failure_on_a_worker_comes_back_as_a_failed_run(
             kernel.add_date_job(remote_failure, kernel.clock.now() + timedelta(seconds=0.1),
                                 job_id="fails", executor="rabbitmq", args=["no token"])
             await eventually(lambda: any(isinstance(e, RunFailed) for e in events), 15)
-            failures = await kernel.failure_store.list_failures(job_id="fails")
+            # RunFailed is emitted before the record's write to PostgreSQL has finished.
+            failures = []
+            for _ in range(200):
+                failures = await kernel.failure_store.list_failures(job_id="fails")
+                if failures:
+                    break
+                await asyncio.sleep(0.025)
         failed = [e for e in events if isinstance(e, RunFailed)]
         assert [(e.exc_type, e.message) for e in failed] == [
             ("ValueError", "no token (on worker w0)")]
