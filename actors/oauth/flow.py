@@ -205,7 +205,7 @@ class AuthorizationFlow:
                 "lark_error",
                 400,
                 "Lark did not authorise the app",
-                f"Lark sent back the error {error!r} instead of an authorization. "
+                f"Lark sent back the error {error[:100]!r} instead of an authorization. "
                 f"{_NOTHING_STORED}",
                 retry_url=retry,
             )
