@@ -6,6 +6,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from actors._config_values import ConfigError, fail, redact_url
 from kernel.errors import InvalidJobError
@@ -14,7 +15,12 @@ from kernel.triggers import CronTrigger, IntervalTrigger, resolve_timezone
 if TYPE_CHECKING:
     from actors.config import Config
 
-__all__ = ("check_config", "cluster_database_url", "fernet_key_problem")
+__all__ = (
+    "check_config",
+    "cluster_database_url",
+    "fernet_key_problem",
+    "redirect_base_url_problem",
+)
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _UNIT_SECONDS = {"weeks": 604800, "days": 86400, "hours": 3600, "minutes": 60, "seconds": 1}
@@ -77,6 +83,37 @@ def fernet_key_problem(value: Any) -> str | None:
     return None
 
 
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def redirect_base_url_problem(value: Any) -> str | None:
+    """Why ``oauth.redirect_base_url`` cannot work, or ``None``.
+
+    The authorization code travels in the redirect's query string, so plain ``http`` is
+    allowed only on the machine itself (tests, a local try-out).
+    """
+    if value is None:
+        return None
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname or ""
+    except ValueError:
+        return "must be a URL such as https://lark-scheduler.example.com"
+    if parts.scheme not in ("http", "https") or not host:
+        return "must be a URL such as https://lark-scheduler.example.com"
+    if parts.query or parts.fragment:
+        return (
+            "must have no ?query or #fragment (the callback is "
+            "<redirect_base_url>/oauth/callback)"
+        )
+    if parts.scheme == "http" and host not in _LOOPBACK:
+        return (
+            "must use https:// (the authorization code travels in the redirect URL); "
+            "http:// only for localhost or 127.0.0.1"
+        )
+    return None
+
+
 def _timezone(value: Any) -> str | None:
     try:
         resolve_timezone(value)
@@ -106,6 +143,7 @@ _CHECKS: tuple[tuple[str, Check], ...] = (
     ("cleanup.retention_days", _range(0, 3650)),
     ("cleanup.batch_size", _range(1, 100_000)),
     ("health.timeout", _range(0, strict_low=True)),
+    ("oauth.redirect_base_url", redirect_base_url_problem),
     ("logging.level", _one_of(*_LOG_LEVELS)),
     ("logging.format", _one_of("text", "json")),
     ("cluster.database_url", _url("postgresql", "postgres")),

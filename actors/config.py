@@ -27,6 +27,7 @@ import os
 import socket
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 import msgspec
 
@@ -44,6 +45,7 @@ __all__ = (
     "JobsConfig",
     "LarkConfig",
     "LoggingConfig",
+    "OAuthConfig",
     "RabbitMQConfig",
     "SchedulerConfig",
     "Secret",
@@ -207,6 +209,34 @@ class HealthConfig(_Section, frozen=True, kw_only=True):
     timeout: float = 5.0
 
 
+class OAuthConfig(_Section, frozen=True, kw_only=True):
+    """Users' authorization of the apps (the OAuth code flow of Lark's authen v1).
+
+    ``redirect_base_url`` is the service's address as people's browsers reach it
+    (``https://lark-scheduler.example.com``); Lark sends them back to
+    ``<redirect_base_url>/oauth/callback``, which must be registered as a redirect URL of
+    every app in the Lark developer console. Unset: the OAuth pages say it is not
+    configured and expiry notices carry no link. ``scope`` is added to the authorize page
+    (space-separated Lark scopes; empty: the app's defaults).
+    """
+
+    redirect_base_url: str | None = None
+    scope: str = ""
+
+    @property
+    def redirect_uri(self) -> str | None:
+        """``<redirect_base_url>/oauth/callback``, or ``None`` when not configured."""
+        if not self.redirect_base_url:
+            return None
+        return f"{self.redirect_base_url.rstrip('/')}/oauth/callback"
+
+    def authorize_url(self, app_id: str) -> str | None:
+        """Where a user of ``app_id`` (re-)authorises it, or ``None`` when not configured."""
+        if not self.redirect_base_url:
+            return None
+        return f"{self.redirect_base_url.rstrip('/')}/oauth/{quote(app_id, safe='')}/authorize"
+
+
 class LoggingConfig(_Section, frozen=True, kw_only=True):
     """Log ``level`` (DEBUG, INFO, WARNING, ERROR, CRITICAL) and ``format`` (text or json)."""
 
@@ -262,5 +292,6 @@ class Config(_Section, frozen=True, kw_only=True):
     expiry: ExpiryConfig = ExpiryConfig()
     cleanup: CleanupConfig = CleanupConfig()
     health: HealthConfig = HealthConfig()
+    oauth: OAuthConfig = OAuthConfig()
     logging: LoggingConfig = LoggingConfig()
     cluster: ClusterConfig = ClusterConfig()

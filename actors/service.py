@@ -23,6 +23,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
+from aiohttp import web
 from aioprometheus.collectors import Registry
 
 from actors import builtin
@@ -51,6 +52,8 @@ from actors.jobs import (
     UserSyncActor,
 )
 from actors.jobs.clients import default_client_factory
+from actors.jobs.token_states import TokenReport, token_report
+from actors.oauth import AuthorizationFlow, TokenBroker, add_oauth_routes
 from actors.runtime import ActorRef, ActorRestarted, Supervisor
 from actors.store import Store, make_store, secure_data_dir
 from kernel import JobDefaults, Kernel
@@ -177,6 +180,7 @@ class LarkService:
             clock=clock,
             timezone=zone,
             registry=self.registry,
+            reauthorize_url=config.oauth.authorize_url,
         )
         self.monitor = monitor
         metrics = HealthMetrics(self.registry)
@@ -271,6 +275,55 @@ class LarkService:
         """The latest health report (what ``/readyz`` answers)."""
         report: HealthReport = await self.actor("health").ask(GetReadiness())
         return report
+
+    def add_routes(self, app: web.Application, *, admin_token: str | None) -> None:
+        """Mount users' authorization (``/oauth/...``) and the token API (``/tokens...``) on
+        ``app`` before it starts; see :mod:`actors.oauth.routes`. Only while running."""
+        config, store, monitor = self.config, self.store, self.monitor
+        clients = self.clients
+        assert clients is not None, "set while running"
+        assert monitor is not None, "set while running"
+        zone = resolve_timezone(config.scheduler.timezone)
+        link_for = config.oauth.authorize_url
+        flow = AuthorizationFlow(
+            store,
+            clients,
+            self.clock,
+            config.oauth,
+            lark_base_url=config.lark.base_url,
+            timezone=zone,
+            on_change=monitor.publish_states,
+        )
+        broker = TokenBroker(
+            store, clients, self.clock, authorize_url=link_for,
+            on_change=monitor.publish_states,
+        )
+
+        async def report(app_id: str | None, expiring_days: float | None) -> TokenReport:
+            return await token_report(
+                store,
+                now=self.clock.now(),
+                warning_days=config.expiry.warning_days,
+                critical_days=config.expiry.critical_days,
+                app_id=app_id,
+                expiring_days=expiring_days,
+                link_for=link_for,
+            )
+
+        add_oauth_routes(app, flow=flow, broker=broker, report=report, admin_token=admin_token)
+        base = config.oauth.redirect_base_url
+        if base is None:
+            logger.info(
+                "OAuth: not configured (set oauth.redirect_base_url to let users authorise "
+                "the apps; expiry notices carry no link until then)"
+            )
+        else:
+            logger.info(
+                "OAuth: users authorise an app at %s/oauth/<app_id>/authorize; register %s as "
+                "a redirect URL of every app in the Lark developer console",
+                base.rstrip("/"),
+                config.oauth.redirect_uri,
+            )
 
     def register_jobs(self, kernel: Kernel) -> list[Job]:
         """Add the enabled built-in jobs to ``kernel`` with their configured schedules.

@@ -74,21 +74,10 @@ class RealClock:
 
     def call_at(self, deadline: float, callback: Callable[[], object]) -> TimerHandle:
         loop = asyncio.get_running_loop()
-        loop_now = loop.time()
-        now = time.monotonic()
-        delay = deadline - now
-        if type(loop).__module__.startswith("uvloop") and delay > 0:
-            # uvloop's loop.time() is libuv's clock in whole milliseconds, up to 1 ms behind
-            # time.monotonic() (the same source), and its timers have millisecond
-            # resolution: count the delay from the loop's own now and round it up, or a
-            # timer fires up to a millisecond early (measured: 3 % of timers) and a caller
-            # that re-arms for the same deadline spins until it.
-            lag = now - loop_now
-            if 0.0 <= lag < 0.002:  # another source would be far off: then translate only
-                delay += lag
-            delay = math.ceil(delay * 1000) / 1000
+        if type(loop).__module__.startswith("uvloop"):
+            return _UvTimer(loop, deadline, callback)
         # loop.time() may run on another monotonic source: translate.
-        return loop.call_at(loop_now + delay, callback)
+        return loop.call_at(loop.time() + (deadline - time.monotonic()), callback)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -96,6 +85,40 @@ class RealClock:
     @contextlib.contextmanager
     def external_work(self) -> Iterator[None]:
         yield
+
+
+class _UvTimer:
+    """A timer on uvloop that never runs its callback before ``deadline``.
+
+    libuv counts time in whole milliseconds read from a coarse clock
+    (``CLOCK_MONOTONIC_COARSE`` where its tick is at most 1 ms) that lags
+    ``time.monotonic()``, so its timers may fire a few milliseconds early. When that
+    happens the timer arms itself again for what is left (at least a millisecond, so it
+    never spins) instead of running the callback early.
+    """
+
+    __slots__ = ("_callback", "_deadline", "_handle", "_loop")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, deadline: float, callback: Callable[[], object]
+    ) -> None:
+        self._loop = loop
+        self._deadline = deadline
+        self._callback = callback
+        self._handle = self._arm(deadline - time.monotonic())
+
+    def _arm(self, delay: float) -> asyncio.TimerHandle | asyncio.Handle:
+        return self._loop.call_later(math.ceil(max(delay, 0.0) * 1000) / 1000, self._fire)
+
+    def _fire(self) -> None:
+        left = self._deadline - time.monotonic()
+        if left > 0:
+            self._handle = self._arm(max(left, 0.001))
+            return
+        self._callback()
+
+    def cancel(self) -> None:
+        self._handle.cancel()
 
 
 async def wait_at_most(

@@ -1,4 +1,5 @@
-"""The request handlers of :class:`tests.fake_lark.FakeLark`, over its state.
+"""The request handlers of :class:`tests.fake_lark.FakeLark`, over its state (the authen v1
+consent page and code exchange are in :mod:`tests._fake_lark_authen`).
 
 Answer codes follow the Lark Open Platform where the client depends on them
 (99991400, 99991661, 99991663, 20026, 20037, 20064); the rest (10003, 10014, 40003,
@@ -15,12 +16,25 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from aiohttp import web
 
+from tests._fake_lark_authen import AuthenHandlers
+
 if TYPE_CHECKING:
     from tests.fake_lark import FakeLark
 
 __all__ = ("Endpoint", "Failure", "Handlers", "IssuedToken", "RefreshToken", "SentMessage")
 
-Endpoint = Literal["tenant_token", "app_token", "departments", "users", "messages", "refresh"]
+Endpoint = Literal[
+    "tenant_token",
+    "app_token",
+    "departments",
+    "users",
+    "messages",
+    "refresh",
+    "authorize",
+    "consent",
+    "oidc_token",
+    "user_info",
+]
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _LISTINGS = frozenset({"departments", "users"})
@@ -98,13 +112,15 @@ class Failure:
 
 @dataclass
 class IssuedToken:
-    """An access token the fake handed out; ``expires_at`` is on the fake's clock."""
+    """An access token the fake handed out; ``expires_at`` is on the fake's clock.
+    ``open_id`` is the user of a user access token."""
 
     value: str
     kind: Literal["tenant", "app", "user"]
     app_id: str
     expires_at: float
     valid: bool = True
+    open_id: str = ""
 
 
 @dataclass
@@ -115,6 +131,7 @@ class RefreshToken:
     app_id: str
     expires_at: float
     state: Literal["valid", "expired", "revoked"] = "valid"
+    open_id: str = ""
 
 
 class Handlers:
@@ -122,6 +139,11 @@ class Handlers:
 
     def __init__(self, fake: FakeLark) -> None:
         self.fake = fake
+        self.authen = AuthenHandlers(fake, self)
+
+    error = staticmethod(_error)
+    ok = staticmethod(_ok)
+    json_body = staticmethod(_json_body)
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post(
@@ -144,6 +166,7 @@ class Handlers:
         app.router.add_post(
             "/open-apis/authen/v1/oidc/refresh_access_token", self._refresh, name="refresh"
         )
+        self.authen.add_routes(app)
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
@@ -177,7 +200,7 @@ class Handlers:
             await handler(request)
         return _failure_response(failure)
 
-    def _check_token(
+    def check_token(
         self, request: web.Request, kind: str
     ) -> tuple[IssuedToken | None, web.Response | None]:
         header = request.headers.get("Authorization", "")
@@ -221,7 +244,7 @@ class Handlers:
         )
 
     async def _departments(self, request: web.Request) -> web.Response:
-        _, refused = self._check_token(request, "tenant")
+        _, refused = self.check_token(request, "tenant")
         if refused is not None:
             return refused
         parent = request.match_info["department_id"]
@@ -247,7 +270,7 @@ class Handlers:
         return self._page(request, "departments", parent, items)
 
     async def _users(self, request: web.Request) -> web.Response:
-        _, refused = self._check_token(request, "tenant")
+        _, refused = self.check_token(request, "tenant")
         if refused is not None:
             return refused
         department = request.query.get("department_id", "")
@@ -282,7 +305,7 @@ class Handlers:
         return _ok(data)
 
     async def _messages(self, request: web.Request) -> web.Response:
-        token, refused = self._check_token(request, "tenant")
+        token, refused = self.check_token(request, "tenant")
         if refused is not None:
             return refused
         assert token is not None
@@ -315,7 +338,7 @@ class Handlers:
         return _ok({"message_id": message.message_id, "msg_type": message.msg_type})
 
     async def _refresh(self, request: web.Request) -> web.Response:
-        token, refused = self._check_token(request, "app")
+        token, refused = self.check_token(request, "app")
         if refused is not None:
             return refused
         assert token is not None
@@ -331,18 +354,8 @@ class Handlers:
             return _error(20037, "refresh token has expired", key="message")
         # Lark rotates refresh tokens: the old one is spent.
         current.state = "revoked"
-        new_refresh = self.fake.grant_user_token(token.app_id)
-        access = f"u-fake{self.fake.next_id():06d}-user-token"
-        self.fake.issued_tokens.append(access)
-        data = {
-            "access_token": access,
-            "refresh_token": new_refresh,
-            "token_type": "Bearer",
-            "expires_in": self.fake.user_token_lifetime,
-            "refresh_expires_in": self.fake.refresh_token_lifetime,
-            "scope": "auth:user.id:read",
-        }
-        return _ok(data, key="message")
+        self.fake.refreshed.append(current.value)
+        return _ok(self.fake.grant_tokens(token.app_id, current.open_id), key="message")
 
 
 def _failure_response(failure: Failure) -> web.Response:

@@ -3,13 +3,15 @@
 * Every ``async def`` test runs on asyncio through anyio's pytest plugin (``anyio_mode =
   "auto"`` in pyproject.toml), on the loop of :func:`kernel.testing.new_event_loop`, so a
   ``VirtualClock`` knows exactly when every task is blocked.
-* Tests marked ``postgres`` / ``rabbitmq`` / ``prometheus`` need a real server or
-  binary. Outside CI they skip with a loud reason when it is absent; with
-  ``CI=true`` they run and fail instead, never skip.
+* Tests marked ``postgres`` / ``rabbitmq`` / ``prometheus`` / ``browser`` need a real
+  server or binary (``browser``: Debian's ``chromium`` at ``/usr/bin/chromium``, driven by
+  Playwright for Python; never ``playwright install``). Outside CI they skip with a loud
+  reason when it is absent; with ``CI=true`` they run and fail instead, never skip.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import shutil
@@ -27,6 +29,7 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 POSTGRES_DSN = os.environ.get("POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+CHROMIUM = "/usr/bin/chromium"
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -44,6 +47,11 @@ def _missing(marker: str) -> str | None:
         return "RabbitMQ is not listening on 127.0.0.1:5672"
     if marker == "prometheus" and not (shutil.which("prometheus") and shutil.which("promtool")):
         return "prometheus/promtool are not installed (apt-get install prometheus)"
+    if marker == "browser":
+        if not os.access(CHROMIUM, os.X_OK):
+            return f"{CHROMIUM} is not installed (apt-get install chromium)"
+        if importlib.util.find_spec("playwright") is None:
+            return "Playwright for Python is not installed (pip install -e '.[test]')"
     return None
 
 
@@ -55,7 +63,7 @@ def anyio_backend() -> tuple[str, dict[str, object]]:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        for marker in ("postgres", "rabbitmq", "prometheus"):
+        for marker in ("postgres", "rabbitmq", "prometheus", "browser"):
             if item.get_closest_marker(marker) is None:
                 continue
             reason = _missing(marker)

@@ -1,15 +1,17 @@
 """A fake Lark (Feishu) Open API server for tests: aiohttp.web on 127.0.0.1.
 
 It implements the endpoints :class:`actors.lark.LarkClient` uses (tenant and app
-tokens, departments, users by department, messages, user-token refresh) and lets a
-test misbehave on purpose:
+tokens, departments, users by department, messages, user-token refresh) and the users'
+authorization (the authorize page a browser consents on, code exchange, user info; see
+:mod:`tests._fake_lark_authen`), and lets a test misbehave on purpose:
 
 * tokens that expire after ``token_lifetime`` seconds of the fake's own clock
   (:meth:`FakeLark.advance` moves it), and :meth:`FakeLark.invalidate_tokens`;
 * rate limiting of the next K calls (:meth:`FakeLark.rate_limit`);
 * HTTP failures on an endpoint or on page P of a listing, N times or forever
   (:meth:`FakeLark.fail`), and stalls (:meth:`FakeLark.stall`);
-* refresh tokens that can be expired or revoked;
+* refresh tokens that can be expired or revoked; authorization codes that expire after 5
+  minutes of the fake's clock and work once; redirect URIs that must be registered;
 * counters of calls per endpoint (:attr:`FakeLark.calls`), the messages sent
   (:attr:`FakeLark.sent`) and every token handed out (:attr:`FakeLark.issued_tokens`).
 
@@ -28,11 +30,12 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, get_args
 
 import pytest
 from aiohttp import web
 
+from tests._fake_lark_authen import CODE_LIFETIME, AuthCode
 from tests._fake_lark_handlers import (
     Endpoint,
     Failure,
@@ -46,6 +49,7 @@ __all__ = (
     "ENDPOINTS",
     "FAKE_APP_ID",
     "FAKE_APP_SECRET",
+    "AuthCode",
     "Endpoint",
     "Failure",
     "FakeLark",
@@ -59,14 +63,8 @@ __all__ = (
 FAKE_APP_ID = "cli_fake0000000001"
 FAKE_APP_SECRET = "fake-secret-do-not-log-0001"
 
-ENDPOINTS: tuple[Endpoint, ...] = (
-    "tenant_token",
-    "app_token",
-    "departments",
-    "users",
-    "messages",
-    "refresh",
-)
+#: Every endpoint the fake serves (as counted in ``FakeLark.calls``).
+ENDPOINTS: tuple[Endpoint, ...] = get_args(Endpoint)
 
 
 @dataclass
@@ -85,6 +83,11 @@ class FakeLark:
     issued_tokens: list[str] = field(default_factory=list)
     tokens: dict[str, IssuedToken] = field(default_factory=dict)
     refresh_tokens: dict[str, RefreshToken] = field(default_factory=dict)
+    #: Refresh tokens spent by a successful refresh, in order.
+    refreshed: list[str] = field(default_factory=list)
+    #: app_id -> the redirect URIs registered for it (Lark's Security Settings).
+    redirect_uris: dict[str, set[str]] = field(default_factory=dict)
+    codes: dict[str, AuthCode] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     #: Called with (endpoint, call number of that endpoint) before each call is served.
     hooks: list[Callable[[str, int], None]] = field(default_factory=list)
@@ -224,12 +227,45 @@ class FakeLark:
         """Hold the next ``times`` answers of ``endpoint`` for ``seconds`` (real time)."""
         self.stalls[endpoint] = (seconds, times)
 
-    def grant_user_token(self, app_id: str = FAKE_APP_ID, lifetime: int | None = None) -> str:
+    def grant_user_token(
+        self, app_id: str = FAKE_APP_ID, lifetime: int | None = None, open_id: str = ""
+    ) -> str:
         """A new valid refresh token for a user of ``app_id``."""
         value = f"ur-{next(self._ids):06d}-fake-refresh"
         life = self.refresh_token_lifetime if lifetime is None else lifetime
-        self.refresh_tokens[value] = RefreshToken(value, app_id, self.clock + life)
+        self.refresh_tokens[value] = RefreshToken(
+            value, app_id, self.clock + life, open_id=open_id
+        )
         self.issued_tokens.append(value)
+        return value
+
+    def grant_tokens(self, app_id: str, open_id: str) -> dict[str, Any]:
+        """A new refresh token and user access token, as the OIDC endpoints answer them."""
+        refresh = self.grant_user_token(app_id, open_id=open_id)
+        access = f"u-fake{self.next_id():06d}-user-token"
+        self.tokens[access] = IssuedToken(
+            access, "user", app_id, self.clock + self.user_token_lifetime, open_id=open_id
+        )
+        self.issued_tokens.append(access)
+        return {
+            "access_token": access,
+            "refresh_token": refresh,
+            "token_type": "Bearer",
+            "expires_in": self.user_token_lifetime,
+            "refresh_expires_in": self.refresh_token_lifetime,
+            "scope": "auth:user.id:read",
+        }
+
+    def register_redirect_uri(self, app_id: str, redirect_uri: str) -> None:
+        """Allow ``redirect_uri`` for ``app_id`` (Lark's Security Settings > Redirect URLs)."""
+        self.redirect_uris.setdefault(app_id, set()).add(redirect_uri)
+
+    def issue_code(self, app_id: str, open_id: str, redirect_uri: str) -> str:
+        """A new authorization code, as the consent page hands it to the redirect URI."""
+        value = f"fake-code-{self.next_id():06d}"
+        self.codes[value] = AuthCode(
+            value, app_id, open_id, redirect_uri, self.clock + CODE_LIFETIME
+        )
         return value
 
     def expire_refresh_token(self, value: str) -> None:
@@ -279,6 +315,9 @@ async def _serve(args: argparse.Namespace) -> None:
     for spec in args.app:
         app_id, _, secret = spec.partition(":")
         fake.add_app(app_id, secret)
+    for redirect_uri in args.redirect_uri:
+        for app_id in fake.apps:
+            fake.register_redirect_uri(app_id, redirect_uri)
     for d in range(args.departments):
         fake.add_department(f"od-fake{d + 1:04d}", f"Department {d + 1}")
     for i in range(args.users):
@@ -311,6 +350,14 @@ def main(argv: list[str] | None = None) -> None:
         default=[],
         metavar="APP_ID:SECRET",
         help=f"an extra app (the fake always knows {FAKE_APP_ID})",
+    )
+    parser.add_argument(
+        "--redirect-uri",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a redirect URL every app accepts on its authorize page "
+        "(e.g. http://127.0.0.1:8080/oauth/callback)",
     )
     parser.add_argument("--users", type=int, default=0, help="users spread over departments")
     parser.add_argument("--departments", type=int, default=0)

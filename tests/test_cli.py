@@ -43,6 +43,9 @@ COMMANDS = [
     ["apps", "list"],
     ["apps", "update"],
     ["apps", "disable"],
+    ["tokens"],
+    ["tokens", "list"],
+    ["tokens", "revoke"],
     ["run-task"],
     ["bench"],
 ]

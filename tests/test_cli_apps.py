@@ -39,10 +39,10 @@ def test_migrate_then_nothing_to_apply(
     store_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["migrate"]) == 0
-    assert capsys.readouterr().out == "applied migration(s) 1; schema at version 1\n"
+    assert capsys.readouterr().out == "applied migration(s) 1, 2; schema at version 2\n"
     assert store_env.is_file()
     assert main(["migrate"]) == 0
-    assert capsys.readouterr().out == "nothing to apply; schema at version 1\n"
+    assert capsys.readouterr().out == "nothing to apply; schema at version 2\n"
 
 
 def test_add_with_the_secret_from_the_environment(
@@ -171,7 +171,7 @@ def test_migrate_and_apps_on_postgresql(
     monkeypatch.setenv("LARK_APP_SECRET", SECRET)
     try:
         assert main(["migrate"]) == 0
-        assert capsys.readouterr().out == "applied migration(s) 1; schema at version 1\n"
+        assert capsys.readouterr().out == "applied migration(s) 1, 2; schema at version 2\n"
         assert main(["apps", "add", "cli_pg1", "--admin", "ou_1"]) == 0
         assert main(["apps", "list"]) == 0
         out = capsys.readouterr().out.splitlines()

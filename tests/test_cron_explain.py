@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import msgspec
 import pytest
 
-from kernel.cron_explain import Explanation, explain
+from actors.cli import main
+from kernel.cron_explain import Explanation, daylight_saving_rule, explain
 from kernel.errors import InvalidJobError
 
 NY = ZoneInfo("America/New_York")
@@ -28,6 +31,7 @@ def test_plain_schedule_has_no_warnings() -> None:
             datetime(2024, 5, 16, 9, tzinfo=SH),
         ),
         warnings=(),
+        daylight_saving=None,  # Shanghai has not changed its offset since 1991
     )
     assert [fire.isoformat() for fire in result.next_fires] == [
         "2024-05-15T09:00:00+08:00",
@@ -74,7 +78,8 @@ def test_fall_back_fixed_hour_job_warns_it_runs_once() -> None:
     ]
     assert [w.message for w in result.warnings] == [
         "2024-11-03 01:30 happens twice in America/New_York: clocks go back from 02:00 to "
-        "01:00; it runs once, the first time (01:30 EDT), because its hour is fixed",
+        "01:00; it runs once, the first time (01:30 EDT), because its hour field does not match "
+        "every hour",
     ]
     assert [run.astimezone(UTC) for run in result.warnings[0].runs_at] == [
         datetime(2024, 11, 3, 5, 30, tzinfo=UTC),
@@ -119,8 +124,12 @@ def test_explanation_encodes_to_json() -> None:
         "'30 1 * * *' in Europe/London: at 01:30 every day\n"
         "next fires:\n"
         "  2024-10-27T01:30:00+01:00  (Sun BST)\n"
+        "daylight saving: a local time the clocks skip runs once, at the end of the gap; a "
+        "local time that happens twice runs once, the first time, because the hour field does "
+        "not match every hour\n"
         "warning: 2024-10-27 01:30 happens twice in Europe/London: clocks go back from 02:00 "
-        "to 01:00; it runs once, the first time (01:30 BST), because its hour is fixed"
+        "to 01:00; it runs once, the first time (01:30 BST), because its hour field does not "
+        "match every hour"
     )
 
 
@@ -165,3 +174,95 @@ def test_zero_fires() -> None:
     result = explain("0 9 * * *", "UTC", 0, after=datetime(2024, 1, 1, tzinfo=UTC))
     assert result.next_fires == ()
     assert result.warnings == ()
+
+
+EVERY_HOUR_RULE = (
+    "a local time the clocks skip runs once, at the end of the gap; a local time that happens "
+    "twice runs both times, because the hour field matches every hour"
+)
+FIXED_HOUR_RULE = (
+    "a local time the clocks skip runs once, at the end of the gap; a local time that happens "
+    "twice runs once, the first time, because the hour field does not match every hour"
+)
+
+
+@pytest.mark.parametrize(
+    ("expression", "zone", "rule"),
+    [
+        pytest.param("*/30 * * * *", "America/New_York", EVERY_HOUR_RULE, id="every-hour"),
+        pytest.param("0 0-23 * * *", "Europe/London", EVERY_HOUR_RULE, id="full-range"),
+        pytest.param("0 */1 * * *", "Asia/Beirut", EVERY_HOUR_RULE, id="step-1"),
+        pytest.param("30 1 * * *", "America/New_York", FIXED_HOUR_RULE, id="fixed"),
+        pytest.param("*/15 1 * * *", "Europe/London", FIXED_HOUR_RULE, id="starred-minute"),
+        pytest.param("0 */3 * * *", "America/Havana", FIXED_HOUR_RULE, id="every-3-hours"),
+        pytest.param("0 9 * * *", "Asia/Shanghai", None, id="no-dst"),
+        pytest.param("0 9 * * *", "UTC", None, id="utc"),
+    ],
+)
+def test_the_daylight_saving_rule_is_stated(expression: str, zone: str, rule: str | None) -> None:
+    result = explain(expression, zone, 1, after=datetime(2024, 1, 1, tzinfo=UTC))
+    assert result.daylight_saving == rule
+    assert (f"daylight saving: {rule}" in result.format()) is (rule is not None)
+
+
+def test_the_rule_text_is_the_one_function() -> None:
+    assert daylight_saving_rule(every_hour=True) == EVERY_HOUR_RULE
+    assert daylight_saving_rule(every_hour=False) == FIXED_HOUR_RULE
+
+
+def test_the_rule_is_stated_when_a_listed_fire_is_past_the_year() -> None:
+    # Kathmandu changed once, on 1986-01-01; a yearly job's first fire crosses it.
+    result = explain("0 0 1 1 *", "Asia/Kathmandu", 1, after=datetime(1985, 1, 2, tzinfo=UTC))
+    assert result.daylight_saving == FIXED_HOUR_RULE
+    assert [w.kind for w in result.warnings] == ["gap"]
+
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_readme_example_is_reproduced_on_any_day(capsys: pytest.CaptureFixture[str]) -> None:
+    (example,) = re.findall(r"^\$ (lark-scheduler cron explain .*--from .*)\n((?:[^`].*\n)+)",
+                            README, re.M)
+    command, output = example
+    argv = [part.strip('"') for part in re.findall(r'"[^"]*"|\S+', command)][1:]
+    assert main(argv) == 0
+    assert capsys.readouterr().out == output
+
+
+@pytest.mark.parametrize(
+    ("start", "first"),
+    [
+        pytest.param("2024-11-03", "2024-11-03T01:30:00-04:00", id="date-is-local-midnight"),
+        pytest.param("2024-11-03T01:30", "2024-11-03T01:30:00-04:00", id="at-a-fire-lists-it"),
+        pytest.param("2024-11-03T01:31", "2024-11-04T01:30:00-05:00", id="just-after"),
+        pytest.param("2024-11-03T05:30Z", "2024-11-03T01:30:00-04:00", id="utc-instant"),
+        pytest.param("2024-11-03T05:31+00:00", "2024-11-04T01:30:00-05:00", id="with-offset"),
+    ],
+)
+def test_from(start: str, first: str, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["cron", "explain", "30 1 * * *", "--tz", "America/New_York", "-n", "1"]
+    assert main([*argv, "--from", start, "--json"]) == 0
+    answer = msgspec.json.decode(capsys.readouterr().out)
+    assert answer["next_fires"] == [first]
+    assert answer["daylight_saving"] == FIXED_HOUR_RULE
+
+
+@pytest.mark.parametrize(
+    ("start", "message"),
+    [
+        pytest.param("tomorrow", "--from 'tomorrow' is not a date or time; write an ISO 8601 "
+                     "date or time, e.g. 2027-03-13, 2027-03-13T02:00 (a local time in --tz) "
+                     "or 2027-03-13T07:00Z", id="word"),
+        pytest.param("2024-13-01", "--from '2024-13-01' is not a date or time", id="month-13"),
+        pytest.param("0001-01-01", "--from '0001-01-01' is too near the ends of the calendar "
+                     "(years 1-9999)", id="start-of-time"),
+    ],
+)
+def test_from_refuses_what_is_not_a_time(
+    start: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["cron", "explain", "0 9 * * *", "--tz", "America/New_York", "--from", start]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(f"lark-scheduler: error: {message}")
+    assert err.count("\n") == 1

@@ -201,6 +201,11 @@ async def test_real_prometheus_scrapes_a_running_kernel(
         "token_expiry_warnings_sent_total", "Expiry notices sent.", registry=metrics.registry
     )
     sent.set({"app_id": "cli_warn", "level": "warning"}, 0)
+    users = Gauge(
+        "token_users_by_state", "Users of an app by token state.", registry=metrics.registry
+    )
+    users.set({"app_id": "cli_warn", "state": "warning"}, 1)
+    users.set({"app_id": "cli_warn", "state": "valid"}, 3)
 
     attempts = {"flaky_job": 0}
 

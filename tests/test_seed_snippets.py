@@ -227,7 +227,10 @@ def test_troubleshooting_lists_the_job_ids(scheduler_service: SchedulerService) 
 # -- the token monitor -----------------------------------------------------------------------
 
 
-def test_token_expiry_monitor_constructor(seed_env: Path) -> None:
+def test_token_expiry_monitor_constructor(
+    seed_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LARK_SCHEDULER_OAUTH__REDIRECT_BASE_URL", "http://127.0.0.1:8080")
     client = RecordingClient()
     namespace = run(
         block("monitor = TokenExpiryMonitor("),
@@ -248,10 +251,16 @@ def test_token_expiry_monitor_constructor(seed_env: Path) -> None:
     asyncio.run(seed_token())
     # Without a store argument, the check opens the configured one.
     report = asyncio.run(monitor.check_token_expiry())
-    assert [(n.open_id, n.level, n.outcome) for n in report.notices] == [
-        ("ou_user1", "critical", "sent")
+    # The user is told (with the configured re-authorization link); the administrator gets
+    # the app's daily summary.
+    assert [(n.kind, n.open_id, n.level, n.outcome) for n in report.notices] == [
+        ("user", "ou_user1", "critical", "sent"),
+        ("summary", "ou_admin", "critical", "sent"),
     ]
-    assert [(n.receive_id, n.severity) for n in client.notices] == [("ou_admin", "critical")]
+    assert [(n.receive_id, n.severity, n.link) for n in client.notices] == [
+        ("ou_user1", "critical", f"http://127.0.0.1:8080/oauth/{FAKE_APP_ID}/authorize"),
+        ("ou_admin", "critical", f"http://127.0.0.1:8080/oauth/{FAKE_APP_ID}/authorize"),
+    ]
 
 
 # -- the two blocks that document rather than run ---------------------------------------------

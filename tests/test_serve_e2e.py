@@ -108,6 +108,7 @@ def service_env(tmp_path: Path, lark_url: str, port: int, grace: float) -> dict[
         "LARK_SCHEDULER_HTTP__PORT": str(port),
         "LARK_SCHEDULER_ADMIN_TOKEN": TOKEN,
         "LARK_SCHEDULER_SCHEDULER__SHUTDOWN_GRACE": str(grace),
+        "LARK_SCHEDULER_OAUTH__REDIRECT_BASE_URL": f"http://127.0.0.1:{port}",
     })
     return env
 
@@ -171,6 +172,14 @@ def test_serve_end_to_end(
                    for x in first)
         serve.wait_for(f"Admin API listening on {base}")
         assert get(f"{base}/healthz") == (200, '{"status":"ok"}')
+
+        # Users' authorization is served next to the admin API.
+        assert any(f"OAuth: users authorise an app at {base}/oauth/<app_id>/authorize; "
+                   f"register {base}/oauth/callback as a redirect URL" in x for x in serve.lines)
+        status, page = get(f"{base}/oauth/{FAKE_APP_ID}/authorize")
+        assert (status, 'data-problem="unknown_app"' in page) == (404, True)
+        status, body = get(f"{base}/tokens/{FAKE_APP_ID}/ou_someone")
+        assert (status, json.loads(body)["error"]["code"]) == (401, "unauthorized")
 
         added = cli(env, tmp_path, "apps", "add", FAKE_APP_ID, "--name", "Fake",
                     "--admin", "ou_admin", "--secret-stdin", stdin=FAKE_APP_SECRET + "\n")

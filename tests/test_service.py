@@ -154,10 +154,11 @@ async def test_tasks_run_by_hand_from_the_environment(
     sync = await tasks.sync_user_info_task()
     assert [(a.app_id, a.status, a.added) for a in sync.apps] == [("cli_a", "ok", 3)]
     expiry = await tasks.check_token_expiry_task()
-    assert [(n.open_id, n.level, n.outcome) for n in expiry.notices] == [
-        ("ou_1", "expired", "sent")
+    assert [(n.kind, n.open_id, n.level, n.outcome) for n in expiry.notices] == [
+        ("user", "ou_1", "expired", "sent"),
+        ("summary", "ou_admin_cli_a", "expired", "sent"),
     ]
-    assert [m.receive_id for m in fake_lark.sent] == ["ou_admin_cli_a"]
+    assert [m.receive_id for m in fake_lark.sent] == ["ou_1", "ou_admin_cli_a"]
     cleanup = await tasks.cleanup_expired_tokens_task()
     assert cleanup.tokens_deleted == 1
     health = await tasks.health_check_task()

@@ -33,7 +33,7 @@ from actors.store import (
     make_store,
 )
 from actors.store._secrets import load_or_create_key
-from actors.store._sql import load_migrations, split_sqlite_script
+from actors.store._sql import _SCHEMA_MIGRATIONS, load_migrations, split_sqlite_script
 from actors.store.postgres import PostgresStore, quote_ident, redact_dsn
 from actors.store.sqlite import SqliteStore
 from kernel.failures import FailureRecord, FailureStore, MemoryFailureStore, RetryAttempt
@@ -97,22 +97,48 @@ async def test_closed_store_is_unavailable(backend: Backend) -> None:
 
 async def test_migrations_are_versioned_and_idempotent(backend: Backend) -> None:
     versions = [m.version for m in load_migrations("sqlite")]
-    assert versions == [m.version for m in load_migrations("postgres")] == [1]
+    assert versions == [m.version for m in load_migrations("postgres")] == [1, 2]
     store = await backend.open(migrate_on_open=False)
-    assert await store.migrate() == [1]
+    assert await store.migrate() == [1, 2]
     assert await store.migrate() == []
-    assert await store.applied_migrations() == [1]
-    rows = await backend.raw("SELECT version, name FROM schema_migrations")
-    assert rows == [(1, "initial")]
+    assert await store.applied_migrations() == [1, 2]
+    rows = await backend.raw("SELECT version, name FROM schema_migrations ORDER BY version")
+    assert rows == [(1, "initial"), (2, "user_authorization")]
     again = await backend.open()  # migrate_on_open on an up-to-date schema
-    assert await again.applied_migrations() == [1]
+    assert await again.applied_migrations() == [1, 2]
+
+
+async def test_a_version_1_database_keeps_its_tokens_through_migration_2(
+    backend: Backend,
+) -> None:
+    store = await backend.open(migrate_on_open=False)
+    first, _ = load_migrations(store.dialect)
+    async with store._transaction() as conn:
+        await store._prepare_schema(conn)
+        await conn.script(_SCHEMA_MIGRATIONS[store.dialect])
+        await conn.script(first.sql)
+        await conn.execute(
+            "INSERT INTO schema_migrations VALUES (1, 'initial', $1)", store.codec.dt(T0)
+        )
+    await store.add_app("cli_a", "A")
+    async with store._transaction() as conn:
+        old = token("ou_1", 30)
+        await conn.execute(
+            "INSERT INTO user_tokens VALUES ($1, $2, $3, $4, $5)",
+            old.app_id, old.open_id, store.codec.dt(T0 + timedelta(hours=2)),
+            store.codec.dt(old.refresh_expires_at), store.codec.dt(T0),
+        )
+    assert await store.migrate() == [2]
+    (kept,) = await store.list_user_tokens()
+    assert kept == msgspec.structs.replace(token("ou_1", 30), updated_at=T0)
+    assert await store.get_user_credentials("cli_a", "ou_1") is None
 
 
 async def test_migrate_on_open_false_leaves_the_schema_alone(backend: Backend) -> None:
     store = await backend.open(migrate_on_open=False)
     with pytest.raises(Exception, match="apps"):
         await store.list_apps()
-    assert await store.migrate() == [1]
+    assert await store.migrate() == [1, 2]
     assert await store.list_apps() == []
 
 
@@ -128,8 +154,12 @@ async def test_concurrent_migrators_apply_each_version_once(backend: Backend) ->
     async with anyio.create_task_group() as tg:
         for s in stores:
             tg.start_soon(migrate, s)
-    assert sorted(applied) == [[], [], [1]]
-    assert await backend.raw("SELECT version FROM schema_migrations") == [(1,)]
+    # Each version once, by whichever migrator held the lock for it.
+    assert sorted(version for versions in applied for version in versions) == [1, 2]
+    assert await backend.raw("SELECT version FROM schema_migrations ORDER BY version") == [
+        (1,),
+        (2,),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,8 @@
 """``lark-scheduler``: run the service, and operate it from the command line.
 
 Every command has ``--help``. Commands that talk to a running service (``jobs``,
-``failures``) use its admin HTTP API; ``migrate``, ``apps`` and ``run-task`` work on the
-store directly; ``cron explain`` and ``config check`` need nothing running.
+``failures``) use its admin HTTP API; ``migrate``, ``apps``, ``tokens`` and ``run-task``
+work on the store directly; ``cron explain`` and ``config check`` need nothing running.
 
 Exit codes: 0 success; 1 the command failed (the API or the store refused); 2 what was
 asked for is wrong (usage, configuration, cron expression); 130/143 stopped by a second
@@ -19,7 +19,7 @@ from typing import NoReturn
 
 from kernel import __version__
 
-from . import _apps, _bench, _config_cmd, _cron, _jobs, _serve, _tasks, _worker
+from . import _apps, _bench, _config_cmd, _cron, _jobs, _serve, _tasks, _tokens, _worker
 from ._errors import CliError
 
 __all__ = ("build_parser", "main")
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (_serve, _worker, _jobs, _cron, _config_cmd, _apps, _tasks, _bench):
+    for module in (_serve, _worker, _jobs, _cron, _config_cmd, _apps, _tokens, _tasks, _bench):
         module.register(commands)
     _no_abbreviations(parser)
     return parser

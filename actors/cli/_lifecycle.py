@@ -22,7 +22,9 @@ import signal
 import sys
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from typing import Protocol, runtime_checkable
+
+from aiohttp import web
 
 from actors._config_load import redact_url
 from actors.cluster import describe_mode, make_cluster_kernel, merge_ready, prune_disabled_jobs
@@ -40,7 +42,14 @@ from kernel.metrics import SchedulerMetrics
 
 from ._errors import EXIT_ERROR, CliError
 
-__all__ = ("Service", "ServiceFactory", "describe_start", "ready_report", "run_service")
+__all__ = (
+    "HttpRoutes",
+    "Service",
+    "ServiceFactory",
+    "describe_start",
+    "ready_report",
+    "run_service",
+)
 
 log = logging.getLogger("scheduler.service")
 
@@ -69,6 +78,16 @@ class Service(AbstractAsyncContextManager["Service"], Protocol):
 
     async def readiness(self) -> HealthReport:
         """The last health-check result."""
+        ...
+
+
+@runtime_checkable
+class HttpRoutes(Protocol):
+    """A service that serves routes of its own on the admin server (the Lark service: users'
+    authorization and the token API)."""
+
+    def add_routes(self, app: web.Application, *, admin_token: str | None) -> None:
+        """Add them to ``app``, which has not started yet."""
         ...
 
 
@@ -240,6 +259,8 @@ async def _start_admin(
         kernel, host=http.host, port=http.port, token=token, metrics=metrics,
         readiness=readiness, token_hint=TOKEN_HINT,
     )
+    if isinstance(service, HttpRoutes):
+        service.add_routes(admin.app, admin_token=token)
     try:
         await admin.start()
     except OSError as exc:

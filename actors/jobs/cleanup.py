@@ -1,8 +1,9 @@
 """The cleanup actor: deletes what is past its retention, in batches.
 
-User tokens go when their refresh token expired more than ``retention_days`` ago (a live or
-recently expired token is never touched: the cutoff is strictly in the past); notice slots
-and health results older than the retention go with them.
+User tokens go when their refresh token expired, or Lark refused it, more than
+``retention_days`` ago (a live or recently expired token is never touched: the cutoff is
+strictly in the past), so a user is told for at most that many days; notice slots and health
+results older than the retention go with them.
 """
 
 from __future__ import annotations

@@ -73,7 +73,8 @@ class SyncReport(msgspec.Struct, frozen=True, kw_only=True):
 
 class SendNotice(msgspec.Struct, frozen=True, kw_only=True):
     """Send a notice as app ``app_id`` to ``receive_id`` (an open_id); the reply is the
-    Lark ``message_id``. ``idempotency_key`` keeps retries of one send from posting twice."""
+    Lark ``message_id``. ``idempotency_key`` keeps retries of one send from posting twice.
+    ``link`` (already in ``body``) becomes a button on a card."""
 
     app_id: str
     receive_id: str
@@ -81,6 +82,7 @@ class SendNotice(msgspec.Struct, frozen=True, kw_only=True):
     body: str
     severity: Severity
     idempotency_key: str | None = None
+    link: str | None = None
 
 
 # -- token expiry ---------------------------------------------------------------------------
@@ -91,14 +93,20 @@ class CheckExpiry(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class NoticeOutcome(msgspec.Struct, frozen=True, kw_only=True):
-    """What happened to one due notice slot in one run."""
+    """What happened to one due notice slot in one run.
+
+    ``kind`` ``user``: the notice to the user ``open_id`` at ``level``. ``kind`` ``summary``:
+    the app's daily summary to its administrator ``open_id`` (``None`` when the app has
+    none: ``no_admin``), ``level`` being the worst level it reports.
+    """
 
     app_id: str
-    open_id: str
+    open_id: str | None
     level: NoticeLevel
     outcome: Literal["sent", "duplicate", "failed", "no_admin"]
     message_id: str | None = None
     error: str | None = None
+    kind: Literal["user", "summary"] = "user"
 
 
 class ExpiryReport(msgspec.Struct, frozen=True, kw_only=True):

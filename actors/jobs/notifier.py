@@ -14,15 +14,31 @@ __all__ = ("MessagingClient", "NotifierActor", "NotifierClient", "render_card")
 _TEMPLATES: dict[Severity, str] = {"info": "blue", "warning": "orange", "critical": "red"}
 
 
-def render_card(title: str, body: str, severity: Severity) -> dict[str, Any]:
-    """A Lark interactive card: a coloured header and a markdown body."""
+def render_card(
+    title: str, body: str, severity: Severity, link: str | None = None
+) -> dict[str, Any]:
+    """A Lark interactive card: a coloured header, a markdown body and, with ``link``, a
+    button that opens it."""
+    elements: list[dict[str, Any]] = [
+        {"tag": "div", "text": {"tag": "lark_md", "content": body}}
+    ]
+    if link:
+        elements.append({
+            "tag": "action",
+            "actions": [{
+                "tag": "button",
+                "text": {"tag": "plain_text", "content": "Authorise again"},
+                "type": "primary",
+                "url": link,
+            }],
+        })
     return {
         "config": {"wide_screen_mode": True},
         "header": {
             "title": {"tag": "plain_text", "content": title},
             "template": _TEMPLATES[severity],
         },
-        "elements": [{"tag": "div", "text": {"tag": "lark_md", "content": body}}],
+        "elements": elements,
     }
 
 
@@ -51,7 +67,7 @@ class NotifierActor(Actor[SendNotice]):
     async def receive(self, message: SendNotice) -> Any:
         client = await self._clients.get(message.app_id)
         if self._format == "card":
-            card = render_card(message.title, message.body, message.severity)
+            card = render_card(message.title, message.body, message.severity, message.link)
             receipt = await client.send_card(
                 message.receive_id, card, idempotency_key=message.idempotency_key
             )

@@ -1,7 +1,9 @@
-"""The Lark (Feishu) Open API client: tokens, users and departments, messages."""
+"""The Lark (Feishu) Open API client: tokens, users and departments, messages, users'
+authorization (authen v1)."""
 
 from __future__ import annotations
 
+from ._authen import authorize_url
 from .client import LarkClient, ReceiveIdType
 from .errors import (
     LarkAuthError,
@@ -14,6 +16,7 @@ from .errors import (
     RefreshTokenReason,
 )
 from .models import (
+    AuthenUser,
     Department,
     DepartmentFailure,
     Directory,
@@ -24,6 +27,7 @@ from .models import (
 )
 
 __all__ = (
+    "AuthenUser",
     "Department",
     "DepartmentFailure",
     "Directory",
@@ -41,4 +45,5 @@ __all__ = (
     "RefreshTokenReason",
     "UserStatus",
     "UserTokenGrant",
+    "authorize_url",
 )

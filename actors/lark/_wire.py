@@ -10,7 +10,7 @@ from typing import Generic, TypeVar
 
 import msgspec
 
-from .errors import LarkProtocolError
+from .errors import LarkError, LarkProtocolError
 
 __all__ = (
     "Answer",
@@ -21,6 +21,7 @@ __all__ = (
     "UserTokenData",
     "decode_data",
     "protocol_error",
+    "refused",
 )
 
 T = TypeVar("T")
@@ -87,7 +88,8 @@ class MessageData(msgspec.Struct, frozen=True):
 
 
 class UserTokenData(msgspec.Struct, frozen=True):
-    """``authen/v1/oidc/refresh_access_token`` answer data; lifetimes in seconds."""
+    """``authen/v1/oidc/access_token`` and ``oidc/refresh_access_token`` answer data;
+    lifetimes in seconds."""
 
     access_token: str
     refresh_token: str
@@ -112,6 +114,18 @@ def decode_data(answer: Answer, type_: type[T]) -> T:
             http_status=answer.http_status,
             log_id=answer.log_id,
         ) from exc
+
+
+def refused(answer: Answer, message: str) -> LarkError:
+    """A :class:`LarkError` for an answer with a non-zero code: ``message`` and what Lark
+    said."""
+    return LarkError(
+        message,
+        code=answer.code,
+        msg=answer.msg,
+        http_status=answer.http_status,
+        log_id=answer.log_id,
+    )
 
 
 def protocol_error(answer: Answer, what: str) -> LarkProtocolError:

@@ -3,7 +3,8 @@
 One :class:`LarkClient` speaks for one app (``app_id`` / ``app_secret``). It obtains
 the app's tenant access token (and app access token, for user-token refreshes),
 caches it and refreshes it before it expires; lists the tenant's departments and
-users; sends text and card messages; refreshes users' OAuth tokens.
+users; sends text and card messages; runs users' OAuth authorization (authen v1: the
+authorize page's address, code exchange, user info, refresh).
 
 Retries, backoff and error typing are described in :mod:`actors.lark._transport`.
 Neither the app secret nor any token is ever logged or put into an error message.
@@ -18,13 +19,14 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal, Self
 
 import aiohttp
 import msgspec
 
+from ._authen import REFRESH_USER_TOKEN_PATH, Authen, authorize_url
 from ._config import check_client_config
 from ._tokens import TokenCache
 from ._transport import Transport
@@ -33,17 +35,12 @@ from ._wire import (
     MessageData,
     Page,
     TokenAnswer,
-    UserTokenData,
     decode_data,
     protocol_error,
 )
-from .errors import (
-    REFRESH_TOKEN_REASONS,
-    LarkAuthError,
-    LarkError,
-    LarkRefreshTokenError,
-)
+from .errors import LarkAuthError, LarkError
 from .models import (
+    AuthenUser,
     Department,
     DepartmentFailure,
     Directory,
@@ -71,7 +68,6 @@ APP_TOKEN_PATH = "/open-apis/auth/v3/app_access_token/internal"
 DEPARTMENT_CHILDREN_PATH = "/open-apis/contact/v3/departments/{department_id}/children"
 USERS_BY_DEPARTMENT_PATH = "/open-apis/contact/v3/users/find_by_department"
 MESSAGES_PATH = "/open-apis/im/v1/messages"
-REFRESH_USER_TOKEN_PATH = "/open-apis/authen/v1/oidc/refresh_access_token"
 
 ReceiveIdType = Literal["open_id", "union_id", "user_id", "email", "chat_id"]
 RECEIVE_ID_TYPES: frozenset[str] = frozenset({"open_id", "union_id", "user_id", "email", "chat_id"})
@@ -136,6 +132,7 @@ class LarkClient:
             self._fetch_tenant_token, now=now, margin=token_refresh_margin
         )
         self._app_token = TokenCache(self._fetch_app_token, now=now, margin=token_refresh_margin)
+        self._authen = Authen(self._transport, self._app_token, now)
 
     def __repr__(self) -> str:
         return f"LarkClient(app_id={self.app_id!r}, base_url={self.base_url!r})"
@@ -416,6 +413,25 @@ class LarkClient:
         data = decode_data(answer, MessageData)
         return MessageReceipt(message_id=data.message_id)
 
+    # -- users' authorization (authen v1) -----------------------------------------------
+
+    def authorize_url(self, redirect_uri: str, state: str, scope: str = "") -> str:
+        """The Lark page where a person authorises this app; Lark then sends the browser to
+        ``redirect_uri`` with ``code`` and ``state`` (see :mod:`actors.lark._authen`)."""
+        return authorize_url(self.base_url, self.app_id, redirect_uri, state, scope)
+
+    async def exchange_code(self, code: str) -> UserTokenGrant:
+        """The user's tokens for the authorization ``code`` Lark sent to the redirect URI.
+
+        Raises :class:`LarkError` when Lark refuses the code (unknown, expired after 5
+        minutes, used once already, issued to another app).
+        """
+        return await self._authen.exchange_code(code)
+
+    async def user_info(self, access_token: str) -> AuthenUser:
+        """Who the user of ``access_token`` is (``open_id``, ``name``, ...)."""
+        return await self._authen.user_info(access_token)
+
     async def refresh_user_token(self, refresh_token: str) -> UserTokenGrant:
         """Exchange a user's refresh token for new access and refresh tokens.
 
@@ -423,39 +439,4 @@ class LarkClient:
         ``revoked``) when the user must authorise the app again. Lark rotates refresh
         tokens: store the returned one, the old one stops working.
         """
-        if not refresh_token:
-            raise ValueError("refresh_token is empty; pass the user's stored refresh token")
-        started = self._now()
-        answer = await self._transport.request(
-            "POST",
-            REFRESH_USER_TOKEN_PATH,
-            json_body={"grant_type": "refresh_token", "refresh_token": refresh_token},
-            token=self._app_token,
-        )
-        reason = REFRESH_TOKEN_REASONS.get(answer.code)
-        if reason is not None:
-            raise LarkRefreshTokenError(
-                f"the user's refresh token is {reason} ({answer.msg}); "
-                "the user must authorise the app again",
-                reason=reason,
-                code=answer.code,
-                msg=answer.msg,
-                http_status=answer.http_status,
-                log_id=answer.log_id,
-            )
-        if answer.code != 0:
-            raise LarkError(
-                f"POST {REFRESH_USER_TOKEN_PATH}: Lark answered code {answer.code} ({answer.msg})",
-                code=answer.code,
-                msg=answer.msg,
-                http_status=answer.http_status,
-                log_id=answer.log_id,
-            )
-        data = decode_data(answer, UserTokenData)
-        return UserTokenGrant(
-            access_token=data.access_token,
-            access_expires_at=started + timedelta(seconds=data.expires_in),
-            refresh_token=data.refresh_token,
-            refresh_expires_at=started + timedelta(seconds=data.refresh_expires_in),
-            scope=data.scope,
-        )
+        return await self._authen.refresh(refresh_token)

@@ -1,4 +1,5 @@
-"""What the Lark client hands back: users, departments, message receipts, user tokens.
+"""What the Lark client hands back: users, departments, message receipts, user tokens and
+the user they belong to.
 
 Every model is a frozen :class:`msgspec.Struct`. Models that hold a token redact it
 in ``repr`` (and so in ``str``, logs and tracebacks that format them).
@@ -11,6 +12,7 @@ from datetime import datetime
 import msgspec
 
 __all__ = (
+    "AuthenUser",
     "Department",
     "DepartmentFailure",
     "Directory",
@@ -67,6 +69,19 @@ class MessageReceipt(msgspec.Struct, frozen=True, kw_only=True):
     """Lark accepted a message: its ``message_id`` (``om_...``)."""
 
     message_id: str
+
+
+class AuthenUser(msgspec.Struct, frozen=True, kw_only=True):
+    """The user an access token speaks for, as ``authen/v1/user_info`` answers (the fields
+    the service uses; Lark leaves out what the app may not read)."""
+
+    open_id: str = ""
+    union_id: str = ""
+    user_id: str = ""
+    name: str = ""
+    en_name: str = ""
+    email: str = ""
+    tenant_key: str = ""
 
 
 class UserTokenGrant(msgspec.Struct, frozen=True, kw_only=True):

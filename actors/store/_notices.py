@@ -1,4 +1,5 @@
-"""Notice slots (once a day per token and level) and health-check results.
+"""Notice slots (once a day per token and level), the administrators' summary slots (once a
+day per app) and health-check results.
 
 Notice design: claim, then confirm. ``claim_notice`` inserts the slot's row as ``claimed``;
 the primary key (app, user, level, day) lets exactly one caller win, however many run at
@@ -16,16 +17,71 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
 from actors.store._sql import Row, SqlBase, utc, where_equal
-from actors.store.base import HealthResult, NoticeLevel, SentNotice
+from actors.store.base import HealthResult, NoticeLevel, SentNotice, SentSummary
 
 __all__ = ()
 
-_NOTICE_COLUMNS = "app_id, open_id, level, day, status, claimed_at, sent_at, message_id"
 _HEALTH_COLUMNS = "checked_at, component, status, latency, detail"
 
 
+class _Slots:
+    """One table of claim-then-confirm slots: its name, key columns and every column."""
+
+    def __init__(self, table: str, keys: tuple[str, ...]) -> None:
+        self.table = table
+        self.keys = keys
+        self.columns = ", ".join((*keys, "status", "claimed_at", "sent_at", "message_id"))
+        n = len(keys)
+        self.values = ", ".join(f"${i}" for i in range(1, n + 1))
+        self.conflict = f"ON CONFLICT ({', '.join(keys)})"
+        self.match = " AND ".join(f"{key} = ${i}" for i, key in enumerate(keys, 1))
+
+
+_NOTICES = _Slots("notices", ("app_id", "open_id", "level", "day"))
+_SUMMARIES = _Slots("notice_summaries", ("app_id", "day"))
+
+
 class NoticesMixin(SqlBase):
-    """The notice-slot and health methods."""
+    """The notice-slot, summary-slot and health methods."""
+
+    async def _claim(self, slots: _Slots, key: tuple[object, ...], stale_after: float) -> bool:
+        if stale_after <= 0:
+            raise ValueError(f"stale_after={stale_after} must be a positive number of seconds")
+        now = self.now()
+        n = len(key)
+        async with self._transaction() as conn:
+            row = await conn.fetchrow(
+                f"INSERT INTO {slots.table} ({slots.columns}) "
+                f"VALUES ({slots.values}, 'claimed', ${n + 1}, NULL, NULL) "
+                f"{slots.conflict} DO UPDATE SET claimed_at = excluded.claimed_at "
+                f"WHERE {slots.table}.status = 'claimed' AND {slots.table}.claimed_at < ${n + 2} "
+                "RETURNING app_id",
+                *key,
+                self.codec.dt(now),
+                self.codec.dt(now - timedelta(seconds=stale_after)),
+            )
+        return row is not None
+
+    async def _record_sent(
+        self, slots: _Slots, key: tuple[object, ...], message_id: str | None
+    ) -> None:
+        n = len(key)
+        async with self._transaction() as conn:
+            await conn.execute(
+                f"INSERT INTO {slots.table} ({slots.columns}) "
+                f"VALUES ({slots.values}, 'sent', ${n + 1}, ${n + 1}, ${n + 2}) "
+                f"{slots.conflict} DO UPDATE SET status = 'sent', sent_at = excluded.sent_at, "
+                f"message_id = excluded.message_id WHERE {slots.table}.status = 'claimed'",
+                *key,
+                self.codec.dt(self.now()),
+                message_id,
+            )
+
+    async def _release(self, slots: _Slots, key: tuple[object, ...]) -> None:
+        async with self._transaction() as conn:
+            await conn.execute(
+                f"DELETE FROM {slots.table} WHERE {slots.match} AND status = 'claimed'", *key
+            )
 
     async def claim_notice(
         self,
@@ -36,25 +92,9 @@ class NoticesMixin(SqlBase):
         *,
         stale_after: float = 600.0,
     ) -> bool:
-        if stale_after <= 0:
-            raise ValueError(f"stale_after={stale_after} must be a positive number of seconds")
-        now = self.now()
-        async with self._transaction() as conn:
-            row = await conn.fetchrow(
-                f"INSERT INTO notices ({_NOTICE_COLUMNS}) "
-                "VALUES ($1, $2, $3, $4, 'claimed', $5, NULL, NULL) "
-                "ON CONFLICT (app_id, open_id, level, day) DO UPDATE "
-                "SET claimed_at = excluded.claimed_at "
-                "WHERE notices.status = 'claimed' AND notices.claimed_at < $6 "
-                "RETURNING app_id",
-                app_id,
-                open_id,
-                level,
-                self.codec.day(day),
-                self.codec.dt(now),
-                self.codec.dt(now - timedelta(seconds=stale_after)),
-            )
-        return row is not None
+        return await self._claim(
+            _NOTICES, (app_id, open_id, level, self.codec.day(day)), stale_after
+        )
 
     async def record_notice_sent(
         self,
@@ -65,34 +105,46 @@ class NoticesMixin(SqlBase):
         *,
         message_id: str | None = None,
     ) -> None:
-        now = self.codec.dt(self.now())
-        async with self._transaction() as conn:
-            await conn.execute(
-                f"INSERT INTO notices ({_NOTICE_COLUMNS}) "
-                "VALUES ($1, $2, $3, $4, 'sent', $5, $5, $6) "
-                "ON CONFLICT (app_id, open_id, level, day) DO UPDATE "
-                "SET status = 'sent', sent_at = excluded.sent_at, "
-                "message_id = excluded.message_id WHERE notices.status = 'claimed'",
-                app_id,
-                open_id,
-                level,
-                self.codec.day(day),
-                now,
-                message_id,
-            )
+        await self._record_sent(_NOTICES, (app_id, open_id, level, self.codec.day(day)), message_id)
 
     async def release_notice(
         self, app_id: str, open_id: str, level: NoticeLevel, day: date
     ) -> None:
-        async with self._transaction() as conn:
-            await conn.execute(
-                "DELETE FROM notices WHERE app_id = $1 AND open_id = $2 AND level = $3 "
-                "AND day = $4 AND status = 'claimed'",
-                app_id,
-                open_id,
-                level,
-                self.codec.day(day),
+        await self._release(_NOTICES, (app_id, open_id, level, self.codec.day(day)))
+
+    async def claim_summary(self, app_id: str, day: date, *, stale_after: float = 600.0) -> bool:
+        return await self._claim(_SUMMARIES, (app_id, self.codec.day(day)), stale_after)
+
+    async def record_summary_sent(
+        self, app_id: str, day: date, *, message_id: str | None = None
+    ) -> None:
+        await self._record_sent(_SUMMARIES, (app_id, self.codec.day(day)), message_id)
+
+    async def release_summary(self, app_id: str, day: date) -> None:
+        await self._release(_SUMMARIES, (app_id, self.codec.day(day)))
+
+    async def list_summaries(
+        self, *, app_id: str | None = None, day: date | None = None
+    ) -> list[SentSummary]:
+        async with self._read() as conn:
+            clause, args = where_equal(
+                app_id=app_id, day=None if day is None else self.codec.day(day)
             )
+            rows = await conn.fetch(
+                f"SELECT {_SUMMARIES.columns} FROM notice_summaries {clause} ORDER BY day, app_id",
+                *args,
+            )
+        return [
+            SentSummary(
+                app_id=row["app_id"],
+                day=self.codec.from_day(row["day"]),
+                status=row["status"],
+                claimed_at=self.codec.from_dt(row["claimed_at"]),
+                sent_at=None if row["sent_at"] is None else self.codec.from_dt(row["sent_at"]),
+                message_id=row["message_id"],
+            )
+            for row in rows
+        ]
 
     def _notice(self, row: Row) -> SentNotice:
         sent_at = row["sent_at"]
@@ -115,16 +167,20 @@ class NoticesMixin(SqlBase):
                 app_id=app_id, day=None if day is None else self.codec.day(day)
             )
             rows = await conn.fetch(
-                f"SELECT {_NOTICE_COLUMNS} FROM notices {clause} "
+                f"SELECT {_NOTICES.columns} FROM notices {clause} "
                 "ORDER BY day, app_id, open_id, level",
                 *args,
             )
         return [self._notice(row) for row in rows]
 
     async def delete_notices_before(self, day: date) -> int:
-        """Drop notice slots of days before ``day``; answer how many."""
+        """Drop notice and summary slots of days before ``day``; answer how many."""
         async with self._transaction() as conn:
-            return await conn.execute("DELETE FROM notices WHERE day < $1", self.codec.day(day))
+            notices = await conn.execute("DELETE FROM notices WHERE day < $1", self.codec.day(day))
+            summaries = await conn.execute(
+                "DELETE FROM notice_summaries WHERE day < $1", self.codec.day(day)
+            )
+        return notices + summaries
 
     # -- health ------------------------------------------------------------------------------
 

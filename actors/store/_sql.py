@@ -255,11 +255,16 @@ class SqlBase(abc.ABC):
 
     # -- secrets -----------------------------------------------------------------------------
 
+    def derive_key(self, purpose: str) -> bytes:
+        """A key for ``purpose`` derived from the secret key (see ``Store.derive_key``)."""
+        return self._secret_box().derive_key(purpose)
+
     def _secret_box(self) -> SecretBox:
         if self._box is None:
             raise SecretKeyError(
-                f"{type(self).__name__} has no secret_key to encrypt app secrets with; pass "
-                "secret_key=Fernet.generate_key() (keep it out of the database) or key_file=..."
+                f"{type(self).__name__} has no secret_key to encrypt app secrets and user "
+                "tokens with; pass secret_key=Fernet.generate_key() (keep it out of the "
+                "database) or key_file=..."
             )
         return self._box
 

@@ -1,4 +1,4 @@
-"""Users (replaced per app from a complete listing), sync state and user tokens."""
+"""Users (replaced per app from a complete listing) and sync state."""
 
 from __future__ import annotations
 
@@ -7,14 +7,13 @@ from datetime import datetime
 from typing import Any
 
 from actors.store._apps import AppsMixin
-from actors.store._sql import Row, utc, where_equal
-from actors.store.base import SyncState, SyncSummary, UserInfo, UserRecord, UserToken
+from actors.store._sql import Row, utc
+from actors.store.base import SyncState, SyncSummary, UserInfo, UserRecord
 
 __all__ = ()
 
 _INFO_FIELDS: tuple[str, ...] = UserInfo.__struct_fields__
 _USER_COLUMNS = ", ".join(("app_id", *_INFO_FIELDS, "active", "updated_at"))
-_TOKEN_COLUMNS = "app_id, open_id, access_expires_at, refresh_expires_at, updated_at"
 _BOOL_FIELDS = frozenset({"is_frozen", "is_resigned", "is_activated", "is_exited"})
 
 
@@ -27,7 +26,7 @@ def _info_values(user: UserInfo) -> tuple[Any, ...]:
 
 
 class UsersMixin(AppsMixin):
-    """``replace_app_users``, ``list_users``, ``get_sync_state`` and the token methods."""
+    """``replace_app_users``, ``list_users`` and ``get_sync_state``."""
 
     def _user(self, row: Row) -> UserRecord:
         values: dict[str, Any] = {name: row[name] for name in _INFO_FIELDS}
@@ -126,68 +125,3 @@ class UsersMixin(AppsMixin):
             last_sync_at=self.codec.from_dt(row["last_sync_at"]),
             last_user_count=int(row["last_user_count"]),
         )
-
-    # -- tokens ------------------------------------------------------------------------------
-
-    def _token(self, row: Row) -> UserToken:
-        access = row["access_expires_at"]
-        return UserToken(
-            app_id=row["app_id"],
-            open_id=row["open_id"],
-            access_expires_at=None if access is None else self.codec.from_dt(access),
-            refresh_expires_at=self.codec.from_dt(row["refresh_expires_at"]),
-            updated_at=self.codec.from_dt(row["updated_at"]),
-        )
-
-    async def upsert_user_token(self, token: UserToken) -> UserToken:
-        access = token.access_expires_at
-        async with self._transaction() as conn:
-            await self._require_app(conn, token.app_id)
-            row = await conn.fetchrow(
-                f"INSERT INTO user_tokens ({_TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5) "
-                "ON CONFLICT (app_id, open_id) DO UPDATE SET "
-                "access_expires_at = excluded.access_expires_at, "
-                "refresh_expires_at = excluded.refresh_expires_at, "
-                f"updated_at = excluded.updated_at RETURNING {_TOKEN_COLUMNS}",
-                token.app_id,
-                token.open_id,
-                None if access is None else self.codec.dt(utc(access, "access_expires_at")),
-                self.codec.dt(utc(token.refresh_expires_at, "refresh_expires_at")),
-                self.codec.dt(self.now()),
-            )
-        assert row is not None  # an upsert always answers its row
-        return self._token(row)
-
-    async def list_user_tokens(self, app_id: str | None = None) -> list[UserToken]:
-        async with self._read() as conn:
-            clause, args = where_equal(app_id=app_id)
-            rows = await conn.fetch(
-                f"SELECT {_TOKEN_COLUMNS} FROM user_tokens {clause} ORDER BY app_id, open_id",
-                *args,
-            )
-        return [self._token(row) for row in rows]
-
-    async def delete_tokens_expired_before(
-        self, cutoff: datetime, *, batch_size: int = 500, max_batches: int | None = None
-    ) -> int:
-        if batch_size < 1:
-            raise ValueError(f"batch_size={batch_size} must be at least 1")
-        if max_batches is not None and max_batches < 1:
-            raise ValueError(f"max_batches={max_batches} must be at least 1, or None")
-        limit = self.codec.dt(utc(cutoff, "cutoff"))
-        total = batches = 0
-        while max_batches is None or batches < max_batches:
-            # One transaction per batch keeps locks short while a big backlog drains.
-            async with self._transaction() as conn:
-                deleted = await conn.execute(
-                    "DELETE FROM user_tokens WHERE (app_id, open_id) IN ("
-                    "SELECT app_id, open_id FROM user_tokens WHERE refresh_expires_at < $1 "
-                    "ORDER BY refresh_expires_at LIMIT $2)",
-                    limit,
-                    batch_size,
-                )
-            total += deleted
-            batches += 1
-            if deleted < batch_size:
-                break
-        return total

@@ -5,6 +5,12 @@ way out; on the way in any aware datetime is accepted (a naive one is refused, s
 store cannot guess its zone). App secrets are not part of any row: they go in and out only
 through :meth:`Store.set_app_secret` and :meth:`Store.get_app_secret`, encrypted at rest.
 
+Users' OAuth tokens are the other credentials a store keeps: they go in through
+:meth:`Store.save_user_authorization` and :meth:`Store.rotate_user_tokens` and come out only
+through :meth:`Store.get_user_credentials`, encrypted at rest with the same key as app
+secrets. :class:`UserToken` rows say when they expire and whether Lark refused them, never
+what they are.
+
 A :class:`Store` is also a :class:`kernel.failures.FailureStore`, so the kernel can persist
 failure records in the same database.
 """
@@ -33,12 +39,16 @@ __all__ = (
     "NoticeStatus",
     "SecretKeyError",
     "SentNotice",
+    "SentSummary",
     "Store",
     "StoreError",
     "StoreIntegrityError",
     "StoreUnavailableError",
     "SyncState",
     "SyncSummary",
+    "TokenGrant",
+    "TokenInvalidReason",
+    "UserCredentials",
     "UserInfo",
     "UserRecord",
     "UserToken",
@@ -50,6 +60,8 @@ NoticeStatus = Literal["claimed", "sent"]
 HealthStatus = Literal["ok", "fail", "not_configured"]
 # Lark app ids are "cli_" and 16 hex digits; a little wider, never a newline or a leading "-".
 _APP_ID = re.compile(r"cli_[A-Za-z0-9_-]{1,60}")
+#: Why Lark refused a refresh token: 20026 invalid, 20037 expired, 20064 revoked.
+TokenInvalidReason = Literal["invalid", "expired", "revoked"]
 
 
 # -- errors ---------------------------------------------------------------------------------
@@ -168,13 +180,58 @@ class SyncState(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class UserToken(msgspec.Struct, frozen=True, kw_only=True):
-    """When a user's OAuth tokens for an app expire. No token value is stored."""
+    """Where a user's OAuth authorization of an app stands; never the token values.
+
+    ``has_credentials``: the store holds the tokens themselves (the user authorised through
+    the OAuth flow), not only their expiry times. ``invalid_reason``: Lark refused the
+    refresh token (the user must authorise again), set at ``invalid_at``.
+    """
 
     app_id: str
     open_id: str
     access_expires_at: datetime | None = None
     refresh_expires_at: datetime
     updated_at: datetime | None = None
+    name: str = ""
+    scope: str = ""
+    authorized_at: datetime | None = None
+    invalid_reason: TokenInvalidReason | None = None
+    invalid_at: datetime | None = None
+    has_credentials: bool = False
+
+
+class UserCredentials(msgspec.Struct, frozen=True, kw_only=True):
+    """A user's stored tokens, decrypted, with the row they belong to.
+
+    ``version`` is what :meth:`Store.rotate_user_tokens` and
+    :meth:`Store.invalidate_user_token` compare against. ``repr`` hides the tokens.
+    """
+
+    token: UserToken
+    access_token: str
+    refresh_token: str
+    version: int
+
+    def __repr__(self) -> str:
+        return (
+            f"UserCredentials(token={self.token!r}, access_token='<redacted>', "
+            f"refresh_token='<redacted>', version={self.version})"
+        )
+
+
+class TokenGrant(Protocol):
+    """Tokens Lark handed out for a user (:class:`actors.lark.UserTokenGrant` is one)."""
+
+    @property
+    def access_token(self) -> str: ...
+    @property
+    def access_expires_at(self) -> datetime: ...
+    @property
+    def refresh_token(self) -> str: ...
+    @property
+    def refresh_expires_at(self) -> datetime: ...
+    @property
+    def scope(self) -> str: ...
 
 
 class NoticeKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -202,6 +259,17 @@ class SentNotice(msgspec.Struct, frozen=True, kw_only=True):
     def key(self) -> NoticeKey:
         """The slot this row occupies."""
         return NoticeKey(app_id=self.app_id, open_id=self.open_id, level=self.level, day=self.day)
+
+
+class SentSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """An administrator's daily summary slot of one app: claimed (sending) or sent."""
+
+    app_id: str
+    day: date
+    status: NoticeStatus
+    claimed_at: datetime
+    sent_at: datetime | None = None
+    message_id: str | None = None
 
 
 class HealthResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -299,6 +367,15 @@ class Store(Protocol):
         """The decrypted secret, or ``None`` when none is set."""
         ...
 
+    def derive_key(self, purpose: str) -> bytes:
+        """A 32-byte key for ``purpose``, derived (HKDF-SHA256) from the store's secret key.
+
+        Signing keys (the OAuth ``state``) need no configuration of their own this way, are
+        never in the database, are the same on every replica sharing the secret key, and
+        change with it. Only while the store is open.
+        """
+        ...
+
     # users
     async def replace_app_users(
         self,
@@ -336,8 +413,48 @@ class Store(Protocol):
     async def delete_tokens_expired_before(
         self, cutoff: datetime, *, batch_size: int = 500, max_batches: int | None = None
     ) -> int:
-        """Delete tokens whose refresh expiry is strictly before ``cutoff``, ``batch_size``
-        rows per transaction, at most ``max_batches`` batches; answer how many went."""
+        """Delete tokens whose refresh expiry, or Lark's refusal (``invalid_at``), is strictly
+        before ``cutoff``, ``batch_size`` rows per transaction, at most ``max_batches``
+        batches; answer how many went."""
+        ...
+
+    async def save_user_authorization(
+        self, app_id: str, open_id: str, grant: TokenGrant, *, name: str = ""
+    ) -> UserToken:
+        """Store a user's fresh authorization: both tokens (encrypted), their expiry, who
+        the user is. Replaces what was stored for the user and clears ``invalid_reason``."""
+        ...
+
+    async def get_user_credentials(self, app_id: str, open_id: str) -> UserCredentials | None:
+        """The user's decrypted tokens; ``None`` when the store holds none for them (no
+        row, or a row with expiry times only)."""
+        ...
+
+    async def rotate_user_tokens(
+        self, app_id: str, open_id: str, version: int, grant: TokenGrant
+    ) -> UserToken | None:
+        """Store the tokens a refresh answered (the new refresh token with its access
+        token, in one transaction) if the row is still at ``version``; ``None`` when it
+        changed meanwhile (another refresh or a new authorization won: nothing written)."""
+        ...
+
+    async def invalidate_user_token(
+        self, app_id: str, open_id: str, version: int, reason: TokenInvalidReason
+    ) -> bool:
+        """Mark the user's tokens refused by Lark if the row is still at ``version`` and not
+        invalid yet; answer whether it was marked."""
+        ...
+
+    async def delete_user_token(self, app_id: str, open_id: str) -> bool:
+        """Forget the user's tokens of ``app_id``; answer whether there were any."""
+        ...
+
+    async def consume_oauth_state(self, nonce: str, app_id: str, expires_at: datetime) -> bool:
+        """Record an OAuth state as used; ``False`` when it was used before (a replay).
+
+        States that expired are forgotten in the same transaction: a signed state is refused
+        after ``expires_at`` anyway, so the table only keeps what could still be replayed.
+        """
         ...
 
     # notices
@@ -384,7 +501,28 @@ class Store(Protocol):
         ...
 
     async def delete_notices_before(self, day: date) -> int:
-        """Drop notice slots of days before ``day``; answer how many."""
+        """Drop notice and summary slots of days before ``day``; answer how many."""
+        ...
+
+    async def claim_summary(self, app_id: str, day: date, *, stale_after: float = 600.0) -> bool:
+        """Claim the administrator's summary slot of ``app_id`` for ``day``; as
+        :meth:`claim_notice`, then :meth:`record_summary_sent` or :meth:`release_summary`."""
+        ...
+
+    async def record_summary_sent(
+        self, app_id: str, day: date, *, message_id: str | None = None
+    ) -> None:
+        """Mark a summary slot sent; a slot already sent keeps its first record."""
+        ...
+
+    async def release_summary(self, app_id: str, day: date) -> None:
+        """Drop a summary claim whose message failed to send; a sent slot is left alone."""
+        ...
+
+    async def list_summaries(
+        self, *, app_id: str | None = None, day: date | None = None
+    ) -> list[SentSummary]:
+        """Claimed and sent summary slots, ordered by day and app."""
         ...
 
     # health

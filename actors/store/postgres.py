@@ -22,6 +22,7 @@ from actors.store._failures import FailuresMixin
 from actors.store._notices import NoticesMixin
 from actors.store._secrets import load_or_create_key
 from actors.store._sql import Conn, Row, lock_key
+from actors.store._tokens import TokensMixin
 from actors.store._users import UsersMixin
 from actors.store.base import StoreError, StoreIntegrityError, StoreUnavailableError
 
@@ -125,7 +126,7 @@ _DRIVER_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-class PostgresStore(UsersMixin, NoticesMixin, FailuresMixin):
+class PostgresStore(UsersMixin, TokensMixin, NoticesMixin, FailuresMixin):
     """The :class:`~actors.store.base.Store` on PostgreSQL.
 
     App secrets need ``secret_key`` (a Fernet key kept outside the database) or

@@ -28,6 +28,7 @@ from actors.store._files import private_database
 from actors.store._notices import NoticesMixin
 from actors.store._secrets import SecretBox, load_or_create_key
 from actors.store._sql import Conn, Row, split_sqlite_script
+from actors.store._tokens import TokensMixin
 from actors.store._users import UsersMixin
 from actors.store.base import StoreError, StoreIntegrityError, StoreUnavailableError
 
@@ -119,7 +120,7 @@ def _translate(exc: sqlite3.Error, path: str) -> StoreError:
     return StoreError(f"SQLite error on {path!r}: {exc}")
 
 
-class SqliteStore(UsersMixin, NoticesMixin, FailuresMixin):
+class SqliteStore(UsersMixin, TokensMixin, NoticesMixin, FailuresMixin):
     """The :class:`~actors.store.base.Store` on a SQLite file (or ``":memory:"``).
 
     Without ``secret_key`` the app-secret key is read from ``key_file`` (default: the

@@ -1,12 +1,12 @@
-"""Plain-English descriptions of expanded cron expressions ("at 09:00 and 18:00 every day")."""
+"""Plain-English descriptions of canonical cron expressions ("at 09:00 and 18:00 every day")."""
 
 from __future__ import annotations
 
 from typing import Final
 
-from kernel.schedule._cron import Expanded
+from kernel.schedule._cron_parse import CronSpec
 
-__all__ = ("describe_expanded",)
+__all__ = ("describe_spec",)
 
 _MONTHS: Final = ("January", "February", "March", "April", "May", "June", "July", "August",
                   "September", "October", "November", "December")
@@ -15,10 +15,10 @@ _WEEKDAYS: Final = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Fri
 _MAX_TIMES: Final = 6  # list "at 09:00, 12:00 and 18:00" up to this many times a day
 
 
-def _join(words: list[str]) -> str:
+def _join(words: list[str], conjunction: str = "and") -> str:
     if len(words) == 1:
         return words[0]
-    return ", ".join(words[:-1]) + " and " + words[-1]
+    return ", ".join(words[:-1]) + f" {conjunction} " + words[-1]
 
 
 def _runs(values: tuple[int, ...]) -> list[tuple[int, int]]:
@@ -31,7 +31,12 @@ def _runs(values: tuple[int, ...]) -> list[tuple[int, int]]:
     return runs
 
 
-def _spell(values: tuple[int, ...], name: tuple[str, ...] | None = None, offset: int = 0) -> str:
+def _spell(
+    values: tuple[int, ...],
+    name: tuple[str, ...] | None = None,
+    offset: int = 0,
+    conjunction: str = "and",
+) -> str:
     """``(1, 2, 3, 5)`` -> "1-3 and 5"; with names, "Monday through Wednesday and Friday"."""
     words: list[str] = []
     for lo, hi in _runs(values):
@@ -43,7 +48,7 @@ def _spell(values: tuple[int, ...], name: tuple[str, ...] | None = None, offset:
             words.extend((first, last))
         else:
             words.append(f"{first} through {last}" if name else f"{first}-{last}")
-    return _join(words)
+    return _join(words, conjunction)
 
 
 def _step(values: tuple[int, ...], lo: int, size: int) -> int | None:
@@ -81,20 +86,29 @@ def _time_part(minutes: tuple[int, ...] | None, hours: tuple[int, ...] | None) -
     return f"at minute {_spell(minutes)} {hour_text}"
 
 
-def describe_expanded(expanded: Expanded) -> str:
-    """Describe the schedule in plain English, e.g. "at 09:00 on Monday through Friday"."""
-    minutes, hours, days, months, weekdays = expanded
-    text = _time_part(minutes, hours)
-    day_words: list[str] = []
+def _day_part(spec: CronSpec) -> str:
+    days, weekdays = spec.days, spec.weekdays
+    day_text = ""
     if days is not None:
         plural = "day" if len(days) == 1 else "days"
-        day_words.append(f"on {plural} {_spell(days)} of the month")
-    if weekdays is not None:
-        day_words.append("on " + _spell(tuple(sorted({d % 7 for d in weekdays})), _WEEKDAYS))
-    if day_words:
-        text += " " + " or ".join(day_words)
-    elif months is None and text.startswith("at ") and ":" in text:
+        day_text = f"on {plural} {_spell(days)} of the month"
+    if weekdays is None:
+        return day_text
+    if not day_text:
+        return "on " + _spell(weekdays, _WEEKDAYS)
+    if spec.day_or:
+        return f"{day_text} or on {_spell(weekdays, _WEEKDAYS)}"
+    return f"{day_text} when it falls on {_spell(weekdays, _WEEKDAYS, conjunction='or')}"
+
+
+def describe_spec(spec: CronSpec) -> str:
+    """Describe the schedule in plain English, e.g. "at 09:00 on Monday through Friday"."""
+    text = _time_part(spec.minutes, spec.hours)
+    day_text = _day_part(spec)
+    if day_text:
+        text += " " + day_text
+    elif spec.months is None and text.startswith("at ") and ":" in text:
         text += " every day"  # "at 09:00 every day"; "every 15 minutes" needs no suffix
-    if months is not None:
-        text += " in " + _spell(months, _MONTHS, offset=1)
+    if spec.months is not None:
+        text += " in " + _spell(spec.months, _MONTHS, offset=1)
     return text

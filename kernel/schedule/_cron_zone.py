@@ -34,6 +34,7 @@ __all__ = ("Schedule", "gap_end", "schedule_for", "transition_between")
 
 _MEMO_LIMIT: Final = 256  # answered intervals kept per schedule (about 40 KB when full)
 _end_of: Final = itemgetter(0)
+_ONE_SECOND: Final = timedelta(seconds=1)
 
 
 def transition_between(zone: ZoneInfo, lo: datetime, hi: datetime) -> datetime:
@@ -115,16 +116,14 @@ class Schedule:
         zone = self.zone
         local = after.astimezone(zone)
         start = local.replace(tzinfo=None)
+        best: datetime | None = None  # the earliest second occurrence found so far
         if self.hour_is_wildcard and local.fold == 0:
-            # In the first pass of a repeated hour, earlier wall times still have their
-            # second occurrence ahead: widen the window back over the repeated part.
             overlap = local.utcoffset() - local.replace(fold=1).utcoffset()  # type: ignore[operator]
             if overlap > timedelta(0):
-                start -= overlap
-        # Only wall times strictly after `start` can map to instants after `after`: `start`
-        # itself maps back to `after` (or, read as its other occurrence, to before it).
+                best = self._pending_repeat(after, start, overlap)
+        # Only wall times strictly after `start` can have a first occurrence after `after`:
+        # `start` itself maps back to `after` (or, read as its other occurrence, to before it).
         naive = self.parsed.naive_next(start)
-        best: datetime | None = None
         while naive is not None:
             first = naive.replace(tzinfo=zone)
             second = naive.replace(tzinfo=zone, fold=1)
@@ -137,14 +136,52 @@ class Schedule:
                 primary = gap_end(zone, naive)
             else:  # repeated by a backward change
                 primary = (naive - off_first).replace(tzinfo=UTC)
+                if primary <= after:
+                    # `after` is in the second pass, so is every repeated wall time from
+                    # here on: their first occurrences are past.
+                    if self.hour_is_wildcard:
+                        # Later wall times repeat later, and those after the repeated
+                        # range come later still: this second occurrence is the answer.
+                        repeat = (naive - off_second).replace(tzinfo=UTC)
+                        return repeat if best is None or repeat < best else best
+                    naive = self.parsed.naive_next(_repeat_end(zone, naive) - _ONE_SECOND)
+                    continue
                 if self.hour_is_wildcard:
                     repeat = (naive - off_second).replace(tzinfo=UTC)
-                    if repeat > after and (best is None or repeat < best):
+                    if best is None or repeat < best:
                         best = repeat
             if primary > after:
                 return primary if best is None or primary < best else best
             naive = self.parsed.naive_next(naive)
         return best
+
+    def _pending_repeat(
+        self, after: datetime, start: datetime, overlap: timedelta
+    ) -> datetime | None:
+        """In the first pass of a repeated range, the earliest second occurrence still ahead.
+
+        Wall times from the range's start up to ``start`` have run once and will come round
+        again; the first matching one repeats first.
+        """
+        zone = self.zone
+        second_pass = transition_between(zone, after, after + overlap).astimezone(zone)
+        candidate = self.parsed.naive_next(second_pass.replace(tzinfo=None) - _ONE_SECOND)
+        if candidate is None or candidate > start:
+            return None
+        return (candidate - second_pass.utcoffset()).replace(tzinfo=UTC)  # type: ignore[operator]
+
+
+def _repeat_end(zone: ZoneInfo, naive: datetime) -> datetime:
+    """The first wall time after the repeated range that contains naive ``naive``."""
+    early = naive.replace(tzinfo=zone)
+    late = naive.replace(tzinfo=zone, fold=1)
+    off_early, off_late = early.utcoffset(), late.utcoffset()
+    assert off_early is not None
+    assert off_late is not None
+    change = transition_between(zone, early, late)
+    # The change's wall time on the later offset starts the repeated range; on the earlier
+    # offset it ends it.
+    return change.astimezone(zone).replace(tzinfo=None) + (off_early - off_late)
 
 
 _SCHEDULES: dict[tuple[ParsedCron, ZoneInfo], Schedule] = {}

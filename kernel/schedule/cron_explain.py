@@ -11,16 +11,27 @@ from typing import Literal
 import msgspec
 
 from kernel.schedule._cron import parse_cron
-from kernel.schedule._cron_describe import describe_expanded
+from kernel.schedule._cron_describe import describe_spec
 from kernel.schedule._cron_zone import gap_end, transition_between
 from kernel.schedule.triggers import CronTrigger
 
-__all__ = ("DstWarning", "Explanation", "explain")
+__all__ = ("DstWarning", "Explanation", "daylight_saving_rule", "explain")
 
 # No zone has shifted its clocks by more than this at once for DST; older wall times
 # cannot have an occurrence after `after`.
 _LOOK_BACK = timedelta(hours=3)
 _MAX_CANDIDATES = 100_000  # wall times scanned for warnings, so "* * * * *" with a big n ends
+_YEAR_DAYS = 366  # the rule is stated when the zone changes its offset within a year
+
+SKIPPED_RULE = "a local time the clocks skip runs once, at the end of the gap"
+REPEATED_RULE = {
+    True: "a local time that happens twice runs both times, because the hour field matches "
+    "every hour",
+    False: "a local time that happens twice runs once, the first time, because the hour field "
+    "does not match every hour",
+}
+"""The repeated-hour rule, by whether the hour field matches all 24 hours (``*``, ``*/1``,
+``0-23``, ...): design.md's daylight-saving contract, in the words ``cron explain`` uses."""
 
 
 class DstWarning(msgspec.Struct, frozen=True, kw_only=True):
@@ -45,11 +56,16 @@ class Explanation(msgspec.Struct, frozen=True, kw_only=True):
     warnings: tuple[DstWarning, ...]
     """Matching local times between ``after`` and the last listed fire that a DST change
     skips or repeats."""
+    daylight_saving: str | None
+    """How this expression runs across daylight-saving changes, when the zone has one within
+    a year after ``after`` or in the listed window; else None."""
 
     def format(self) -> str:
         """A few lines for a terminal."""
         lines = [f"{self.expression!r} in {self.timezone}: {self.description}", "next fires:"]
         lines += [f"  {fire.isoformat()}  ({fire:%a %Z})" for fire in self.next_fires]
+        if self.daylight_saving is not None:
+            lines.append(f"daylight saving: {self.daylight_saving}")
         lines += [f"warning: {warning.message}" for warning in self.warnings]
         return "\n".join(lines)
 
@@ -91,7 +107,10 @@ def _warning(trigger: CronTrigger, local: datetime) -> DstWarning | None:
         verdict = f"it runs both times, at {_hm(early)} and at {_hm(late)}"
     else:
         runs = (early,)
-        verdict = f"it runs once, the first time ({_hm(early)}), because its hour is fixed"
+        verdict = (
+            f"it runs once, the first time ({_hm(early)}), because its hour field does not "
+            "match every hour"
+        )
     return DstWarning(
         kind="overlap",
         local_time=local,
@@ -126,6 +145,24 @@ def _warnings(trigger: CronTrigger, after: datetime, last: datetime) -> tuple[Ds
     return tuple(found)
 
 
+def daylight_saving_rule(every_hour: bool) -> str:
+    """The daylight-saving contract for a job whose hour field does (not) match every hour."""
+    return f"{SKIPPED_RULE}; {REPEATED_RULE[every_hour]}"
+
+
+def _changes_within_a_year(zone: tzinfo, after: datetime) -> bool:
+    offset = after.astimezone(zone).utcoffset()
+    # Daily samples: no zone changes its offset and back within a day.
+    for day in range(1, _YEAR_DAYS + 1):
+        try:
+            moment = (after + timedelta(days=day)).astimezone(zone)
+        except OverflowError:  # the end of time
+            return False
+        if moment.utcoffset() != offset:
+            return True
+    return False
+
+
 def explain(
     expression: str, timezone: str | tzinfo, n: int = 5, *, after: datetime
 ) -> Explanation:
@@ -140,10 +177,12 @@ def explain(
     assert zone is not None
     fires = trigger.next_fire_times(after, n)
     warnings = _warnings(trigger, after, fires[-1]) if fires else ()
+    observed = bool(warnings) or _changes_within_a_year(zone, after)
     return Explanation(
         expression=expression,
         timezone=str(zone.key),
-        description=describe_expanded(parse_cron(expression).expanded),
+        description=describe_spec(parse_cron(expression).spec),
         next_fires=tuple(fire.astimezone(zone) for fire in fires),
         warnings=warnings,
+        daylight_saving=daylight_saving_rule(trigger.hour_is_wildcard) if observed else None,
     )

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from kernel.errors import InvalidJobError
 from kernel.schedule._cron import ParsedCron, parse_cron
-from kernel.schedule._cron_describe import describe_expanded
+from kernel.schedule._cron_describe import describe_spec
 from kernel.schedule._cron_zone import Schedule, schedule_for
 from kernel.schedule._zones import resolve_timezone
 
@@ -207,8 +207,10 @@ class IntervalTrigger(_Frozen):
 class CronTrigger(_Frozen):
     """A cron expression in an IANA zone; ``timezone=None`` until the kernel binds its own.
 
-    Triggers with the same expression and zone share one parsed schedule and its memo of
-    answers, so building one for an expression seen before is a dict lookup.
+    The expression is read as Vixie/Debian cron reads it (:mod:`kernel.schedule._cron_parse`), so
+    equal triggers are those whose expressions match the same times in the same zone,
+    however spelled. Triggers with the same canonical form and zone share one parsed schedule
+    and its memo of answers, so building one for an expression seen before is a dict lookup.
     """
 
     __slots__ = ("_parsed", "_schedule", "expression", "timezone")
@@ -228,7 +230,9 @@ class CronTrigger(_Frozen):
 
     @property
     def hour_is_wildcard(self) -> bool:
-        """Whether the hour field covers all 24 hours (then repeated local times fire twice)."""
+        """Whether the hour field matches all 24 hours, however written (``*``, ``*/1``,
+        ``0-23``, ...): then a local time that daylight saving repeats fires at both
+        occurrences; otherwise only at the first."""
         return self._parsed.hour_is_wildcard
 
     def bind(self, timezone: str | tzinfo) -> CronTrigger:
@@ -272,7 +276,7 @@ class CronTrigger(_Frozen):
 
     def describe(self) -> str:
         """E.g. "at 09:00 and 18:00 every day (Asia/Shanghai)"."""
-        text = describe_expanded(self._parsed.expanded)
+        text = describe_spec(self._parsed.spec)
         return text if self.timezone is None else f"{text} ({self.timezone.key})"
 
     def to_spec(self) -> dict[str, Any]:
@@ -281,7 +285,7 @@ class CronTrigger(_Frozen):
         return {"kind": "cron", "expression": self.expression, "timezone": zone}
 
     def _key(self) -> tuple[object, ...]:
-        return (self._parsed.expanded, None if self.timezone is None else self.timezone.key)
+        return (self._parsed.spec, None if self.timezone is None else self.timezone.key)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CronTrigger):

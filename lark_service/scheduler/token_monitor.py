@@ -5,7 +5,9 @@
 It is :class:`actors.jobs.TokenExpiryMonitor` with the store made optional: without one,
 each :meth:`~TokenExpiryMonitor.check_token_expiry` opens the configured store (the file
 named by ``LARK_SCHEDULER_CONFIG`` and the ``LARK_SCHEDULER_*`` environment) for its
-duration. ``messaging_client`` is anything with ``async send_notice(notice) -> message_id``.
+duration, and then gives users the configuration's re-authorization link
+(``oauth.redirect_base_url``) unless ``reauthorize_url`` was passed. ``messaging_client`` is
+anything with ``async send_notice(notice) -> message_id``.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class TokenExpiryMonitor(_Monitor):
         **options: Any,
     ) -> None:
         self._own_store = store is None
+        self._own_link = "reauthorize_url" not in options
         placeholder: Any = _NoStore()
         super().__init__(
             messaging_client, warning_days, critical_days,
@@ -59,9 +62,13 @@ class TokenExpiryMonitor(_Monitor):
         if not self._own_store:
             return await super().check_token_expiry(now)
         config = load_config(os.environ.get("LARK_SCHEDULER_CONFIG"), os.environ)
+        link = self.reauthorize_url
+        if self._own_link:
+            self.reauthorize_url = config.oauth.authorize_url
         async with LarkService(config) as service:
             placeholder, self.store = self.store, service.store
             try:
                 return await super().check_token_expiry(now)
             finally:
                 self.store = placeholder
+                self.reauthorize_url = link
