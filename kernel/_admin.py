@@ -283,7 +283,9 @@ class Admin:
                 "metrics_disabled",
                 "metrics are not enabled; pass metrics=SchedulerMetrics() attached to the kernel",
             )
-        return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+        # Written a slice of jobs at a time between fires: a scrape never stalls the kernel.
+        body = await self.metrics.scrape()
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
     async def list_jobs(self, request: web.Request) -> web.Response:
         self._no_query(request)
