@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._scenarios import SCENARIOS
+from bench._scrape_report import scrape_lines
 from bench._targets import __doc__ as TARGETS_DOC
 from bench._targets import compute_targets
 
@@ -174,6 +175,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         if not these:
             continue
         lines += [f"## {scenario}: {SCENARIOS[scenario].summary}", ""]
+        if SCENARIOS[scenario].kind == "scrape":
+            lines += [*scrape_lines(these), ""]
+            continue
         headers = _headers(scenario)
         rows = []
         for r in these:

@@ -53,8 +53,10 @@ from ._exposition import (
     DURATION_BUCKETS,
     FAMILIES,
     LATENESS_BUCKETS,
+    Buckets,
     Exposition,
     JobSeries,
+    chunked,
 )
 from .events import (
     Event,
@@ -76,6 +78,7 @@ __all__ = (
     "LATENESS_BUCKETS",
     "MetricsSource",
     "SchedulerMetrics",
+    "chunked",
 )
 
 # Per-job histograms up to 1,000 jobs: 11 histogram series of ~80 bytes per job make a
@@ -83,9 +86,9 @@ __all__ = (
 # carry; past it the per-job buckets are most of the exposition (and of Prometheus' memory)
 # while a per-job P95 over thousands of jobs is no longer read one by one.
 DEFAULT_PER_JOB_HISTOGRAMS = 1000
-# ~250 jobs take about 1 ms to write on the 2-core bench machine (bench/README.md): short
-# enough that a fire due during a slice is at most that late.
-DEFAULT_JOBS_PER_SLICE = 250
+# 50 jobs take 0.3-0.7 ms to write on the 2-core bench machine (more when it is busy;
+# bench/README.md): a fire due during a slice starts at most about that late.
+DEFAULT_JOBS_PER_SLICE = 50
 
 
 class _JobView(Protocol):
@@ -162,9 +165,11 @@ class SchedulerMetrics:
         self.per_job_histograms = per_job_histograms
         self.jobs_per_slice = jobs_per_slice
         self._jobs: dict[str, JobSeries] = {}
+        self._duration_buckets = Buckets(DURATION_BUCKETS)
+        self._lateness_buckets = Buckets(LATENESS_BUCKETS)
         self._kernel: MetricsSource | None = None
         self._detach: Callable[[], None] | None = None
-        self._scrape: asyncio.Future[bytes] | None = None
+        self._scrape: asyncio.Future[list[bytes]] | None = None
         self._formatter = TextFormatter()
         self._dispatch: dict[type[Any], Callable[[Any], None]] = {
             RunStarted: self._on_started,
@@ -191,7 +196,9 @@ class SchedulerMetrics:
     def _series(self, job_id: str) -> JobSeries:
         series = self._jobs.get(job_id)
         if series is None:
-            series = self._jobs[job_id] = JobSeries(job_id)
+            series = self._jobs[job_id] = JobSeries.new(
+                job_id, self._duration_buckets, self._lateness_buckets
+            )
         return series
 
     def _on_started(self, event: RunStarted) -> None:
@@ -267,7 +274,7 @@ class SchedulerMetrics:
     def render(self) -> bytes:
         """Every metric in the Prometheus text format (:data:`CONTENT_TYPE`), in one go.
 
-        Blocks the loop for the whole text (about 3-8 us per job); a server should await
+        Blocks the loop for the whole text (about 5-15 us per job); a server should await
         :meth:`scrape` instead.
         """
         steps = self._slices()
@@ -275,33 +282,34 @@ class SchedulerMetrics:
             try:
                 next(steps)
             except StopIteration as done:
-                body: bytes = done.value
-                return body
+                return b"".join(done.value)
 
-    async def scrape(self) -> bytes:
-        """What :meth:`render` answers, written ``jobs_per_slice`` jobs at a time with the
-        event loop given back between slices.
+    async def scrape(self) -> list[bytes]:
+        """What :meth:`render` answers, as consecutive pieces, written ``jobs_per_slice``
+        jobs at a time with the event loop given back between slices.
 
-        Scrapes that arrive while one is being written share its answer.
+        Send it a chunk at a time (:func:`chunked`), giving the loop back between chunks
+        too: joining and sending megabytes in one go stalls the loop for milliseconds of
+        copies. Scrapes that arrive while one is being written share its answer.
         """
         if self._scrape is None or self._scrape.done():
             self._scrape = asyncio.ensure_future(self._sliced())
         # Shielded: a client that hangs up does not cancel the answer the others wait for.
         return await asyncio.shield(self._scrape)
 
-    async def _sliced(self) -> bytes:
+    async def _sliced(self) -> list[bytes]:
         steps = self._slices()
         while True:
             try:
                 next(steps)
             except StopIteration as done:
-                body: bytes = done.value
-                return body
+                chunks: list[bytes] = done.value
+                return chunks
             # A bare yield to the loop (not a wait for time): fires due meanwhile run now.
             await asyncio.sleep(0)
 
-    def _slices(self) -> Generator[None, None, bytes]:
-        """Writes the text, yielding after each slice of jobs; returns it."""
+    def _slices(self) -> Generator[None, None, list[bytes]]:
+        """Writes the text, yielding after each slice of jobs; returns its pieces."""
         jobs = list(self._jobs.values())
         out = Exposition(per_job_histograms=len(jobs) <= self.per_job_histograms)
         step = self.jobs_per_slice

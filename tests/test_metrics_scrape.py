@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from aioprometheus.collectors import Counter, Registry
 
+from kernel._exposition import CHUNK
 from kernel.events import Event, JobAdded, JobRemoved, RunFailed, RunStarted, RunSucceeded
-from kernel.metrics import DEFAULT_PER_JOB_HISTOGRAMS, SchedulerMetrics
+from kernel.metrics import DEFAULT_PER_JOB_HISTOGRAMS, SchedulerMetrics, chunked
 from tests.promtext import parse, series, value
 
 T0 = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
@@ -152,12 +153,38 @@ async def test_scrape_gives_the_loop_back_between_slices() -> None:
 
     handle = [loop.call_soon(tick)]
     try:
-        body = await metrics.scrape()
+        body = b"".join(await metrics.scrape())
     finally:
         handle[0].cancel()
     # 10 slices of at most 10 jobs: the loop ran other callbacks between each two.
     assert ticks >= 10
     assert body == metrics.render()
+
+
+async def test_a_large_answer_is_sent_in_chunks_of_about_64_kb() -> None:
+    metrics = fed(SchedulerMetrics(), 600)  # ~1 MB with per-job histograms
+    chunks = list(chunked(await metrics.scrape()))
+    assert len(chunks) >= 10
+    # Whole pieces, each at most one slice of one family: never far above 64 KB.
+    assert min(map(len, chunks[:-1])) >= CHUNK
+    assert max(map(len, chunks)) < 2 * CHUNK
+    assert b"".join(chunks) == metrics.render()
+
+
+@pytest.mark.parametrize(
+    ("sizes", "size", "expected"),
+    [
+        pytest.param([3, 3, 3], 4, [6, 3], id="last-shorter"),
+        pytest.param([5, 1], 4, [5, 1], id="a-piece-above-the-size"),
+        pytest.param([2, 2], 4, [4], id="exact"),
+        pytest.param([], 4, [], id="nothing"),
+    ],
+)
+def test_chunked_joins_whole_pieces(sizes: list[int], size: int, expected: list[int]) -> None:
+    pieces = [bytes([65 + i]) * n for i, n in enumerate(sizes)]
+    chunks = list(chunked(pieces, size))
+    assert [len(c) for c in chunks] == expected
+    assert b"".join(chunks) == b"".join(pieces)
 
 
 async def test_jobs_added_and_removed_during_a_scrape_leave_a_valid_text() -> None:
@@ -167,10 +194,10 @@ async def test_jobs_added_and_removed_during_a_scrape_leave_a_valid_text() -> No
     for event in runs("late_comer", lateness=0.0, duration=0.5):
         metrics(event)
     metrics(JobRemoved(job_id="job3", scheduled_at=None))
-    samples = parse((await scrape).decode())
+    samples = parse(b"".join(await scrape).decode())
     # The scrape covers the jobs it started with; the next one has the new job too.
     assert value(samples, "scheduled_task_executions_total", status="success", task_name="job4")
-    after = parse((await metrics.scrape()).decode())
+    after = parse(b"".join(await metrics.scrape()).decode())
     assert value(after, "scheduled_task_duration_seconds_count", task_name="late_comer") == 1
     assert value(after, "scheduled_task_duration_seconds_count", task_name="job3") == 1
 
@@ -190,7 +217,7 @@ async def test_a_scrape_whose_client_left_still_answers_the_others() -> None:
     staying = asyncio.ensure_future(metrics.scrape())
     await asyncio.sleep(0)
     leaving.cancel()
-    assert parse((await staying).decode())
+    assert parse(b"".join(await staying).decode())
     assert leaving.cancelled()
 
 
