@@ -81,7 +81,8 @@ def scrape_lines(runs: list[dict[str, Any]]) -> list[str]:
         if r["status"] == "ok":
             groups.setdefault((r["engine"], r["n"]), []).append(r["metrics"])
         else:
-            failed.append(f"- {r['engine']} N={r['n']:,}: **{r['status'].upper()}** {r.get('reason', '')}")
+            status = r["status"].upper()
+            failed.append(f"- {r['engine']} N={r['n']:,}: **{status}** {r.get('reason', '')}")
     headers = [
         "engine", "N", "runs", "fires run/planned", "p99 quiet ms", "p99 scraped ms",
         "p99 scraped - quiet ms", "max loop stall per scrape ms: CPU", "wall",

@@ -153,7 +153,9 @@ async def steady_scrape(ctx: Ctx) -> dict[str, Any]:
     n = ctx.n
     block, blocks = _blocks(ctx.duration)
     count = round(block * blocks / PERIOD)
-    per_job = await ctx.calibrate(lambda k: e.add_interval(k, 3600.0, time.monotonic() + 7200, None))
+    per_job = await ctx.calibrate(
+        lambda k: e.add_interval(k, 3600.0, time.monotonic() + 7200, None)
+    )
     # After the calibration: its throw-away jobs would stay in the metrics (series of
     # removed jobs are kept, being cumulative) and inflate the bytes per job.
     url = await e.serve_metrics()
