@@ -11,12 +11,9 @@ collector whole, never a slice of it.
 from __future__ import annotations
 
 import math
-from array import array
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from itertools import accumulate
-
-import msgspec
 
 __all__ = (
     "CHUNK",
@@ -24,9 +21,8 @@ __all__ = (
     "DURATION_BUCKETS",
     "FAMILIES",
     "LATENESS_BUCKETS",
-    "Buckets",
     "Exposition",
-    "Hist",
+    "Histograms",
     "JobSeries",
     "chunked",
     "escape_label",
@@ -73,78 +69,84 @@ def number(value: float) -> str:
 _SPECIAL = {"inf": "+Inf", "-inf": "-Inf", "nan": "NaN"}
 
 
-class Buckets:
-    """The bucket counts of every job's histogram over the same bounds, in one array.
+class Histograms:
+    """Every job's histogram over the same bounds, in three flat lists indexed by the job's
+    number: per-bucket counts (``width`` per job, not cumulative, +Inf last), sums, counts.
 
-    One array for all jobs rather than a list or array per job: those are objects the
-    cyclic garbage collector tracks, two per job (20,000 at 10k jobs, as many as the kernel
-    itself has), and every full collection, a pause of the whole loop, walks them all.
+    Flat lists rather than objects per job: each of those would be tracked by the cyclic
+    garbage collector, and every full collection, a pause of the whole loop, walks them
+    all (at 10k jobs, a list and a histogram object per histogram per job were 40,000
+    objects, twice the kernel's own). Plain lists keep the hot path as cheap as a slot.
     """
 
-    __slots__ = ("bounds", "counts", "width")
+    __slots__ = ("bounds", "counts", "sums", "totals", "width")
 
     def __init__(self, bounds: tuple[float, ...]) -> None:
         self.bounds = bounds
-        self.width = len(bounds) + 1  # a slot per bound, then +Inf
-        self.counts = array("q")
+        self.width = len(bounds) + 1
+        self.counts: list[int] = []
+        self.sums: list[float] = []
+        self.totals: list[int] = []
 
-    def new(self) -> Hist:
-        """A histogram over these bounds with nothing observed yet."""
-        offset = len(self.counts)
-        self.counts.extend(bytes(self.width))
-        return Hist(self, offset)
+    def add(self) -> int:
+        """Room for one more job's histogram; its number."""
+        self.counts.extend([0] * self.width)
+        self.sums.append(0.0)
+        self.totals.append(0)
+        return len(self.totals) - 1
 
-
-# gc=False (here and for JobSeries): a job's series are long-lived and hold only numbers,
-# strings and the shared Buckets, so they are never part of a reference cycle; tracked,
-# they were more objects per job for every full collection to walk.
-class Hist(msgspec.Struct, gc=False):
-    """One histogram series: its slice of a :class:`Buckets` array (per-bucket counts, not
-    cumulative), the sum and the count."""
-
-    buckets: Buckets
-    offset: int
-    total: float = 0.0
-    count: int = 0
-
-    def observe(self, value: float) -> None:
-        """Count one observation (the hot path: a bisect and three additions)."""
-        b = self.buckets
+    def observe(self, job: int, value: float) -> None:
+        """Count one observation of job number ``job`` (a bisect and three additions)."""
         # bisect_left finds the first bound >= value: Prometheus buckets are "le".
-        b.counts[self.offset + bisect_left(b.bounds, value)] += 1
-        self.total += value
-        self.count += 1
+        self.counts[job * self.width + bisect_left(self.bounds, value)] += 1
+        self.sums[job] += value
+        self.totals[job] += 1
 
-    @property
-    def counts(self) -> array[int]:
-        """The per-bucket counts, +Inf last (a copy)."""
-        b = self.buckets
-        return b.counts[self.offset : self.offset + b.width]
+    def counts_of(self, job: int) -> list[int]:
+        """Job number ``job``'s per-bucket counts (a copy)."""
+        return self.counts[job * self.width : (job + 1) * self.width]
+
+    def summed(self, first: int, end: int) -> tuple[list[int], float, int]:
+        """Counts, sum and count of jobs ``first`` to ``end - 1`` together."""
+        w = self.width
+        counts = [sum(self.counts[first * w + k : end * w : w]) for k in range(w)]
+        return counts, sum(self.sums[first:end]), sum(self.totals[first:end])
 
 
-class JobSeries(msgspec.Struct, gc=False):
-    """Every series of one job, and its label written once."""
+class JobSeries:
+    """Every series of one job but its histograms (in :class:`Histograms`, at ``index``),
+    and its label written once."""
 
-    job_id: str
-    label: str  # task_name="<escaped id>"
-    duration: Hist
-    lateness: Hist
-    success: int = 0
-    failure: int = 0
-    missed: int = 0
-    skipped_max_instances: int = 0
-    skipped_coalesced: int = 0
-    retries: int = 0
-    running: int = 0
-    next_run: float | None = None
-    last_success: float | None = None
-    removed: bool = False
+    __slots__ = (
+        "failure",
+        "index",
+        "job_id",
+        "label",
+        "last_success",
+        "missed",
+        "next_run",
+        "removed",
+        "retries",
+        "running",
+        "skipped_coalesced",
+        "skipped_max_instances",
+        "success",
+    )
 
-    @classmethod
-    def new(cls, job_id: str, duration: Buckets, lateness: Buckets) -> JobSeries:
-        """A job's series, all zero, its histograms' counts kept in these arrays."""
-        label = f'task_name="{escape_label(job_id)}"'
-        return cls(job_id, label, duration.new(), lateness.new())
+    def __init__(self, job_id: str, index: int) -> None:
+        self.job_id = job_id
+        self.label = f'task_name="{escape_label(job_id)}"'  # the seed's label
+        self.index = index
+        self.success = 0
+        self.failure = 0
+        self.missed = 0
+        self.skipped_max_instances = 0
+        self.skipped_coalesced = 0
+        self.retries = 0
+        self.running = 0
+        self.next_run: float | None = None
+        self.last_success: float | None = None
+        self.removed = False
 
 
 # name, type, help; in the order they are written.
@@ -263,18 +265,18 @@ _ROWS = (
 class _HistWriter:
     """Writes one histogram family: a series per job, or one of every job together."""
 
-    __slots__ = ("bounds", "count", "counts", "family", "le", "name", "total")
+    __slots__ = ("count", "counts", "family", "hists", "le", "name", "total")
 
-    def __init__(self, family: int, bounds: tuple[float, ...]) -> None:
+    def __init__(self, family: int, hists: Histograms) -> None:
         self.family = family
         self.name = FAMILIES[family][0]
-        self.bounds = bounds
-        self.le = tuple(f'le="{number(b)}"' for b in (*bounds, _INF))
-        self.counts = [0] * (len(bounds) + 1)
+        self.hists = hists
+        self.le = tuple(f'le="{number(b)}"' for b in (*hists.bounds, _INF))
+        self.counts = [0] * hists.width
         self.total = 0.0
         self.count = 0
 
-    def series(self, hist: Hist, label: str) -> str:
+    def series(self, counts: list[int], total: float, count: int, label: str) -> str:
         """The lines of one series; ``label`` is ``task_name="..."`` or empty."""
         name = self.name
         # Labels in name order, as aioprometheus wrote them: le before task_name.
@@ -283,30 +285,27 @@ class _HistWriter:
         buckets = "".join(
             [
                 f"{name}_bucket{{{le}{closing}{n}\n"
-                for le, n in zip(self.le, accumulate(hist.counts), strict=True)
+                for le, n in zip(self.le, accumulate(counts), strict=True)
             ]
         )
-        return (
-            f"{buckets}{name}_sum{selector} {number(hist.total)}\n"
-            f"{name}_count{selector} {hist.count}\n"
-        )
+        return f"{buckets}{name}_sum{selector} {number(total)}\n{name}_count{selector} {count}\n"
 
-    def accumulate(self, hists: Sequence[Hist]) -> None:
-        """Add these jobs' histograms to the all-jobs series."""
-        columns = zip(*[hist.counts for hist in hists], strict=True)
-        self.counts = [
-            total + sum(column) for total, column in zip(self.counts, columns, strict=True)
-        ]
-        self.total += sum([hist.total for hist in hists])
-        self.count += sum([hist.count for hist in hists])
+    def job(self, s: JobSeries) -> str:
+        """One job's series."""
+        h, i = self.hists, s.index
+        return self.series(h.counts_of(i), h.sums[i], h.totals[i], s.label)
+
+    def accumulate(self, jobs: Sequence[JobSeries]) -> None:
+        """Add these jobs (consecutive numbers) to the all-jobs series."""
+        first = jobs[0].index
+        counts, total, count = self.hists.summed(first, first + len(jobs))
+        self.counts = [a + b for a, b in zip(self.counts, counts, strict=True)]
+        self.total += total
+        self.count += count
 
     def aggregate(self) -> str:
         """The all-jobs series accumulated so far, without a ``task_name`` label."""
-        buckets = Buckets(self.bounds)
-        total = buckets.new()
-        buckets.counts[:] = array("q", self.counts)
-        total.total, total.count = self.total, self.count
-        return self.series(total, "")
+        return self.series(self.counts, self.total, self.count, "")
 
 
 class Exposition:
@@ -321,26 +320,25 @@ class Exposition:
 
     __slots__ = ("_duration", "_lateness", "_parts", "per_job_histograms")
 
-    def __init__(self, *, per_job_histograms: bool) -> None:
+    def __init__(
+        self, duration: Histograms, lateness: Histograms, *, per_job_histograms: bool
+    ) -> None:
         self.per_job_histograms = per_job_histograms
         self._parts: list[list[bytes]] = [[] for _ in FAMILIES]
-        self._duration = _HistWriter(_DURATION, DURATION_BUCKETS)
-        self._lateness = _HistWriter(_LATENESS, LATENESS_BUCKETS)
+        self._duration = _HistWriter(_DURATION, duration)
+        self._lateness = _HistWriter(_LATENESS, lateness)
 
     def add(self, jobs: Sequence[JobSeries]) -> None:
-        """Write the series of ``jobs`` (a slice; each job once per scrape)."""
+        """Write the series of ``jobs``: a slice of consecutively numbered jobs, each once
+        per scrape."""
         parts = self._parts
         for family, row in _ROWS:
             parts[family].append("".join(map(row, jobs)).encode())
-        for writer, hists in (
-            (self._duration, [s.duration for s in jobs]),
-            (self._lateness, [s.lateness for s in jobs]),
-        ):
+        for writer in (self._duration, self._lateness):
             if self.per_job_histograms:
-                text = "".join(map(writer.series, hists, [s.label for s in jobs]))
-                parts[writer.family].append(text.encode())
+                parts[writer.family].append("".join(map(writer.job, jobs)).encode())
             elif jobs:
-                writer.accumulate(hists)
+                writer.accumulate(jobs)
 
     def finish(self, *, up: bool, version: str, extra: bytes = b"") -> list[bytes]:
         """The whole text, in order, as the pieces written (each family's header, then its

@@ -53,8 +53,8 @@ from ._exposition import (
     DURATION_BUCKETS,
     FAMILIES,
     LATENESS_BUCKETS,
-    Buckets,
     Exposition,
+    Histograms,
     JobSeries,
     chunked,
 )
@@ -165,8 +165,9 @@ class SchedulerMetrics:
         self.per_job_histograms = per_job_histograms
         self.jobs_per_slice = jobs_per_slice
         self._jobs: dict[str, JobSeries] = {}
-        self._duration_buckets = Buckets(DURATION_BUCKETS)
-        self._lateness_buckets = Buckets(LATENESS_BUCKETS)
+        # Series are never removed (cumulative), so the i-th of _jobs has index i.
+        self._duration = Histograms(DURATION_BUCKETS)
+        self._lateness = Histograms(LATENESS_BUCKETS)
         self._kernel: MetricsSource | None = None
         self._detach: Callable[[], None] | None = None
         self._scrape: asyncio.Future[list[bytes]] | None = None
@@ -196,9 +197,9 @@ class SchedulerMetrics:
     def _series(self, job_id: str) -> JobSeries:
         series = self._jobs.get(job_id)
         if series is None:
-            series = self._jobs[job_id] = JobSeries.new(
-                job_id, self._duration_buckets, self._lateness_buckets
-            )
+            index = self._duration.add()
+            self._lateness.add()
+            series = self._jobs[job_id] = JobSeries(job_id, index)
         return series
 
     def _on_started(self, event: RunStarted) -> None:
@@ -209,14 +210,14 @@ class SchedulerMetrics:
         elif not event.manual:
             # Only a scheduled first attempt has a meaningful lateness; a manual run or a
             # retry starts when asked, not when the trigger said.
-            series.lateness.observe(event.lateness)
+            self._lateness.observe(series.index, event.lateness)
 
     def _on_succeeded(self, event: RunSucceeded) -> None:
         series = self._series(event.job_id)
         series.success += 1
         if series.running > 0:
             series.running -= 1
-        series.duration.observe(event.duration)
+        self._duration.observe(series.index, event.duration)
         series.last_success = event.started_at.timestamp() + event.duration
 
     def _on_failed(self, event: RunFailed) -> None:
@@ -224,7 +225,7 @@ class SchedulerMetrics:
         series.failure += 1
         if series.running > 0:
             series.running -= 1
-        series.duration.observe(event.duration)
+        self._duration.observe(series.index, event.duration)
 
     def _on_missed(self, event: RunMissed) -> None:
         self._series(event.job_id).missed += 1
@@ -311,7 +312,9 @@ class SchedulerMetrics:
     def _slices(self) -> Generator[None, None, list[bytes]]:
         """Writes the text, yielding after each slice of jobs; returns its pieces."""
         jobs = list(self._jobs.values())
-        out = Exposition(per_job_histograms=len(jobs) <= self.per_job_histograms)
+        out = Exposition(
+            self._duration, self._lateness, per_job_histograms=len(jobs) <= self.per_job_histograms
+        )
         step = self.jobs_per_slice
         for start in range(0, len(jobs), step):
             chunk = jobs[start : start + step]

@@ -166,3 +166,54 @@ def test_pg_store_engines_are_unavailable_with_the_reason_when_the_server_is_dow
     reason = unavailable["kernel-pg3"]
     assert reason.startswith("PostgreSQL at 127.0.0.1:1/x is unreachable (")
     assert "pw" not in reason
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_steady_scrape_quick_run_measures_both_blocks_and_the_baseline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # This very tree as the "baseline": the engine must import kernel from it.
+    monkeypatch.setenv("BENCH_BASELINE_TREE", str(Path(__file__).resolve().parent.parent))
+
+    status = bench.main(
+        [
+            "--quick",
+            "--engines",
+            "kernel,kernel-baseline",
+            "--scenarios",
+            "steady-scrape",
+            "--n",
+            str(N),
+            "--out",
+            str(tmp_path),
+        ]
+    )
+
+    assert status == 0
+    report = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    assert [(r["engine"], r["status"]) for r in report["runs"]] == [
+        ("kernel", "ok"),
+        ("kernel-baseline", "ok"),
+    ], [r.get("reason") for r in report["runs"]]
+    for run in report["runs"]:
+        m = run["metrics"]
+        planned = N * 2  # --quick: a quiet and a scraped block of 1 s, one fire per second
+        assert (m["fires_expected"], m["fires_executed"], m["fires_extra"]) == (planned, planned, 0)
+        assert m["lateness_quiet_ms"]["p99"] is not None
+        assert m["lateness_scraped_ms"]["p99"] is not None
+        (scrape,) = m["scrapes"]
+        assert scrape["status"] == 200
+        assert scrape["bytes"] > N * 500  # every job's series
+        assert m["loop_stall_cpu_per_scrape_ms"]["max"] >= 0
+    table = (tmp_path / "results.md").read_text(encoding="utf-8")
+    assert "| kernel-baseline | 20 | 1 | 40/40 |" in table
+
+
+def test_repeat_runs_each_scenario_n_times_with_the_engines_taking_turns() -> None:
+    from bench._cli import parse_args, plan
+
+    runs, _ = plan(parse_args(["--engines", "floor,kernel", "--scenarios", "steady",
+                               "--n", "10", "--repeat", "2"]))
+
+    assert runs == [("steady", "floor", 10), ("steady", "kernel", 10)] * 2
