@@ -320,7 +320,9 @@ def _brief(r: dict[str, Any]) -> str:
         )
     if m.get("loop_stall_per_scrape_ms") and m.get("loop_stall_cpu_per_scrape_ms"):
         parts.append(
-            f"max stall per scrape {m['loop_stall_cpu_per_scrape_ms']['max']:.1f} ms CPU, "
+            "max stall per scrape "
+            f"{m['loop_stall_cpu_without_gc_per_scrape_ms']['max']:.1f} ms CPU besides GC, "
+            f"{m['loop_stall_cpu_per_scrape_ms']['max']:.1f} ms CPU, "
             f"{m['loop_stall_per_scrape_ms']['max']:.1f} ms wall"
         )
     if m.get("exposition_bytes_per_job") is not None:

