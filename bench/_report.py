@@ -135,6 +135,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "Packages: " + ", ".join(f"{k} {v}" for k, v in mi["packages"].items() if v),
         "",
+        *([f"kernel-baseline: {mi['baseline']}", ""] if mi.get("baseline") else []),
         f"Settings: N = {', '.join(f'{n:,}' for n in st['n'])}; steady/churn "
         f"{st['duration_s']:g} s; idle {st['idle_duration_s']:g} s; late fires count up to "
         f"{st['drain_s']:g} s after the last planned one"
