@@ -141,8 +141,16 @@ def test_names_and_labels_stay_the_seeds_in_both_forms() -> None:
         }
 
 
-async def test_scrape_gives_the_loop_back_between_slices() -> None:
-    metrics = fed(SchedulerMetrics(jobs_per_slice=10, per_job_histograms=0), 95)
+@pytest.mark.parametrize(
+    ("jobs", "limit"),
+    [
+        pytest.param(95, 0, id="all-jobs-histograms-10-jobs-a-slice"),
+        # Per-job histograms: a job writes ~3x the lines, a slice holds a third as many.
+        pytest.param(30, 1000, id="per-job-histograms-3-jobs-a-slice"),
+    ],
+)
+async def test_scrape_gives_the_loop_back_between_slices(jobs: int, limit: int) -> None:
+    metrics = fed(SchedulerMetrics(jobs_per_slice=10, per_job_histograms=limit), jobs)
     ticks = 0
     loop = asyncio.get_running_loop()
 
@@ -156,7 +164,7 @@ async def test_scrape_gives_the_loop_back_between_slices() -> None:
         body = b"".join(await metrics.scrape())
     finally:
         handle[0].cancel()
-    # 10 slices of at most 10 jobs: the loop ran other callbacks between each two.
+    # 10 slices: the loop ran other callbacks between each two.
     assert ticks >= 10
     assert body == metrics.render()
 
