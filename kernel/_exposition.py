@@ -1,8 +1,9 @@
 """The scheduler's series and the Prometheus text format (0.0.4) they are written in.
 
-:class:`JobSeries` holds every value of one job (updated by ``SchedulerMetrics`` on the
-kernel's hot path); :class:`Exposition` writes a scrape a slice of jobs at a time, so the
-caller can give the event loop back between slices. The text is written here rather than
+:class:`JobSeries` holds one job's counters and gauges and :class:`Histograms` every job's
+histograms (both updated by ``SchedulerMetrics`` on the kernel's hot path);
+:class:`Exposition` writes a scrape a slice of jobs at a time, so the caller can give the
+event loop back between slices. The text is written here rather than
 by aioprometheus because aioprometheus builds a dict and a formatted line through several
 calls per sample (about 10x slower, see ``bench/metrics_cost.py``) and can only render a
 collector whole, never a slice of it.

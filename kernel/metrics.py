@@ -309,8 +309,8 @@ class SchedulerMetrics:
             try:
                 next(steps)
             except StopIteration as done:
-                chunks: list[bytes] = done.value
-                return chunks
+                pieces: list[bytes] = done.value
+                return pieces
             # A bare yield to the loop (not a wait for time): fires due meanwhile run now.
             await asyncio.sleep(0)
 
