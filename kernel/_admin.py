@@ -290,11 +290,17 @@ class Admin:
         response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE})
         response.content_length = sum(map(len, pieces))
         await response.prepare(request)
-        for chunk in chunked(pieces):
-            await response.write(chunk)
-            # A yield, not a wait: write() only waits once the socket's buffer is full.
-            await asyncio.sleep(0)
-        await response.write_eof()
+        if request.method == "HEAD":
+            return response  # the length, no body
+        try:
+            for chunk in chunked(pieces):
+                await response.write(chunk)
+                # A yield, not a wait: write() only waits once the socket's buffer is full.
+                await asyncio.sleep(0)
+            await response.write_eof()
+        except ConnectionResetError:
+            # The scraper hung up (its scrape timeout, a restart): nothing is wrong here.
+            _log.debug("GET /metrics: the client left before the end of the answer")
         return response
 
     async def list_jobs(self, request: web.Request) -> web.Response:

@@ -7,8 +7,10 @@ tests check what is written and that the loop gets control back between slices."
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 
+import aiohttp
 import pytest
 from aioprometheus.collectors import Counter, Registry
 
@@ -252,3 +254,50 @@ def test_an_embedders_collectors_are_served_and_cannot_take_our_names() -> None:
 def test_bad_settings_name_the_fix(kwargs: dict[str, int], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         SchedulerMetrics(**kwargs)
+
+
+# -- served by the admin API ----------------------------------------------------------------
+
+
+async def test_get_metrics_streams_the_whole_text_and_head_only_its_length() -> None:
+    from kernel import Kernel
+    from kernel.http import AdminServer
+
+    metrics = fed(SchedulerMetrics(version="1.0"), 1500)  # ~1 MB: many 64 KB chunks
+    async with Kernel(timezone="UTC") as kernel, AdminServer(
+        kernel, port=0, metrics=metrics
+    ) as admin:
+        reader, writer = await asyncio.open_connection("127.0.0.1", admin.port)
+        writer.write(b"HEAD /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        head = await reader.read()
+        writer.close()
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{admin.url}/metrics") as resp:
+                body = await resp.read()
+    assert body == metrics.render()
+    assert resp.headers["Content-Length"] == str(len(body))
+    status, _, rest = head.partition(b"\r\n")
+    assert status == b"HTTP/1.1 200 OK"
+    assert f"Content-Length: {len(body)}\r\n".encode() in rest
+    assert rest.endswith(b"\r\n\r\n")  # headers only
+
+
+async def test_a_scraper_that_hangs_up_mid_answer_is_no_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from kernel import Kernel
+    from kernel.http import AdminServer
+
+    metrics = fed(SchedulerMetrics(), 3000)
+    async with Kernel(timezone="UTC") as kernel, AdminServer(
+        kernel, port=0, metrics=metrics
+    ) as admin:
+        reader, writer = await asyncio.open_connection("127.0.0.1", admin.port)
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+        await reader.read(1000)  # the headers and a little of the text
+        writer.transport.abort()
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{admin.url}/metrics") as resp:
+                assert resp.status == 200
+                assert await resp.read() == metrics.render()
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
