@@ -139,6 +139,9 @@ class Kernel(DispatchMixin, RunsMixin):
             # Jobs added before start begin now: "every 6 hours" counts from start-up.
             rec.start(wall, mono, self._offset, self._rng)
             self._schedule(rec)
+            if self._observed and not rec.removed:
+                # Added while stopped: no event was sent then (listeners run on the loop).
+                self._emit(JobAdded(job_id=rec.id, scheduled_at=rec.sched))
         self._arm()
         if self._coordinator is not None:
             await self._coordinator.attach(self)
