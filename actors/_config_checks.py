@@ -133,6 +133,7 @@ _CHECKS: tuple[tuple[str, Check], ...] = (
     ("rabbitmq.url", _url("amqp", "amqps")),
     ("http.host", _non_empty),
     ("http.port", _range(1, 65535)),
+    ("metrics.per_job_histograms", _range(0)),
     ("scheduler.timezone", _timezone),
     ("scheduler.max_instances", _range(1, 1000)),
     ("scheduler.misfire_grace_time", _range(0)),

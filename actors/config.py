@@ -32,6 +32,7 @@ from urllib.parse import quote
 import msgspec
 
 from actors._config_load import ConfigError, Secret, load_config, redact_url
+from kernel.metrics import DEFAULT_PER_JOB_HISTOGRAMS
 
 __all__ = (
     "CleanupConfig",
@@ -45,6 +46,7 @@ __all__ = (
     "JobsConfig",
     "LarkConfig",
     "LoggingConfig",
+    "MetricsConfig",
     "OAuthConfig",
     "RabbitMQConfig",
     "SchedulerConfig",
@@ -130,6 +132,14 @@ class HttpConfig(_Section, frozen=True, kw_only=True):
     port: int = 8080
     admin_token: Secret | None = None
     admin_token_file: str | None = None
+
+
+class MetricsConfig(_Section, frozen=True, kw_only=True):
+    """``GET /metrics``: the duration and lateness histograms have a series per job while
+    the service has at most ``per_job_histograms`` jobs, one series of all jobs together
+    beyond (0: always together)."""
+
+    per_job_histograms: int = DEFAULT_PER_JOB_HISTOGRAMS
 
 
 class SchedulerConfig(_Section, frozen=True, kw_only=True):
@@ -287,6 +297,7 @@ class Config(_Section, frozen=True, kw_only=True):
     lark: LarkConfig = LarkConfig()
     rabbitmq: RabbitMQConfig = RabbitMQConfig()
     http: HttpConfig = HttpConfig()
+    metrics: MetricsConfig = MetricsConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     jobs: JobsConfig = JobsConfig()
     expiry: ExpiryConfig = ExpiryConfig()

@@ -29,6 +29,7 @@ DEFAULT_SCENARIOS = (
     "churn",
     "cron-heavy",
     "pg-store",
+    "steady-scrape",
 )
 DEFAULT_ENGINES = (
     "floor",
@@ -58,6 +59,7 @@ class Settings:
     out: Path
     quick: bool
     ns_given: bool = True  # --n given: it overrides every scenario's own default counts
+    repeat: int = 1  # runs of each scenario x engine x N, engines interleaved
 
     def ns_for(self, scenario: str) -> tuple[int, ...]:
         """The job counts to run ``scenario`` at: --n, else the scenario's own, else ns."""
@@ -123,6 +125,13 @@ def parse_args(argv: list[str] | None) -> Settings:
         action="store_true",
         help="tiny N and short windows: checks that it works, measures nothing",
     )
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run each scenario x engine x N this many times, the engines taking turns "
+        "(default 1); the steady-scrape table shows the median and the spread",
+    )
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"default {DEFAULT_OUT}")
     a = p.parse_args(argv)
     engines = a.engines or DEFAULT_ENGINES
@@ -133,6 +142,8 @@ def parse_args(argv: list[str] | None) -> Settings:
     for name in scenarios:
         if name not in SCENARIOS:
             p.error(f"--scenarios: unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
+    if a.repeat < 1:
+        p.error(f"--repeat {a.repeat}: give at least 1")
     q = a.quick
 
     def pick(value: float | None, normal: float, quick: float) -> float:
@@ -149,6 +160,7 @@ def parse_args(argv: list[str] | None) -> Settings:
         out=a.out,
         quick=q,
         ns_given=a.n is not None,
+        repeat=a.repeat,
     )
 
 
@@ -204,10 +216,10 @@ def _run_one(s: Settings, engine: str, scenario: str, n: int) -> dict[str, Any]:
         return {"status": "error", "reason": f"exit status {proc.returncode}: " + " | ".join(tail)}
 
 
-def _cut_reason(runs: list[dict[str, Any]], engine: str, scenario: str) -> str | None:
-    """Why a larger N of this engine and scenario is not worth running, if it is not."""
+def _cut_reason(runs: list[dict[str, Any]], engine: str, scenario: str, n: int) -> str | None:
+    """Why this larger N of this engine and scenario is not worth running, if it is not."""
     for r in runs:
-        if r["engine"] != engine or r["scenario"] != scenario:
+        if r["engine"] != engine or r["scenario"] != scenario or r["n"] >= n:
             continue
         if r["status"] == "cut":
             return f"cut: N={r['n']} already {r['reason']}"
@@ -219,7 +231,10 @@ def _cut_reason(runs: list[dict[str, Any]], engine: str, scenario: str) -> str |
 
 
 def plan(s: Settings) -> tuple[list[tuple[str, str, int]], dict[str, str]]:
-    """The runs to make, in order, and why each unavailable engine is left out."""
+    """The runs to make, in order, and why each unavailable engine is left out.
+
+    With ``repeat`` > 1 each scenario x N is run that many times in turn, every engine once
+    per turn, so a change in the machine's load falls on every engine alike."""
     unavailable = {}
     for name in s.engines:
         reason = ENGINES[name].probe()
@@ -229,6 +244,7 @@ def plan(s: Settings) -> tuple[list[tuple[str, str, int]], dict[str, str]]:
         (scenario, engine, n)
         for scenario in s.scenarios
         for n in sorted(s.ns_for(scenario))
+        for _ in range(s.repeat)
         for engine in s.engines
         if engine not in unavailable
         and scenario in ENGINES[engine].scenarios
@@ -251,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict[str, Any]] = []
     for i, (scenario, engine, n) in enumerate(runs_planned, 1):
         record: dict[str, Any] = {"engine": engine, "scenario": scenario, "n": n}
-        cut = _cut_reason(results, engine, scenario)
+        cut = _cut_reason(results, engine, scenario, n)
         if cut is not None:
             record.update(status="cut", reason=cut)
         else:
@@ -271,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             "idle_duration_s": s.idle_duration,
             "drain_s": s.drain,
             "quick": s.quick,
+            "repeat": s.repeat,
         },
         "unavailable": unavailable,
         "not_implemented": {
@@ -296,6 +313,20 @@ def _brief(r: dict[str, Any]) -> str:
         parts.append(f"{m['cpu_s_per_1k_fires'] * 1000:.1f} ms CPU/1k fires")
     if m.get("wakeups") is not None:
         parts.append(f"{m['wakeups']} wake-ups")
+    if m.get("lateness_scraped_ms") and m.get("lateness_quiet_ms"):
+        parts.append(
+            f"p99 quiet {m['lateness_quiet_ms']['p99']:.2f} / scraped "
+            f"{m['lateness_scraped_ms']['p99']:.2f} ms"
+        )
+    if m.get("loop_stall_per_scrape_ms") and m.get("loop_stall_cpu_per_scrape_ms"):
+        parts.append(
+            "max stall per scrape "
+            f"{m['loop_stall_cpu_without_gc_per_scrape_ms']['max']:.1f} ms CPU besides GC, "
+            f"{m['loop_stall_cpu_per_scrape_ms']['max']:.1f} ms CPU, "
+            f"{m['loop_stall_per_scrape_ms']['max']:.1f} ms wall"
+        )
+    if m.get("exposition_bytes_per_job") is not None:
+        parts.append(f"{m['exposition_bytes_per_job']:,.0f} B/job exposed")
     if m.get("bytes_per_job") is not None:
         parts.append(f"{m['add_rate_per_s']:,.0f} adds/s, {m['bytes_per_job']:.0f} B/job")
     return ", ".join(parts) or "ok"

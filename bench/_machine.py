@@ -42,7 +42,7 @@ def _version(name: str) -> str | None:
         return None
 
 
-def _git_commit() -> str | None:
+def _git_commit(tree: Path | None = None) -> str | None:
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
@@ -50,11 +50,19 @@ def _git_commit() -> str | None:
             text=True,
             check=True,
             timeout=5,
-            cwd=Path(__file__).resolve().parent,
+            cwd=tree or Path(__file__).resolve().parent,
         )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
+
+
+def _baseline() -> str | None:
+    """The kernel-baseline engine's tree and its commit, when one is set."""
+    tree = os.environ.get("BENCH_BASELINE_TREE")
+    if not tree:
+        return None
+    return f"{tree} (commit {_git_commit(Path(tree)) or '?'})"
 
 
 def machine_info() -> dict[str, Any]:
@@ -68,4 +76,5 @@ def machine_info() -> dict[str, Any]:
         "implementation": platform.python_implementation(),
         "packages": {p: _version(p) for p in _PACKAGES},
         "commit": _git_commit(),
+        "baseline": _baseline(),
     }

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._scenarios import SCENARIOS
+from bench._scrape_report import scrape_lines
 from bench._targets import __doc__ as TARGETS_DOC
 from bench._targets import compute_targets
 
@@ -134,6 +135,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "Packages: " + ", ".join(f"{k} {v}" for k, v in mi["packages"].items() if v),
         "",
+        *([f"kernel-baseline: {mi['baseline']}", ""] if mi.get("baseline") else []),
         f"Settings: N = {', '.join(f'{n:,}' for n in st['n'])}; steady/churn "
         f"{st['duration_s']:g} s; idle {st['idle_duration_s']:g} s; late fires count up to "
         f"{st['drain_s']:g} s after the last planned one"
@@ -174,6 +176,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         if not these:
             continue
         lines += [f"## {scenario}: {SCENARIOS[scenario].summary}", ""]
+        if SCENARIOS[scenario].kind == "scrape":
+            lines += [*scrape_lines(these), ""]
+            continue
         headers = _headers(scenario)
         rows = []
         for r in these:

@@ -15,6 +15,7 @@ from bench import _cost_scenarios as cost
 from bench import _fire_scenarios as fire
 from bench._context import Ctx
 from bench._pg_scenario import pg_store
+from bench._scrape_scenario import steady_scrape
 
 __all__ = ("SCENARIOS", "Scenario")
 
@@ -24,7 +25,7 @@ class Scenario:
     """A named scenario; ``kind`` picks the table it is reported in."""
 
     name: str
-    kind: str  # "fire" | "idle" | "add"
+    kind: str  # "fire" | "idle" | "add" | "scrape"
     run: Callable[[Ctx], Awaitable[dict[str, Any]]] | None
     summary: str
     ns: tuple[int, ...] | None = None  # default job counts, when not the CLI's
@@ -57,6 +58,13 @@ SCENARIOS: dict[str, Scenario] = {
             pg_store,
             "N interval jobs every second on PostgreSQL-backed replicas (1 or 3)",
             ns=(200, 1000),
+        ),
+        Scenario(
+            "steady-scrape",
+            "scrape",
+            steady_scrape,
+            "steady N jobs/s, /metrics scraped every second in alternate blocks",
+            ns=(1000, 10000),
         ),
     )
 }

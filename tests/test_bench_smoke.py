@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,6 +32,26 @@ def _unavailable(engine: str) -> str | None:
     return None
 
 
+def quick_report(tmp_path: Path, engines: str, scenarios: str) -> dict[str, Any]:
+    """``python -m bench --quick`` at N for these engines and scenarios: its results.json."""
+    status = bench.main(
+        [
+            "--quick",
+            "--engines",
+            engines,
+            "--scenarios",
+            scenarios,
+            "--n",
+            str(N),
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert status == 0
+    report: dict[str, Any] = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    return report
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("engine", ["floor", "kernel", "apscheduler3"])
@@ -39,22 +60,7 @@ def test_quick_run_writes_every_figure_and_runs_every_fire(engine: str, tmp_path
     if reason is not None:
         pytest.skip(reason)
 
-    status = bench.main(
-        [
-            "--quick",
-            "--engines",
-            engine,
-            "--scenarios",
-            ",".join(SCENARIOS),
-            "--n",
-            str(N),
-            "--out",
-            str(tmp_path),
-        ]
-    )
-
-    assert status == 0
-    report = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    report = quick_report(tmp_path, engine, ",".join(SCENARIOS))
     assert set(report) >= {"machine", "settings", "unavailable", "runs", "targets", "plots"}
     assert (tmp_path / "results.md").read_text(encoding="utf-8").startswith("# Scheduler benchmark")
     runs = {r["scenario"]: r for r in report["runs"]}
@@ -103,22 +109,7 @@ def test_pg_store_quick_run_runs_every_scheduled_time_exactly_once(
 ) -> None:
     monkeypatch.setenv("BENCH_POSTGRES_DSN", POSTGRES_DSN)
 
-    status = bench.main(
-        [
-            "--quick",
-            "--engines",
-            "kernel-pg1,kernel-pg3",
-            "--scenarios",
-            "pg-store",
-            "--n",
-            str(N),
-            "--out",
-            str(tmp_path),
-        ]
-    )
-
-    assert status == 0
-    report = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    report = quick_report(tmp_path, "kernel-pg1,kernel-pg3", "pg-store")
     runs = {r["engine"]: r for r in report["runs"]}
     assert sorted(runs) == ["kernel-pg1", "kernel-pg3"]
     for engine, replicas in (("kernel-pg1", 1), ("kernel-pg3", 3)):
@@ -166,3 +157,39 @@ def test_pg_store_engines_are_unavailable_with_the_reason_when_the_server_is_dow
     reason = unavailable["kernel-pg3"]
     assert reason.startswith("PostgreSQL at 127.0.0.1:1/x is unreachable (")
     assert "pw" not in reason
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_steady_scrape_quick_run_measures_both_blocks_and_the_baseline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # This very tree as the "baseline": the engine must import kernel from it.
+    monkeypatch.setenv("BENCH_BASELINE_TREE", str(Path(__file__).resolve().parent.parent))
+
+    report = quick_report(tmp_path, "kernel,kernel-baseline", "steady-scrape")
+    assert [(r["engine"], r["status"]) for r in report["runs"]] == [
+        ("kernel", "ok"),
+        ("kernel-baseline", "ok"),
+    ], [r.get("reason") for r in report["runs"]]
+    for run in report["runs"]:
+        m = run["metrics"]
+        planned = N * 2  # --quick: a quiet and a scraped block of 1 s, one fire per second
+        assert (m["fires_expected"], m["fires_executed"], m["fires_extra"]) == (planned, planned, 0)
+        assert m["lateness_quiet_ms"]["p99"] is not None
+        assert m["lateness_scraped_ms"]["p99"] is not None
+        (scrape,) = m["scrapes"]
+        assert scrape["status"] == 200
+        assert scrape["bytes"] > N * 500  # every job's series
+        assert m["loop_stall_cpu_per_scrape_ms"]["max"] >= 0
+    table = (tmp_path / "results.md").read_text(encoding="utf-8")
+    assert "| kernel-baseline | 20 | 1 | 40/40 |" in table
+
+
+def test_repeat_runs_each_scenario_n_times_with_the_engines_taking_turns() -> None:
+    from bench._cli import parse_args, plan
+
+    runs, _ = plan(parse_args(["--engines", "floor,kernel", "--scenarios", "steady",
+                               "--n", "10", "--repeat", "2"]))
+
+    assert runs == [("steady", "floor", 10), ("steady", "kernel", 10)] * 2

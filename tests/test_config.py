@@ -51,6 +51,7 @@ def test_defaults_follow_the_seed() -> None:
     assert (config.expiry.warning_days, config.expiry.critical_days) == (7, 3)
     assert (config.cleanup.retention_days, config.cleanup.batch_size) == (7, 500)
     assert (config.logging.level, config.logging.format) == ("INFO", "text")
+    assert config.metrics.per_job_histograms == 1000
 
 
 def test_config_is_frozen() -> None:
@@ -289,10 +290,26 @@ BAD_VALUES = [
     (
         "[htp]\nport = 1",
         {},
-        "htp: unknown key; allowed keys: store, lark, rabbitmq, http, scheduler, jobs, expiry, "
-        "cleanup, health, oauth, logging, cluster",
+        "htp: unknown key; allowed keys: store, lark, rabbitmq, http, metrics, scheduler, jobs, "
+        "expiry, cleanup, health, oauth, logging, cluster",
     ),
     ("http = 5", {}, "http = 5: must be a table"),
+    (
+        "[metrics]\nper_job_histograms = -1",
+        {},
+        "metrics.per_job_histograms = -1: must be at least 0",
+    ),
+    (
+        "[metrics]\nper_job_histograms = true",
+        {},
+        "metrics.per_job_histograms = true: must be an integer",
+    ),
+    (
+        "",
+        {"LARK_SCHEDULER_METRICS__PER_JOB_HISTOGRAMS": "all"},
+        "metrics.per_job_histograms = 'all' (from LARK_SCHEDULER_METRICS__PER_JOB_HISTOGRAMS): "
+        "must be an integer",
+    ),
     ('[scheduler]\ncoalesce = "maybe"', {}, "scheduler.coalesce = 'maybe': must be true or false"),
     (
         '[scheduler]\ntimezone = "Mars/Olympus"',

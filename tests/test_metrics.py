@@ -85,29 +85,14 @@ def test_seed_metrics_exact_exposition() -> None:
     assert [
         line for line in lines(text, "scheduled_task_duration_seconds") if "sync_user_info" in line
     ] == [
-        'scheduled_task_duration_seconds_bucket{le="0.001",task_name="sync_user_info"} 0.0',
-        'scheduled_task_duration_seconds_bucket{le="0.0025",task_name="sync_user_info"} 0.0',
-        'scheduled_task_duration_seconds_bucket{le="0.005",task_name="sync_user_info"} 0.0',
-        'scheduled_task_duration_seconds_bucket{le="0.01",task_name="sync_user_info"} 0.0',
-        'scheduled_task_duration_seconds_bucket{le="0.025",task_name="sync_user_info"} 0.0',
-        'scheduled_task_duration_seconds_bucket{le="0.05",task_name="sync_user_info"} 0.0',
-        'scheduled_task_duration_seconds_bucket{le="0.1",task_name="sync_user_info"} 0.0',
-        'scheduled_task_duration_seconds_bucket{le="0.25",task_name="sync_user_info"} 1.0',
-        'scheduled_task_duration_seconds_bucket{le="0.5",task_name="sync_user_info"} 1.0',
-        'scheduled_task_duration_seconds_bucket{le="1.0",task_name="sync_user_info"} 1.0',
-        'scheduled_task_duration_seconds_bucket{le="2.5",task_name="sync_user_info"} 1.0',
-        'scheduled_task_duration_seconds_bucket{le="5.0",task_name="sync_user_info"} 1.0',
-        'scheduled_task_duration_seconds_bucket{le="10.0",task_name="sync_user_info"} 1.0',
-        'scheduled_task_duration_seconds_bucket{le="30.0",task_name="sync_user_info"} 1.0',
-        'scheduled_task_duration_seconds_bucket{le="60.0",task_name="sync_user_info"} 1.0',
-        'scheduled_task_duration_seconds_bucket{le="120.0",task_name="sync_user_info"} 1.0',
-        'scheduled_task_duration_seconds_bucket{le="300.0",task_name="sync_user_info"} 1.0',
-        'scheduled_task_duration_seconds_bucket{le="600.0",task_name="sync_user_info"} 1.0',
-        'scheduled_task_duration_seconds_bucket{le="1800.0",task_name="sync_user_info"} 1.0',
-        'scheduled_task_duration_seconds_bucket{le="3600.0",task_name="sync_user_info"} 1.0',
-        'scheduled_task_duration_seconds_bucket{le="+Inf",task_name="sync_user_info"} 1.0',
-        'scheduled_task_duration_seconds_count{task_name="sync_user_info"} 1.0',
+        'scheduled_task_duration_seconds_bucket{le="0.1",task_name="sync_user_info"} 0',
+        'scheduled_task_duration_seconds_bucket{le="1.0",task_name="sync_user_info"} 1',
+        'scheduled_task_duration_seconds_bucket{le="10.0",task_name="sync_user_info"} 1',
+        'scheduled_task_duration_seconds_bucket{le="60.0",task_name="sync_user_info"} 1',
+        'scheduled_task_duration_seconds_bucket{le="600.0",task_name="sync_user_info"} 1',
+        'scheduled_task_duration_seconds_bucket{le="+Inf",task_name="sync_user_info"} 1',
         'scheduled_task_duration_seconds_sum{task_name="sync_user_info"} 0.2',
+        'scheduled_task_duration_seconds_count{task_name="sync_user_info"} 1',
     ]
     assert text.endswith("\n")
     assert CONTENT_TYPE == "text/plain; version=0.0.4; charset=utf-8"
@@ -140,12 +125,12 @@ def test_every_metric_family_has_help_and_type() -> None:
 @pytest.mark.parametrize(
     ("duration", "first_bucket"),
     [
-        pytest.param(0.0, "0.001", id="zero"),
-        pytest.param(0.001, "0.001", id="on-a-bound-counts-in-that-bucket"),
-        pytest.param(0.0011, "0.0025", id="just-above-a-bound"),
-        pytest.param(0.7, "1.0", id="sub-second"),
-        pytest.param(3599.0, "3600.0", id="an-hour"),
-        pytest.param(3601.0, "+Inf", id="over-an-hour"),
+        pytest.param(0.0, "0.1", id="zero"),
+        pytest.param(0.1, "0.1", id="on-a-bound-counts-in-that-bucket"),
+        pytest.param(0.1001, "1.0", id="just-above-a-bound"),
+        pytest.param(7.0, "10.0", id="seconds"),
+        pytest.param(599.0, "600.0", id="ten-minutes"),
+        pytest.param(601.0, "+Inf", id="over-ten-minutes"),
     ],
 )
 def test_duration_bucket_boundaries(duration: float, first_bucket: str) -> None:
@@ -162,11 +147,22 @@ def test_duration_bucket_boundaries(duration: float, first_bucket: str) -> None:
     assert value(samples, "scheduled_task_duration_seconds_count", task_name="j") == 1
 
 
-def test_buckets_span_a_millisecond_to_an_hour() -> None:
-    assert DURATION_BUCKETS[0] == 0.001
-    assert DURATION_BUCKETS[-1] == 3600.0
-    assert list(DURATION_BUCKETS) == sorted(set(DURATION_BUCKETS))
-    assert list(LATENESS_BUCKETS) == sorted(set(LATENESS_BUCKETS))
+@pytest.mark.parametrize(
+    ("buckets", "must_have"),
+    [
+        # 5 s: the ScheduledTaskLate alert's threshold, which needs a bound above it too;
+        # 60 s: the default misfire_grace_time.
+        pytest.param(LATENESS_BUCKETS, (0.005, 5.0, 60.0), id="lateness"),
+        # a minute: the shortest schedule interval.
+        pytest.param(DURATION_BUCKETS, (0.1, 1.0, 60.0), id="duration"),
+    ],
+)
+def test_a_handful_of_buckets_each_an_operators_question(
+    buckets: tuple[float, ...], must_have: tuple[float, ...]
+) -> None:
+    assert list(buckets) == sorted(set(buckets))
+    assert 3 <= len(buckets) <= 6
+    assert set(must_have) <= set(buckets)
 
 
 @pytest.mark.parametrize(
@@ -188,7 +184,9 @@ def test_lateness_counts_only_scheduled_first_attempts(event: RunStarted, observ
     assert value(samples, "scheduled_task_lateness_seconds_bucket", le="0.005", task_name="j") == (
         1 if observed else 0
     )
-    assert value(samples, "scheduled_task_lateness_seconds_bucket", le="0.0025", task_name="j") == 0
+    assert value(samples, "scheduled_task_lateness_seconds_bucket", le="0.1", task_name="j") == (
+        1 if observed else 0
+    )
     assert value(samples, "scheduled_task_retries_total", task_name="j") == (
         1 if event.attempt > 1 or event.retry_of else 0
     )
@@ -301,6 +299,12 @@ class FakeKernel:
     def get_jobs(self) -> list[FakeJob]:
         return list(self.jobs)
 
+    def get_job(self, job_id: str) -> FakeJob:
+        for job in self.jobs:
+            if job.id == job_id:
+                return job
+        raise LookupError(job_id)
+
 
 def test_attach_reads_up_and_next_run_from_the_kernel_when_scraped() -> None:
     kernel = FakeKernel(jobs=[FakeJob("a", T0), FakeJob("b", None)])
@@ -381,9 +385,9 @@ async def test_real_runs_on_a_virtual_clock() -> None:
         assert value(samples, "scheduled_task_duration_seconds_count", **ok_) == 3
         assert value(samples, "scheduled_task_duration_seconds_sum", **ok_) == 6.0
         assert value(samples, "scheduled_task_duration_seconds_bucket", le="1.0", **ok_) == 0
-        assert value(samples, "scheduled_task_duration_seconds_bucket", le="2.5", **ok_) == 3
+        assert value(samples, "scheduled_task_duration_seconds_bucket", le="10.0", **ok_) == 3
         # Virtual time: every start is exactly on time.
-        assert value(samples, "scheduled_task_lateness_seconds_bucket", le="0.0005", **ok_) == 3
+        assert value(samples, "scheduled_task_lateness_seconds_bucket", le="0.005", **ok_) == 3
         assert value(samples, "scheduled_task_lateness_seconds_count", **ok_) == 3
         assert (
             value(samples, "scheduled_task_last_success_timestamp_seconds", **ok_)
@@ -396,6 +400,35 @@ async def test_real_runs_on_a_virtual_clock() -> None:
         assert value(samples, "scheduled_task_running", **ok_) == 0
         assert value(samples, "scheduler_up") == 1
     assert value(parse(metrics.render().decode()), "scheduler_up") == 0
+
+
+async def test_jobs_added_before_start_are_exported_from_the_start() -> None:
+    # serve attaches the metrics, registers the jobs, then starts the kernel: every job
+    # has its zeroed counters and its next run on the first scrape, before any run.
+    from kernel import Kernel
+    from kernel.testing import VirtualClock
+
+    clock = VirtualClock(T0)
+    kernel = Kernel(timezone="UTC", clock=clock)
+    metrics = SchedulerMetrics(version="test")
+    metrics.attach(kernel)
+
+    async def job() -> None:
+        pass
+
+    kernel.add_interval_job(job, minutes=5, job_id="health_check")
+    kernel.add_cron_job(job, "0 9 * * *", job_id="check_token_expiry")
+    async with kernel:
+        samples = parse(metrics.render().decode())
+        assert series(samples, "scheduled_task_next_run_timestamp_seconds") == {
+            (("task_name", "health_check"),): (T0 + timedelta(minutes=5)).timestamp(),
+            (("task_name", "check_token_expiry"),): T0.timestamp(),
+        }
+        for task in ("health_check", "check_token_expiry"):
+            for status in ("success", "failure"):
+                assert value(
+                    samples, "scheduled_task_executions_total", status=status, task_name=task
+                ) == 0
 
 
 async def test_metrics_agree_with_the_events_through_skips_and_misses() -> None:

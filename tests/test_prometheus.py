@@ -65,8 +65,14 @@ def test_promtool_check_config() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_exposition_passes_promtool_check_metrics() -> None:
-    metrics = SchedulerMetrics(version="1.0")
+@pytest.mark.parametrize(
+    "per_job_histograms",
+    [pytest.param(1000, id="per-job-histograms"), pytest.param(0, id="all-jobs-histograms")],
+)
+def test_exposition_passes_promtool_check_metrics(per_job_histograms: int) -> None:
+    metrics = SchedulerMetrics(version="1.0", per_job_histograms=per_job_histograms)
+    sent = Counter("token_expiry_warnings_sent_total", "Notices sent.", registry=metrics.registry)
+    sent.inc({"app_id": "cli_a", "level": "warning"})  # an embedder's collector, served too
     t = datetime(2026, 11, 29, tzinfo=UTC)
     for event in (
         RunStarted(job_id="a", scheduled_at=t, run_id="r", started_at=t, lateness=0.01),
@@ -210,7 +216,7 @@ async def test_real_prometheus_scrapes_a_running_kernel(
     attempts = {"flaky_job": 0}
 
     async def ok_job() -> None:
-        await asyncio.sleep(0.3)  # lands in the (0.25, 0.5] duration bucket
+        await asyncio.sleep(0.3)  # lands in the (0.1, 1.0] duration bucket
 
     async def failing_job() -> None:
         raise RuntimeError("upstream answered 503")
@@ -288,8 +294,8 @@ async def test_real_prometheus_scrapes_a_running_kernel(
             "too_late": 0,
         }
         p95 = await prom.by_task("histogram_quantile(0.95, scheduled_task_duration_seconds_bucket)")
-        assert p95["ok_job"] == pytest.approx(0.25 + 0.25 * 0.95)  # one run of ~0.3 s
-        assert p95["failing_job"] == pytest.approx(0.001 * 0.95)  # one run under 1 ms
+        assert p95["ok_job"] == pytest.approx(0.1 + 0.9 * 0.95)  # one run of ~0.3 s
+        assert p95["failing_job"] == pytest.approx(0.1 * 0.95)  # one run under 0.1 s
 
         success = await prom.by_task('scheduled_task_executions_total{status="success"}')
         assert {k: success[k] for k in ("ok_job", "failing_job", "flaky_job", "too_late")} == {
@@ -329,3 +335,51 @@ async def test_real_prometheus_scrapes_a_running_kernel(
             ("ScheduledTaskFailing", "flaky_job"),
             ("LarkTokenExpiringSoon", "cli_warn"),
         }
+
+
+async def test_dashboards_and_rules_work_with_histograms_of_all_jobs_together(
+    prometheus: tuple[PromClient, int],
+) -> None:
+    """Beyond metrics.per_job_histograms jobs the histograms lose task_name: every dashboard
+    query still answers (histogram panels as one 'all jobs' line), so does the seed's."""
+    prom, port = prometheus
+    kernel = Kernel(timezone="UTC")
+    metrics = SchedulerMetrics(version="test", per_job_histograms=0)
+    metrics.attach(kernel)
+
+    async def quick() -> None:
+        await asyncio.sleep(0.3)
+
+    async def broken() -> None:
+        raise RuntimeError("upstream answered 503")
+
+    async with kernel, AdminServer(kernel, port=port, metrics=metrics):
+        kernel.add_interval_job(quick, seconds=0.5, job_id="quick")
+        kernel.add_interval_job(broken, seconds=0.5, job_id="broken")
+
+        async def histograms_rated() -> bool:
+            rate = "rate(scheduled_task_duration_seconds_count[1m])"
+            return any(float(r["value"][1]) > 0 for r in await prom.query(rate))
+
+        await wait_for(histograms_rated, "two scrapes with runs in between", seconds=20)
+
+        seed_query = "histogram_quantile(0.95, scheduled_task_duration_seconds_bucket)"
+        (seed,) = await prom.query(seed_query)
+        assert "task_name" not in seed["metric"]
+        scheduler_panels = [
+            (name, expr)
+            for name, expr in dashboard_expressions()
+            if name.startswith("scheduler-monitoring: ")
+        ]
+        assert len(scheduler_panels) >= 15
+        for name, expr in scheduler_panels:
+            result = await prom.query(expr)
+            assert result, f"{name}: no series for {expr}"
+            if "histogram_quantile" in expr:
+                assert [r["metric"]["task_name"] for r in result] == ["all jobs"], name
+        failing = await prom.by_task('scheduled_task_executions_total{status="failure"}')
+        assert failing["broken"] >= 1  # the counters stay per job
+        async with prom.session.get(f"{prom.url}/api/v1/rules") as resp:
+            groups = (await resp.json())["data"]["groups"]
+        for rule in (r for g in groups for r in g["rules"]):
+            assert (rule["health"], rule.get("lastError", "")) == ("ok", ""), rule["name"]

@@ -223,7 +223,7 @@ def test_serve_end_to_end(
         executions = 'scheduled_task_executions_total{{status="{}",task_name="sync_user_info"}} {}'
         assert executions.format("success", 1) in lines
         assert executions.format("failure", 2) in lines
-        assert 'scheduled_task_duration_seconds_count{task_name="sync_user_info"} 3.0' in lines
+        assert 'scheduled_task_duration_seconds_count{task_name="sync_user_info"} 3' in lines
         assert 'scheduled_task_retries_total{task_name="sync_user_info"} 1' in lines
         assert "scheduler_up 1" in lines
         status, ready = get(f"{base}/readyz")

@@ -113,14 +113,21 @@ def request(url: str, method: str = "GET") -> Any:
 
 async def serve_and_stop(stand_in: StandIn, grace: float) -> tuple[int, float]:
     cfg = config(grace)
-    cfg = msgspec.structs.replace(cfg, http=msgspec.structs.replace(cfg.http, port=free_port()))
+    cfg = msgspec.structs.replace(
+        cfg,
+        http=msgspec.structs.replace(cfg.http, port=free_port()),
+        metrics=msgspec.structs.replace(cfg.metrics, per_job_histograms=7),
+    )
     started: asyncio.Future[AdminServer] = asyncio.get_running_loop().create_future()
+    given: list[SchedulerMetrics] = []
 
     def factory(c: Config, metrics: SchedulerMetrics) -> StandIn:
+        given.append(metrics)
         return stand_in
 
     task = asyncio.create_task(run_service(cfg, factory, started=started.set_result))
     admin = await started
+    assert [m.per_job_histograms for m in given] == [7]  # metrics.per_job_histograms
     ready = await asyncio.to_thread(request, f"{admin.url}/readyz")
     assert ready == {"ready": True, "checks": [
         {"name": "kernel", "ok": True, "detail": "running"},

@@ -50,9 +50,10 @@ async def render_after_checks(tmp_path: Path, fake: FakeLark) -> tuple[bytes, fl
             await service.store.upsert_user_token(
                 UserToken(app_id=app_id, open_id=open_id, refresh_expires_at=expires)
             )
-        await service.health_check()
-        await service.check_token_expiry()
-        return metrics.render(), soonest.timestamp()
+        async with kernel:  # started: its jobs are exported from the first scrape
+            await service.health_check()
+            await service.check_token_expiry()
+            return metrics.render(), soonest.timestamp()
 
 
 async def test_the_token_expiry_is_exported_in_seconds_since_the_epoch(

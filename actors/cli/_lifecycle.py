@@ -155,7 +155,7 @@ async def run_service(
         log.info("%s", line)
     signals = _Signals(asyncio.get_running_loop())
     signals.install()
-    metrics = SchedulerMetrics()
+    metrics = SchedulerMetrics(per_job_histograms=config.metrics.per_job_histograms)
     try:
         async with service_factory(config, metrics) as service:
             await _log_health(service)

@@ -12,6 +12,7 @@ from bench._measure import TimeBase
 __all__ = ("ENGINES", "Engine", "EngineSpec", "Unsupported", "job_id")
 
 _FIRE = frozenset({"steady", "burst", "idle", "churn", "cron-heavy"})
+_KERNEL = frozenset({"steady-scrape"})  # scenarios only the kernel can run
 _ADD = frozenset({"add-interval", "add-cron-same", "add-cron-distinct"})
 _CRON = frozenset({"cron-heavy", "add-cron-same", "add-cron-distinct"})
 
@@ -66,7 +67,15 @@ ENGINES: dict[str, EngineSpec] = {
             _FIRE | {"add-interval"},
             "the floor on uvloop",
         ),
-        EngineSpec("kernel", "kernel", "KernelEngine", "asyncio", _FIRE | _ADD),
+        EngineSpec("kernel", "kernel", "KernelEngine", "asyncio", _FIRE | _ADD | _KERNEL),
+        EngineSpec(
+            "kernel-baseline",
+            "kernel_baseline",
+            "BaselineKernelEngine",
+            "asyncio",
+            _FIRE | _ADD | _KERNEL,
+            "the kernel of $BENCH_BASELINE_TREE (e.g. main), to compare with",
+        ),
         EngineSpec("kernel-uvloop", "kernel", "KernelEngine", "uvloop", _FIRE | _ADD),
         EngineSpec("apscheduler3", "apscheduler3", "APScheduler3Engine", "asyncio", _FIRE | _ADD),
         EngineSpec("apscheduler4", "apscheduler4", None, "asyncio", frozenset()),

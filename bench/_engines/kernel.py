@@ -38,12 +38,26 @@ class KernelEngine:
             timezone="UTC",
             job_defaults=JobDefaults(coalesce=False, max_instances=1000, misfire_grace_time=3600),
         )
+        self.admin: Any = None  # the admin API, once serve_metrics() started it
 
     async def start(self) -> None:
         await self.k.start()
 
     async def stop(self) -> None:
+        if self.admin is not None:
+            await self.admin.stop()
         await self.k.shutdown(wait=False)
+
+    async def serve_metrics(self) -> str:
+        """Attach ``SchedulerMetrics`` and serve the admin API on loopback; the metrics URL."""
+        from kernel.http import AdminServer
+        from kernel.metrics import SchedulerMetrics
+
+        metrics = SchedulerMetrics()
+        metrics.attach(self.k)
+        self.admin = AdminServer(self.k, port=0, metrics=metrics)
+        await self.admin.start()
+        return f"{self.admin.url}/metrics"
 
     def add_interval(self, key: int, period: float, first: float, last: float | None) -> None:
         # end_date half a period after the last fire: inclusive or not, exactly `last` fires.

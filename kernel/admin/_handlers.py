@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
@@ -12,7 +13,7 @@ from aiohttp import web
 
 from ..errors import KernelError, KernelNotRunningError
 from ..observe.failures import FailureRecord, MemoryFailureStore
-from ..observe.metrics import CONTENT_TYPE, SchedulerMetrics
+from ..observe.metrics import CONTENT_TYPE, SchedulerMetrics, chunked
 from ..observe.redaction import redact
 from ._protocol import CLIENT_ERRORS, describe_bad_request, error_response
 from .api_models import (
@@ -286,14 +287,31 @@ class Admin:
             checks.extend(extra.checks)
         return _json(ReadyReport(ready=ready, checks=tuple(checks)), 200 if ready else 503)
 
-    async def metrics_text(self, request: web.Request) -> web.Response:
+    async def metrics_text(self, request: web.Request) -> web.StreamResponse:
         if self.metrics is None:
             raise ApiError(
                 404,
                 "metrics_disabled",
                 "metrics are not enabled; pass metrics=SchedulerMetrics() attached to the kernel",
             )
-        return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+        # Written a slice of jobs at a time, then sent a chunk at a time, the loop free in
+        # between: a scrape of megabytes never stalls the kernel's fires.
+        pieces = await self.metrics.scrape()
+        response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE})
+        response.content_length = sum(map(len, pieces))
+        await response.prepare(request)
+        if request.method == "HEAD":
+            return response  # the length, no body
+        try:
+            for chunk in chunked(pieces):
+                await response.write(chunk)
+                # A yield, not a wait: write() only waits once the socket's buffer is full.
+                await asyncio.sleep(0)
+            await response.write_eof()
+        except ConnectionResetError:
+            # The scraper hung up (its scrape timeout, a restart): nothing is wrong here.
+            _log.debug("GET /metrics: the client left before the end of the answer")
+        return response
 
     async def list_jobs(self, request: web.Request) -> web.Response:
         self._no_query(request)

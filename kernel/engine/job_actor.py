@@ -339,10 +339,12 @@ class JobActor(FireTimes):
             point = self.resume if kind == "resumed" else self.start
             point(clock.now(), mono, dispatcher.current_offset(mono), ctx.rng)
         self._rearm()
-        if kind == "added":
-            if ctx.bus.observed:
+        if kind == "added" or kind == "started":
+            # "started" too: nothing was sent when it was added to the stopped kernel
+            # (listeners run on the loop); a job whose trigger had no time left is gone.
+            if ctx.bus.observed and not (kind == "started" and self.removed):
                 ctx.bus.emit(JobAdded(job_id=self.id, scheduled_at=self.sched))
-        elif kind != "started":
+        else:
             self._modified(kind)
 
     def _modified(self, change: Literal["paused", "resumed", "rescheduled", "replaced"]) -> None:

@@ -15,8 +15,8 @@ __all__ = ("CatchUp", "Change", "ChangeKind", "Fire", "Message", "Retry", "RunFi
 
 ChangeKind = Literal["started", "added", "replaced", "superseded", "paused", "resumed",
                      "rescheduled", "removed"]
-"""``started``: scheduled as the kernel starts (no event); ``superseded``: replaced by a
-new job under the same id (no event: the new one reports ``replaced``)."""
+"""``started``: scheduled as the kernel starts (reported as added); ``superseded``:
+replaced by a new job under the same id (no event: the new one reports ``replaced``)."""
 
 
 class Fire(msgspec.Struct, frozen=True):

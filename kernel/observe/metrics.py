@@ -1,4 +1,4 @@
-"""Prometheus metrics for the kernel, exported with aioprometheus.
+"""Prometheus metrics for the kernel, served without stopping it.
 
 :class:`SchedulerMetrics` is a kernel listener (``metrics.attach(kernel)``) that turns run
 events into the seed's metrics and the ones an operator of a scheduler needs:
@@ -7,8 +7,8 @@ events into the seed's metrics and the ones an operator of a scheduler needs:
 name                                                kind      labels
 =================================================== ========= ==============================
 ``scheduled_task_executions_total``                 counter   ``task_name``, ``status``
-``scheduled_task_duration_seconds``                 histogram ``task_name``
-``scheduled_task_lateness_seconds``                 histogram ``task_name``
+``scheduled_task_duration_seconds``                 histogram ``task_name`` (see below)
+``scheduled_task_lateness_seconds``                 histogram ``task_name`` (see below)
 ``scheduled_task_missed_total``                     counter   ``task_name``
 ``scheduled_task_skipped_total``                    counter   ``task_name``, ``reason``
 ``scheduled_task_retries_total``                    counter   ``task_name``
@@ -23,21 +23,41 @@ name                                                kind      labels
 ``max_instances`` or ``coalesced``. Every counter of a job starts at 0 when the job is first
 seen, so ``increase()`` also counts a job's very first failure.
 
+The two histograms have a handful of buckets each (:data:`DURATION_BUCKETS`,
+:data:`LATENESS_BUCKETS`, chosen in ``kernel/observe/_exposition.py``), one series per job while
+the kernel has at most ``per_job_histograms`` jobs (default
+:data:`DEFAULT_PER_JOB_HISTOGRAMS`); beyond that, one series of every job together, without
+the ``task_name`` label. A job costs about 1.5 KB of exposition plus 24 bytes per character
+of its id with its own histograms (2.0 KB for a 22-character id), about 550 bytes plus 9 per
+character without.
+
 Recording is on the kernel's hot path, so events update plain per-job slots (a bisect and a
-few additions per run); the aioprometheus collectors read those slots only when scraped.
+few additions per run). A scrape (:meth:`SchedulerMetrics.scrape`) writes the text
+``jobs_per_slice`` jobs at a time and gives the event loop back between slices, so fires
+due meanwhile start on time; :meth:`SchedulerMetrics.render` does the same in one go.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
-from bisect import bisect_left
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from aioprometheus.collectors import Counter, Gauge, Histogram, Registry
-from aioprometheus.formats.text import TEXT_CONTENT_TYPE, TextFormatter
+from aioprometheus.collectors import Collector, Gauge, Registry
+from aioprometheus.formats.text import TextFormatter
 
+from ._exposition import (
+    CONTENT_TYPE,
+    DURATION_BUCKETS,
+    FAMILIES,
+    LATENESS_BUCKETS,
+    Exposition,
+    Histograms,
+    JobSeries,
+    chunked,
+)
 from .events import (
     Event,
     JobAdded,
@@ -52,30 +72,26 @@ from .events import (
 
 __all__ = (
     "CONTENT_TYPE",
+    "DEFAULT_JOBS_PER_SLICE",
+    "DEFAULT_PER_JOB_HISTOGRAMS",
     "DURATION_BUCKETS",
     "LATENESS_BUCKETS",
     "MetricsSource",
     "SchedulerMetrics",
+    "chunked",
 )
 
-CONTENT_TYPE = TEXT_CONTENT_TYPE
-"""The ``Content-Type`` of :meth:`SchedulerMetrics.render` (Prometheus text format 0.0.4)."""
-
-# Runs last from a millisecond (a cache refresh) to an hour (a full user sync): 1-2.5-5 steps
-# below a minute keep P95/P99 interpolation within a bucket of the truth.
-DURATION_BUCKETS: tuple[float, ...] = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-    30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
-)  # fmt: skip
-# A healthy start is sub-millisecond to a few ms late; a sick one is up to the grace time
-# (60 s by default) late, or more when grace is None.
-LATENESS_BUCKETS: tuple[float, ...] = (
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-    10.0, 30.0, 60.0, 300.0, 3600.0,
-)  # fmt: skip
-
-_INF = float("inf")
-_Sample = tuple[dict[str, str], Any]
+# Per-job histograms up to 1,000 jobs: 11 histogram series of ~80 bytes per job make a
+# scrape of 1,000 jobs ~2 MB and ~26,000 series, about what one Prometheus target should
+# carry; past it the per-job buckets are most of the exposition (and of Prometheus' memory)
+# while a per-job P95 over thousands of jobs is no longer read one by one.
+DEFAULT_PER_JOB_HISTOGRAMS = 1000
+# 50 jobs take 0.3-0.7 ms to write on the 2-core bench machine (more when it is busy;
+# bench/README.md): a fire due during a slice starts at most about that late.
+DEFAULT_JOBS_PER_SLICE = 50
+# With its own histograms a job writes 24 lines instead of 9: a slice then holds a third
+# as many jobs, so it takes about as long.
+_HISTOGRAM_SLICE_DIVISOR = 3
 
 
 class _JobView(Protocol):
@@ -95,82 +111,9 @@ class MetricsSource(Protocol):
 
     def get_jobs(self) -> Iterable[_JobView]: ...
 
-
-def _escape(value: str) -> str:
-    # aioprometheus writes label values verbatim; the text format needs \\ \" \n escaped.
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-class _Hist:
-    """One histogram series: per-bucket (not cumulative) counts, the sum and the count."""
-
-    __slots__ = ("bounds", "count", "counts", "total")
-
-    def __init__(self, bounds: tuple[float, ...]) -> None:
-        self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)  # the last slot is +Inf
-        self.total = 0.0
-        self.count = 0
-
-    def observe(self, value: float) -> None:
-        # bisect_left finds the first bound >= value: Prometheus buckets are "le".
-        self.counts[bisect_left(self.bounds, value)] += 1
-        self.total += value
-        self.count += 1
-
-    def exposition(self) -> dict[float | str, float]:
-        out: dict[float | str, float] = {}
-        running = 0
-        for bound, n in zip((*self.bounds, _INF), self.counts, strict=True):
-            running += n
-            out[bound] = running
-        out["count"] = self.count
-        out["sum"] = self.total
-        return out
-
-
-class _JobSeries:
-    """Every series of one job."""
-
-    __slots__ = (
-        "duration",
-        "failure",
-        "label",
-        "last_success",
-        "lateness",
-        "missed",
-        "next_run",
-        "retries",
-        "running",
-        "skipped_coalesced",
-        "skipped_max_instances",
-        "success",
-    )
-
-    def __init__(self, job_id: str) -> None:
-        self.label = _escape(job_id)
-        self.success = 0
-        self.failure = 0
-        self.missed = 0
-        self.skipped_max_instances = 0
-        self.skipped_coalesced = 0
-        self.retries = 0
-        self.running = 0
-        self.duration = _Hist(DURATION_BUCKETS)
-        self.lateness = _Hist(LATENESS_BUCKETS)
-        self.next_run: float | None = None
-        self.last_success: float | None = None
-
-
-class _Derived(Protocol):
-    def __call__(self) -> list[_Sample]: ...
-
-
-def _collector(base: type[Any], name: str, doc: str, registry: Registry, read: _Derived) -> None:
-    # An aioprometheus collector whose samples are read from our slots at scrape time;
-    # subclassing keeps the registry, the renderer and anything else built on them working.
-    cls = type(f"_Derived{base.__name__}", (base,), {"get_all": lambda self: read()})
-    cls(name, doc, registry=registry)
+    def get_job(self, job_id: str) -> _JobView:
+        """The job with this id; ``LookupError`` when there is none."""
+        ...
 
 
 def _package_version() -> str:
@@ -180,24 +123,59 @@ def _package_version() -> str:
         return "0+unknown"
 
 
-class SchedulerMetrics:
-    """The kernel's Prometheus metrics, kept in an aioprometheus :class:`Registry`.
+class _Reserved(Gauge):
+    """Holds one of our metric names in the registry (so nothing else can register it);
+    :class:`SchedulerMetrics` writes its samples itself."""
 
-    ``registry``: where the collectors are registered; ``None`` makes a new one (reachable as
-    :attr:`registry`, so an embedder can add its own metrics and have them served by the same
-    ``GET /metrics``). ``version`` is the ``scheduler_build_info`` label (default: the installed
-    package's version).
+    def get_all(self) -> list[tuple[dict[str, str], Any]]:
+        return []
+
+
+class SchedulerMetrics:
+    """The kernel's Prometheus metrics, served with the collectors of an aioprometheus
+    :class:`Registry`.
+
+    ``registry``: where an embedder's own collectors live, served by the same
+    ``GET /metrics``; ``None`` makes a new one (reachable as :attr:`registry`). The
+    scheduler's own names are reserved in it, so registering one of them again raises
+    ``ValueError``; their samples are written by :meth:`render`/:meth:`scrape`, not by the
+    registry. ``version`` is the ``scheduler_build_info`` label (default: the installed
+    package's version). ``per_job_histograms``: the largest job count at which the two
+    histograms have a series per job (0: always one series of every job). ``jobs_per_slice``:
+    jobs written between two returns to the event loop during :meth:`scrape` (a third of
+    that while the histograms are per job, as each job then writes about three times the
+    lines).
 
     The object itself is the listener: call it with an event, or :meth:`attach` it to a kernel.
     Only call it from the kernel's event loop.
     """
 
-    def __init__(self, registry: Registry | None = None, *, version: str | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry | None = None,
+        *,
+        version: str | None = None,
+        per_job_histograms: int = DEFAULT_PER_JOB_HISTOGRAMS,
+        jobs_per_slice: int = DEFAULT_JOBS_PER_SLICE,
+    ) -> None:
+        if per_job_histograms < 0:
+            raise ValueError(
+                f"per_job_histograms={per_job_histograms} must be at least 0 "
+                "(0: one histogram of every job together)"
+            )
+        if jobs_per_slice < 1:
+            raise ValueError(f"jobs_per_slice={jobs_per_slice} must be at least 1")
         self.registry = registry if registry is not None else Registry()
         self.version = version if version is not None else _package_version()
-        self._jobs: dict[str, _JobSeries] = {}
+        self.per_job_histograms = per_job_histograms
+        self.jobs_per_slice = jobs_per_slice
+        self._jobs: dict[str, JobSeries] = {}
+        # Series are never removed (cumulative), so the i-th of _jobs has index i.
+        self._duration = Histograms(DURATION_BUCKETS)
+        self._lateness = Histograms(LATENESS_BUCKETS)
         self._kernel: MetricsSource | None = None
         self._detach: Callable[[], None] | None = None
+        self._scrape: asyncio.Future[list[bytes]] | None = None
         self._formatter = TextFormatter()
         self._dispatch: dict[type[Any], Callable[[Any], None]] = {
             RunStarted: self._on_started,
@@ -209,7 +187,9 @@ class SchedulerMetrics:
             JobModified: self._on_job_scheduled,
             JobRemoved: self._on_job_removed,
         }
-        self._register()
+        self._own: list[Collector] = [
+            _Reserved(name, doc, registry=self.registry) for name, _, doc in FAMILIES
+        ]
 
     # -- recording (hot path) ------------------------------------------------------------
 
@@ -219,10 +199,12 @@ class SchedulerMetrics:
         if handler is not None:
             handler(event)
 
-    def _series(self, job_id: str) -> _JobSeries:
+    def _series(self, job_id: str) -> JobSeries:
         series = self._jobs.get(job_id)
         if series is None:
-            series = self._jobs[job_id] = _JobSeries(job_id)
+            index = self._duration.add()
+            self._lateness.add()
+            series = self._jobs[job_id] = JobSeries(job_id, index)
         return series
 
     def _on_started(self, event: RunStarted) -> None:
@@ -233,14 +215,14 @@ class SchedulerMetrics:
         elif not event.manual:
             # Only a scheduled first attempt has a meaningful lateness; a manual run or a
             # retry starts when asked, not when the trigger said.
-            series.lateness.observe(event.lateness)
+            self._lateness.observe(series.index, event.lateness)
 
     def _on_succeeded(self, event: RunSucceeded) -> None:
         series = self._series(event.job_id)
         series.success += 1
         if series.running > 0:
             series.running -= 1
-        series.duration.observe(event.duration)
+        self._duration.observe(series.index, event.duration)
         series.last_success = event.started_at.timestamp() + event.duration
 
     def _on_failed(self, event: RunFailed) -> None:
@@ -248,7 +230,7 @@ class SchedulerMetrics:
         series.failure += 1
         if series.running > 0:
             series.running -= 1
-        series.duration.observe(event.duration)
+        self._duration.observe(series.index, event.duration)
 
     def _on_missed(self, event: RunMissed) -> None:
         self._series(event.job_id).missed += 1
@@ -262,13 +244,17 @@ class SchedulerMetrics:
 
     def _on_job_scheduled(self, event: JobAdded | JobModified) -> None:
         when = event.scheduled_at
-        self._series(event.job_id).next_run = None if when is None else when.timestamp()
+        series = self._series(event.job_id)
+        series.next_run = None if when is None else when.timestamp()
+        if isinstance(event, JobAdded):
+            series.removed = False
 
     def _on_job_removed(self, event: JobRemoved) -> None:
         # Counters and histograms stay (they are cumulative); a removed job has no next run.
         series = self._jobs.get(event.job_id)
         if series is not None:
             series.next_run = None
+            series.removed = True
 
     # -- attaching -----------------------------------------------------------------------
 
@@ -292,126 +278,82 @@ class SchedulerMetrics:
     # -- scraping ------------------------------------------------------------------------
 
     def render(self) -> bytes:
-        """Every metric in :attr:`registry` in the Prometheus text format (:data:`CONTENT_TYPE`).
+        """Every metric in the Prometheus text format (:data:`CONTENT_TYPE`), in one go.
 
-        Costs about 0.1 ms per job on a typical machine, paid on the loop at each scrape.
+        Blocks the loop for the whole text (about 5-15 us per job); a server should await
+        :meth:`scrape` instead.
         """
+        steps = self._slices()
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return b"".join(done.value)
+
+    async def scrape(self) -> list[bytes]:
+        """What :meth:`render` answers, as consecutive pieces, written ``jobs_per_slice``
+        jobs at a time with the event loop given back between slices.
+
+        Send it a chunk at a time (:func:`chunked`), giving the loop back between chunks
+        too: joining and sending megabytes in one go stalls the loop for milliseconds of
+        copies. Scrapes that arrive while one is being written share its answer.
+        """
+        if self._scrape is None or self._scrape.done():
+            self._scrape = asyncio.ensure_future(self._sliced())
+        # Shielded: a client that hangs up does not cancel the answer the others wait for.
+        return await asyncio.shield(self._scrape)
+
+    async def _sliced(self) -> list[bytes]:
+        steps = self._slices()
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                pieces: list[bytes] = done.value
+                return pieces
+            # A bare yield to the loop (not a wait for time): fires due meanwhile run now.
+            await asyncio.sleep(0)
+
+    def _slices(self) -> Generator[None, None, list[bytes]]:
+        """Writes the text, yielding after each slice of jobs; returns its pieces."""
+        jobs = list(self._jobs.values())
+        per_job = len(jobs) <= self.per_job_histograms
+        out = Exposition(self._duration, self._lateness, per_job_histograms=per_job)
+        step = self.jobs_per_slice
+        if per_job:
+            step = max(1, step // _HISTOGRAM_SLICE_DIVISOR)
+        for start in range(0, len(jobs), step):
+            chunk = jobs[start : start + step]
+            kernel = self._kernel
+            if kernel is not None:
+                self._read_next_runs(kernel, chunk)
+            out.add(chunk)
+            yield
         kernel = self._kernel
-        if kernel is not None:
-            # The kernel's own view is authoritative for the next run (it moves after every
-            # fire without an event of its own).
-            for series in self._jobs.values():
+        return out.finish(
+            up=kernel is not None and kernel.running, version=self.version, extra=self._others()
+        )
+
+    @staticmethod
+    def _read_next_runs(kernel: MetricsSource, jobs: Sequence[JobSeries]) -> None:
+        # The kernel's own view is authoritative for the next run (it moves after every fire
+        # without an event of its own); a slice at a time, as get_jobs() of every job would
+        # block the loop for ~3 us per job.
+        for series in jobs:
+            if series.removed:
+                continue
+            try:
+                when = kernel.get_job(series.job_id).next_run_time
+            except LookupError:
                 series.next_run = None
-            for job in kernel.get_jobs():
-                when = job.next_run_time
-                self._series(job.id).next_run = None if when is None else when.timestamp()
-        data: bytes = self._formatter.marshall(self.registry)
-        return data
+                continue
+            series.next_run = None if when is None else when.timestamp()
 
-    def _up_sample(self) -> list[_Sample]:
-        up = self._kernel is not None and self._kernel.running
-        return [({}, 1 if up else 0)]
-
-    def _register(self) -> None:
-        r = self.registry
-        jobs = self._jobs
-        _collector(
-            Counter,
-            "scheduled_task_executions_total",
-            "Runs of each scheduled task that finished, by outcome.",
-            r,
-            lambda: [
-                sample
-                for s in jobs.values()
-                for sample in (
-                    ({"task_name": s.label, "status": "success"}, s.success),
-                    ({"task_name": s.label, "status": "failure"}, s.failure),
-                )
-            ],
-        )
-        _collector(
-            Histogram,
-            "scheduled_task_duration_seconds",
-            "How long each run of a scheduled task took, in seconds.",
-            r,
-            lambda: [({"task_name": s.label}, s.duration.exposition()) for s in jobs.values()],
-        )
-        _collector(
-            Histogram,
-            "scheduled_task_lateness_seconds",
-            "How late each scheduled run started (start minus scheduled time), in seconds.",
-            r,
-            lambda: [({"task_name": s.label}, s.lateness.exposition()) for s in jobs.values()],
-        )
-        _collector(
-            Counter,
-            "scheduled_task_missed_total",
-            "Scheduled runs that were later than misfire_grace_time and did not run.",
-            r,
-            lambda: [({"task_name": s.label}, s.missed) for s in jobs.values()],
-        )
-        _collector(
-            Counter,
-            "scheduled_task_skipped_total",
-            "Scheduled runs that did not run, by reason (max_instances, coalesced).",
-            r,
-            lambda: [
-                sample
-                for s in jobs.values()
-                for sample in (
-                    ({"task_name": s.label, "reason": "max_instances"}, s.skipped_max_instances),
-                    ({"task_name": s.label, "reason": "coalesced"}, s.skipped_coalesced),
-                )
-            ],
-        )
-        _collector(
-            Counter,
-            "scheduled_task_retries_total",
-            "Runs that were retries of a failed run (automatic or manual).",
-            r,
-            lambda: [({"task_name": s.label}, s.retries) for s in jobs.values()],
-        )
-        _collector(
-            Gauge,
-            "scheduled_task_running",
-            "Runs of each scheduled task in progress.",
-            r,
-            lambda: [({"task_name": s.label}, s.running) for s in jobs.values()],
-        )
-        _collector(
-            Gauge,
-            "scheduled_task_next_run_timestamp_seconds",
-            "When each scheduled task runs next, as a Unix timestamp.",
-            r,
-            lambda: [
-                ({"task_name": s.label}, s.next_run)
-                for s in jobs.values()
-                if s.next_run is not None
-            ],
-        )
-        _collector(
-            Gauge,
-            "scheduled_task_last_success_timestamp_seconds",
-            "When each scheduled task last finished successfully, as a Unix timestamp.",
-            r,
-            lambda: [
-                ({"task_name": s.label}, s.last_success)
-                for s in jobs.values()
-                if s.last_success is not None
-            ],
-        )
-        _collector(
-            Gauge,
-            "scheduler_up",
-            "1 while the attached kernel is running, else 0.",
-            r,
-            self._up_sample,
-        )
-        version = _escape(self.version)
-        _collector(
-            Gauge,
-            "scheduler_build_info",
-            "The scheduler's version, as a label; the value is always 1.",
-            r,
-            lambda: [({"version": version}, 1)],
-        )
+    def _others(self) -> bytes:
+        """The registry's other collectors (an embedder's), rendered by aioprometheus."""
+        own = {id(collector) for collector in self._own}
+        lines: list[str] = []
+        for collector in self.registry.get_all():
+            if id(collector) not in own:
+                lines += self._formatter.marshall_lines(collector)
+        return "".join(f"{line}\n" for line in lines).encode()
