@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from ._app import Console, ConsoleOptions
+from ._format import duration
 from ._page import ConsolePage, ConsoleRequest
 from .history import RunEntry, RunHistory
 from .html import Markup, esc, h, join
@@ -51,6 +52,7 @@ __all__ = (
     "RunHistory",
     "add_console",
     "add_console_page",
+    "duration",
     "esc",
     "h",
     "join",

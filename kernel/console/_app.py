@@ -46,7 +46,11 @@ _log = logging.getLogger("scheduler.console")
 SESSION_COOKIE = "scheduler_console"
 LOGIN_COOKIE = "scheduler_console_login"
 _FAILURES_SHOWN = 100
-_STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
+_STATIC = {
+    "console.css": "text/css",
+    "console.js": "text/javascript",
+    "favicon.svg": "image/svg+xml",
+}
 _ACTIONS = ("pause", "resume", "run", "remove")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

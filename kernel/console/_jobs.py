@@ -33,11 +33,17 @@ def state_of(job: JobView) -> str:
     return "paused" if job.paused else "scheduled"
 
 
-def trigger_words(trigger: object) -> tuple[str, str]:
-    """The trigger in words (``cron explain``'s text for a cron) and as written."""
+def trigger_words(trigger: object) -> tuple[str, Markup | None]:
+    """The trigger in words (``cron explain``'s text for a cron) and, for a cron, its
+    expression as written."""
     describe = getattr(trigger, "describe", None)
     words = describe() if callable(describe) else str(trigger)
-    return str(words), str(trigger)
+    expression = getattr(trigger, "expression", None)
+    written = (
+        h("div", {"class": "muted small mono"}, expression)
+        if isinstance(expression, str) else None
+    )
+    return str(words), written
 
 
 def _badge(text: str, css: str) -> Markup:
@@ -96,8 +102,7 @@ def jobs_body(ctx: ConsoleRequest, jobs: Sequence[JobView], history: RunHistory)
             "tr", {"data-job": job.id},
             h("td", {"data-label": "Job"},
               h("a", {"href": ctx.url("jobs", job.id), "class": "job-id"}, job.id), name),
-            h("td", {"data-label": "Trigger"}, words,
-              h("div", {"class": "muted small mono"}, written)),
+            h("td", {"data-label": "Trigger"}, words, written),
             h("td", {"data-label": "Next run"},
               ctx.when(job.next_run_time) if job.next_run_time else h("span", {"class": "muted"},
                                                                        "—")),
@@ -172,7 +177,7 @@ def job_body(
     words, written = trigger_words(job.trigger)
     facts = [
         ("Name", job.name),
-        ("Trigger", join(words, h("div", {"class": "muted small mono"}, written))),
+        ("Trigger", join(words, written)),
         ("Next run", ctx.when(job.next_run_time) if job.next_run_time else "—"),
         ("State", _badge(state_of(job), state_of(job))),
         ("p99 lateness", _p99(history, job.id)),

@@ -166,6 +166,8 @@ def layout(
                 h("meta", {"charset": "utf-8"}),
                 h("meta", {"name": "viewport", "content": "width=device-width, initial-scale=1"}),
                 h("title", {}, f"{title} · {product}"),
+                h("link", {"rel": "icon", "href": f"{static}/favicon.svg",
+                           "type": "image/svg+xml"}),
                 h("link", {"rel": "stylesheet", "href": f"{static}/console.css"}),
                 h("script", {"src": f"{static}/console.js", "defer": True}),
             ),
