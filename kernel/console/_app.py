@@ -31,6 +31,7 @@ from ._page import (
     html_response,
     layout,
     redirect,
+    unsegment,
 )
 from ._session import Sessions, same_token
 from .history import DEFAULT_HISTORY_SIZE, RunHistory
@@ -305,7 +306,7 @@ class Console:
         return redirect(self._context(request).base)
 
     def _job(self, ctx: ConsoleRequest) -> JobView:
-        job_id = ctx.request.match_info["job_id"]
+        job_id = unsegment(ctx.request.match_info["job_id"])
         try:
             return self.kernel.get_job(job_id)
         except LookupError:
@@ -337,7 +338,7 @@ class Console:
         ctx = self._context(request)
         form = await self._posted(ctx)
         assert ctx.session is not None
-        job_id, action = request.match_info["job_id"], request.match_info["action"]
+        job_id, action = unsegment(request.match_info["job_id"]), request.match_info["action"]
         back = self._next(ctx, form.get("next"), ctx.url("jobs", job_id))
         try:
             if action == "pause":
@@ -380,7 +381,7 @@ class Console:
     async def failure(self, request: web.Request) -> web.Response:
         ctx = self._context(request)
         self._need_sign_in(ctx, "Failure records", "failures")
-        failure_id = request.match_info["failure_id"]
+        failure_id = unsegment(request.match_info["failure_id"])
         record = await self.kernel.failure_store.get_failure(failure_id)
         if record is None:
             body = h("p", {}, "There is no failure record with id ", h("code", {}, failure_id),
@@ -398,7 +399,7 @@ class Console:
         ctx = self._context(request)
         await self._posted(ctx)
         assert ctx.session is not None
-        failure_id = request.match_info["failure_id"]
+        failure_id = unsegment(request.match_info["failure_id"])
         try:
             run_id = await self.kernel.retry_failure(failure_id)
         except LookupError:

@@ -21,6 +21,8 @@ __all__ = (
     "html_response",
     "layout",
     "redirect",
+    "segment",
+    "unsegment",
 )
 
 #: Nothing inline, nothing from elsewhere: scripts and styles come from /ui/static only.
@@ -61,8 +63,9 @@ class ConsoleRequest:
         return self.session is not None
 
     def url(self, *parts: str, **query: str | None) -> str:
-        """The console URL of ``parts`` (each quoted, so a job id may hold any character)."""
-        path = "/".join([self.base, *(quote(p, safe="") for p in parts)])
+        """The console URL of ``parts`` (each quoted, so a job id may hold any character;
+        see :func:`segment`)."""
+        path = "/".join([self.base, *(quote(segment(p), safe="") for p in parts)])
         params = {k: v for k, v in query.items() if v is not None}
         return f"{path}?{urlencode(params)}" if params else path
 
@@ -90,6 +93,18 @@ class ConsoleRequest:
     @property
     def csrf(self) -> str:
         return self.session.csrf if self.session is not None else ""
+
+
+def segment(value: str) -> str:
+    """``value`` as one URL path segment. Browsers resolve ``.`` and ``..`` (even
+    percent-encoded) before sending, so those, and values starting with ``~``, get a ``~``
+    in front; :func:`unsegment` takes it off."""
+    return f"~{value}" if value in (".", "..") or value.startswith("~") else value
+
+
+def unsegment(value: str) -> str:
+    """The value :func:`segment` was given."""
+    return value[1:] if value.startswith("~") else value
 
 
 Render = Callable[[ConsoleRequest], Awaitable[Markup]]
