@@ -26,7 +26,14 @@ from kernel.events import (
     RunSucceeded,
 )
 
-__all__ = ("DEFAULT_HISTORY_SIZE", "Outcome", "RunEntry", "RunHistory", "percentile")
+__all__ = (
+    "DEFAULT_HISTORY_SIZE",
+    "EventSource",
+    "Outcome",
+    "RunEntry",
+    "RunHistory",
+    "percentile",
+)
 
 #: Runs kept per job unless told otherwise.
 DEFAULT_HISTORY_SIZE = 50
