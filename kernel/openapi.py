@@ -46,11 +46,12 @@ _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 @dataclass(frozen=True)
 class Answer:
     """One answer of an operation: what it means and the type its body is encoded from
-    (``None``: a body that is not JSON, e.g. a page or the Prometheus text format)."""
+    (``None``: a body that is not JSON, e.g. a page or the Prometheus text format, of
+    ``media_type``; a ``media_type`` of ``None``: no body at all, e.g. a redirect)."""
 
     description: str
     model: Any = None
-    media_type: str = "application/json"
+    media_type: str | None = "application/json"
 
 
 @dataclass(frozen=True)
@@ -191,10 +192,9 @@ def openapi_document(contract: ApiContract, *, server_url: str = "/") -> dict[st
         responses: dict[str, Any] = {}
         for status, answer in sorted(op.answers.items()):
             schema = next(schema_of) if answer.model is not None else {"type": "string"}
-            responses[str(status)] = {
-                "description": answer.description,
-                "content": {answer.media_type: {"schema": schema}},
-            }
+            responses[str(status)] = {"description": answer.description}
+            if answer.media_type is not None:
+                responses[str(status)]["content"] = {answer.media_type: {"schema": schema}}
         item["responses"] = responses
         if op.bearer:
             bearer = True

@@ -294,7 +294,7 @@ def _operations(routes: _Routes) -> list[Operation]:
                   tags=("oauth",), operation_id="oauth_callback"),
         Operation("GET", "/oauth/{app_id}/authorize", routes.authorize,
                   "Send a user's browser to Lark's authorize page for the app", {
-                      302: Answer("to Lark's authorize page (Location)", media_type="text/plain"),
+                      302: Answer("to Lark's authorize page (Location)", media_type=None),
                       404: _page("unknown or disabled app"),
                       409: _page("the app has no secret"),
                       503: _page("oauth.redirect_base_url is not set"),
