@@ -205,6 +205,8 @@ def test_relative_times(delta: float, text: str) -> None:
         (12.34, "12.3 s"),
         (125, "2 min 5 s"),
         (3725, "1 h 2 min"),
+        (60, "1 min"),
+        (7200, "2 h"),
     ],
 )
 def test_durations(value: float | None, text: str) -> None:

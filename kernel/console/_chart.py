@@ -17,6 +17,7 @@ _PANEL = 70  # height of each panel's plot area
 _LEFT = 64  # room for the axis labels
 _TOP = 18
 _GAP = 34
+_SLOTS = 30
 
 
 def _bars(
@@ -25,7 +26,8 @@ def _bars(
 ) -> list[Markup]:
     biggest = max((v for v in values if v is not None), default=0.0)
     scale = biggest if biggest > 0 else 1.0
-    step = (_WIDTH - _LEFT) / max(len(entries), 1)
+    # At least _SLOTS slots, so that a few runs make thin bars from the left, not slabs.
+    step = (_WIDTH - _LEFT) / max(len(entries), _SLOTS)
     width = max(step * 0.7, 1.0)
     shapes: list[Markup] = [
         h("text", {"x": 0, "y": top - 6, "class": "chart-label"}, label),

@@ -37,9 +37,9 @@ def duration(value: float | None) -> str:
         return f"{value:.2f} s" if value < 10 else f"{value:.1f} s"
     minutes, secs = divmod(round(value), 60)
     if minutes < 60:
-        return f"{minutes} min {secs} s"
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
 def seconds(value: float | None) -> str:

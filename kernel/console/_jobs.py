@@ -175,8 +175,8 @@ def job_body(
     """A job's settings, actions, chart and recent runs (``failures``: run id -> record
     id, for links to the failed runs' records)."""
     words, written = trigger_words(job.trigger)
-    facts = [
-        ("Name", job.name),
+    facts: list[tuple[str, object]] = [] if job.name == job.id else [("Name", job.name)]
+    facts += [
         ("Trigger", join(words, written)),
         ("Next run", ctx.when(job.next_run_time) if job.next_run_time else "—"),
         ("State", _badge(state_of(job), state_of(job))),
