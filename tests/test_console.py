@@ -127,7 +127,7 @@ async def test_jobs_are_listed_in_words_with_times_in_the_zone_and_utc_on_hover(
     # 01:00 UTC is 09:00 in Shanghai: the run is now; the hover title is UTC.
     assert (
         '<time datetime="2026-12-01T01:00:00Z" title="2026-12-01 01:00:00 UTC">'
-        "2026-12-01 09:00:00 CST" in main
+        '<span class="abs">2026-12-01 09:00:00 CST</span>' in main
     )
     assert '<span class="rel">(in 5 min)</span>' in main  # tick, every 5 minutes
     assert main.count('class="badge scheduled"') == 3

@@ -109,6 +109,11 @@ async def flash(page: Any) -> str:
     return str(await page.inner_text(".flash"))
 
 
+async def fits(page: Any) -> bool:
+    """Whether the page is no wider than the window (no sideways scrolling)."""
+    return bool(await page.evaluate("document.documentElement.scrollWidth <= innerWidth"))
+
+
 async def click_and_wait(page: Any, selector: str) -> None:
     async with page.expect_navigation():
         await page.click(selector)
@@ -154,6 +159,7 @@ async def test_operate_the_service_from_the_console(
         assert re.fullmatch(r"\d{4}-\d\d-\d\d (01|10):00:00 UTC", hover)  # 09:00/18:00 CST
         await until(lambda: _ran(served, "health_check", 3), "health_check ran")
         await page.reload()
+        assert await fits(page), "the jobs table is wider than a 1280 px window"
         await page.screenshot(path=str(shots / "jobs.png"), full_page=True)
 
         # Pause and resume health_check.
@@ -231,9 +237,7 @@ async def test_operate_the_service_from_the_console(
         await page.set_viewport_size({"width": 390, "height": 844})
         for path, name in [("/ui", "jobs-narrow.png"), ("/ui/jobs/health_check", None)]:
             await page.goto(f"{base}{path}")
-            assert await page.evaluate(
-                "document.documentElement.scrollWidth <= window.innerWidth"
-            ), path
+            assert await fits(page), path
             if name:
                 await page.screenshot(path=str(shots / name), full_page=True)
         await page.set_viewport_size({"width": 1280, "height": 800})

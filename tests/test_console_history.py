@@ -221,6 +221,7 @@ def test_a_time_is_local_relative_and_utc_on_hover() -> None:
     shown = when(T0 + timedelta(hours=3), T0, ZoneInfo("America/New_York"))
     assert shown == (
         '<time datetime="2026-12-01T04:00:00Z" title="2026-12-01 04:00:00 UTC">'
-        '2026-11-30 23:00:00 EST <span class="rel">(in 3 h)</span></time>'
+        '<span class="abs">2026-11-30 23:00:00 EST</span> <span class="rel">(in 3 h)</span>'
+        "</time>"
     )
     assert when(None, T0, UTC) == "—"

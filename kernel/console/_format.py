@@ -61,7 +61,7 @@ def when(moment: datetime | None, now: datetime, zone: tzinfo) -> Markup:
             "datetime": utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "title": utc.strftime("%Y-%m-%d %H:%M:%S UTC"),
         },
-        local.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        h("span", {"class": "abs"}, local.strftime("%Y-%m-%d %H:%M:%S %Z")),
         " ",
         h("span", {"class": "rel"}, f"({relative((moment - now).total_seconds())})"),
     )
