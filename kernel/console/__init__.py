@@ -32,9 +32,10 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from ._app import Console, ConsoleOptions
+from ._app import Console
 from ._format import duration
 from ._page import ConsolePage, ConsoleRequest
+from ._site import ConsoleOptions
 from .history import RunEntry, RunHistory
 from .html import Markup, esc, h, join
 
