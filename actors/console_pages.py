@@ -60,7 +60,7 @@ def _users(ctx: ConsoleRequest, users: Sequence[TokenView]) -> Markup:
     ]
     head = h("thead", {}, h("tr", {}, *(
         h("th", {"scope": "col"}, t)
-        for t in ("User", "State", "Refresh token expires", "Authorised", "")
+        for t in ("User", "State", "Refresh token expires", "Authorised", "Link")
     )))
     return h("table", {"class": "grid tokens"}, head, h("tbody", {}, *rows))
 

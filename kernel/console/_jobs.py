@@ -114,7 +114,7 @@ def jobs_body(ctx: ConsoleRequest, jobs: Sequence[JobView], history: RunHistory)
         ))
     head = h("thead", {}, h("tr", {}, *(
         h("th", {"scope": "col"}, text)
-        for text in ("Job", "Trigger", "Next run", "State", "Last run", "p99 lateness", "")
+        for text in ("Job", "Trigger", "Next run", "State", "Last run", "p99 lateness", "Actions")
     )))
     note = None
     if not ctx.signed_in and ctx.can_sign_in:
