@@ -19,7 +19,9 @@ token, or it expired: ``authorize_url`` is where the user fixes it), 502
 ``lark_unavailable``, 503 ``store_unavailable``. Every answer is ``Cache-Control: no-store``.
 
 The callback's query holds a one-time code: :class:`OAuthQueryFilter` masks ``code`` and
-``state`` in the access log's lines.
+``state`` in the access log's lines. The routes are added with
+:func:`kernel.openapi.add_operations`, so the admin app's ``/openapi.json`` describes them
+(:class:`TokenAnswer`, :class:`TokenErrorBody`, :class:`~actors.jobs.token_states.TokenReport`).
 """
 
 from __future__ import annotations
