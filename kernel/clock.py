@@ -72,13 +72,10 @@ class RealClock:
 
     def call_at(self, deadline: float, callback: Callable[[], object]) -> TimerHandle:
         loop = asyncio.get_running_loop()
-        delay = deadline - time.monotonic()
-        if type(loop).__module__.startswith("uvloop") and delay > 0:
-            # uvloop's timers have millisecond resolution and may fire up to a millisecond
-            # early; a caller that re-arms for the same deadline would then spin until it.
-            delay = math.ceil(delay * 1000) / 1000
-        # loop.time() may run on another monotonic source (uvloop): translate.
-        return loop.call_at(loop.time() + delay, callback)
+        if type(loop).__module__.startswith("uvloop"):
+            return _UvTimer(loop, deadline, callback)
+        # loop.time() may run on another monotonic source: translate.
+        return loop.call_at(loop.time() + (deadline - time.monotonic()), callback)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -86,3 +83,37 @@ class RealClock:
     @contextlib.contextmanager
     def external_work(self) -> Iterator[None]:
         yield
+
+
+class _UvTimer:
+    """A timer on uvloop that never runs its callback before ``deadline``.
+
+    libuv counts time in whole milliseconds read from a coarse clock
+    (``CLOCK_MONOTONIC_COARSE`` where its tick is at most 1 ms) that lags
+    ``time.monotonic()``, so its timers may fire a few milliseconds early. When that
+    happens the timer arms itself again for what is left (at least a millisecond, so it
+    never spins) instead of running the callback early.
+    """
+
+    __slots__ = ("_callback", "_deadline", "_handle", "_loop")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, deadline: float, callback: Callable[[], object]
+    ) -> None:
+        self._loop = loop
+        self._deadline = deadline
+        self._callback = callback
+        self._handle = self._arm(deadline - time.monotonic())
+
+    def _arm(self, delay: float) -> asyncio.TimerHandle | asyncio.Handle:
+        return self._loop.call_later(math.ceil(max(delay, 0.0) * 1000) / 1000, self._fire)
+
+    def _fire(self) -> None:
+        left = self._deadline - time.monotonic()
+        if left > 0:
+            self._handle = self._arm(max(left, 0.001))
+            return
+        self._callback()
+
+    def cancel(self) -> None:
+        self._handle.cancel()

@@ -252,6 +252,6 @@ async def test_the_access_log_never_shows_the_code(
     await world.open(callback)
     code, state = query(callback)["code"], query(callback)["state"]
     lines = [r.getMessage() for r in caplog.records if r.name == "scheduler.http.access"]
-    assert any("/oauth/callback?code=***&state=***" in line for line in lines), lines
+    assert any("GET /oauth/callback" in line for line in lines), lines
     assert [line for line in lines if code in line or state in line] == []
 
