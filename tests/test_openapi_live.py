@@ -53,7 +53,9 @@ def live(tmp_path: Path) -> Iterator[str]:
     assert unexpected == [], "\n".join(unexpected)
 
 
-def test_schemathesis_finds_no_5xx_and_no_answer_outside_the_document(live: str) -> None:
+def test_schemathesis_finds_no_5xx_and_no_answer_outside_the_document(
+    live: str, tmp_path: Path
+) -> None:
     argv = [
         sys.executable, "-m", "schemathesis.cli", "run", f"{live}/openapi.json",
         "-H", f"Authorization: Bearer {TOKEN}",
@@ -64,7 +66,9 @@ def test_schemathesis_finds_no_5xx_and_no_answer_outside_the_document(live: str)
         "--no-color",
     ]
     started = time.monotonic()
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    # Its cache (.schemathesis/) goes to the test's directory, not the checkout.
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False,
+                          cwd=tmp_path)
     took = time.monotonic() - started
     report = done.stdout + done.stderr
     assert done.returncode == 0, report[-8000:]
