@@ -582,7 +582,7 @@ async def test_an_application_adds_pages_of_its_own(
             assert '<a href="/ui/hello" aria-current="page">Hello</a>' in html
 
 
-@pytest.mark.parametrize("path", ["jobs", "static", "login", "a/b", "", "hello"])
+@pytest.mark.parametrize("path", ["jobs", "static", "login", "a/b", "", "hello", "~x", "..", "Big"])
 def test_a_page_cannot_take_the_consoles_own_paths(path: str) -> None:
     from kernel import Kernel
     from kernel.console import CONSOLE

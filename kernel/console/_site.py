@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import tzinfo
@@ -42,6 +43,7 @@ _STATIC = {
     "favicon.svg": "image/svg+xml",
 }
 _RESERVED = frozenset({"static", "login", "logout", "jobs", "failures"})
+_PAGE_PATH = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -118,10 +120,10 @@ class Site:
 
     def add_page(self, page: ConsolePage) -> None:
         """Serve ``page`` at ``<console>/<page.path>`` and link it in the navigation."""
-        if page.path in _RESERVED or not page.path or "/" in page.path:
+        if page.path in _RESERVED or not _PAGE_PATH.fullmatch(page.path):
             raise ValueError(
-                f"console page path {page.path!r} must be one URL segment other than "
-                f"{', '.join(sorted(_RESERVED))}"
+                f"console page path {page.path!r} must be one URL segment of lowercase "
+                f"letters, digits, '-' and '_', other than {', '.join(sorted(_RESERVED))}"
             )
         if page.path in self.pages:
             raise ValueError(f"a console page is already served at {page.path!r}")
