@@ -633,3 +633,19 @@ def test_markup_escapes_what_is_not_markup() -> None:
     )
     assert join(None, ["a", ["<"]], 3) == "a&lt;3"
     assert esc(Markup("<br>")) == "<br>"
+
+
+@pytest.mark.parametrize(
+    ("paused", "running", "states"),
+    [
+        pytest.param(False, 0, ("scheduled",), id="scheduled"),
+        pytest.param(True, 0, ("paused",), id="paused"),
+        pytest.param(False, 2, ("running",), id="running"),
+        pytest.param(True, 1, ("paused", "running"), id="paused-during-a-run"),
+    ],
+)
+def test_a_jobs_state(paused: bool, running: int, states: tuple[str, ...]) -> None:
+    from kernel.console._jobs import states_of
+    from tests.test_http_api import FakeJob
+
+    assert states_of(FakeJob("j", paused=paused, running=running)) == states

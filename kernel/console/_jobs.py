@@ -14,7 +14,7 @@ from .html import Markup, h, join
 if TYPE_CHECKING:
     from kernel.http import JobView
 
-__all__ = ("job_actions", "job_body", "jobs_body", "remove_body", "state_of", "trigger_words")
+__all__ = ("job_actions", "job_body", "jobs_body", "remove_body", "states_of", "trigger_words")
 
 _OUTCOME_CSS = {
     "succeeded": "ok",
@@ -26,11 +26,17 @@ _OUTCOME_CSS = {
 }
 
 
-def state_of(job: JobView) -> str:
-    """``running`` while a run is going, else ``paused`` or ``scheduled``."""
-    if job.running:
-        return "running"
-    return "paused" if job.paused else "scheduled"
+def states_of(job: JobView) -> tuple[str, ...]:
+    """``scheduled`` or ``paused``, and ``running`` while a run is going (a job paused
+    during a run is both)."""
+    first = "paused" if job.paused else "scheduled"
+    if not job.running:
+        return (first,)
+    return ("paused", "running") if job.paused else ("running",)
+
+
+def _states(job: JobView) -> Markup:
+    return join(*(_badge(state, state) for state in states_of(job)))
 
 
 def trigger_words(trigger: object) -> tuple[str, Markup | None]:
@@ -96,7 +102,6 @@ def jobs_body(ctx: ConsoleRequest, jobs: Sequence[JobView], history: RunHistory)
     for job in sorted(jobs, key=lambda j: j.id):
         words, written = trigger_words(job.trigger)
         last = history.last(job.id)
-        state = state_of(job)
         name = h("div", {"class": "muted small"}, job.name) if job.name != job.id else None
         rows.append(h(
             "tr", {"data-job": job.id},
@@ -106,7 +111,7 @@ def jobs_body(ctx: ConsoleRequest, jobs: Sequence[JobView], history: RunHistory)
             h("td", {"data-label": "Next run"},
               ctx.when(job.next_run_time) if job.next_run_time else h("span", {"class": "muted"},
                                                                        "—")),
-            h("td", {"data-label": "State"}, _badge(state, state)),
+            h("td", {"data-label": "State"}, _states(job)),
             h("td", {"data-label": "Last run"}, _outcome(last),
               h("div", {"class": "small"}, duration(last.duration)) if last else None),
             h("td", {"data-label": "p99 lateness"}, _p99(history, job.id)),
@@ -179,7 +184,7 @@ def job_body(
     facts += [
         ("Trigger", join(words, written)),
         ("Next run", ctx.when(job.next_run_time) if job.next_run_time else "—"),
-        ("State", _badge(state_of(job), state_of(job))),
+        ("State", _states(job)),
         ("p99 lateness", _p99(history, job.id)),
         ("Function", h("code", {}, job.func_ref)),
         ("Options", _options(job)),
