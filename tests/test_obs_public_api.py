@@ -1,4 +1,4 @@
-"""The observability modules' public surface: ``__all__`` lists exactly their public names."""
+"""Public modules' surface: ``__all__`` lists exactly their public names."""
 
 from __future__ import annotations
 
@@ -8,8 +8,13 @@ import inspect
 import pytest
 
 MODULES = [
+    "actors.console_pages",
     "kernel.api_models",
+    "kernel.console",
+    "kernel.console.history",
+    "kernel.console.html",
     "kernel.http",
+    "kernel.openapi",
     "kernel.logs",
     "kernel.metrics",
     "kernel.redaction",
