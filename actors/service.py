@@ -28,6 +28,7 @@ from aioprometheus.collectors import Registry
 
 from actors import builtin
 from actors.config import Config
+from actors.console_pages import add_service_pages
 from actors.jobs import (
     CheckExpiry,
     CheckHealth,
@@ -56,11 +57,12 @@ from actors.jobs.token_states import TokenReport, token_report
 from actors.oauth import AuthorizationFlow, TokenBroker, add_oauth_routes
 from actors.runtime import ActorRef, ActorRestarted, Supervisor
 from actors.store import Store, make_store, secure_data_dir
-from kernel import JobDefaults, Kernel
+from kernel import JobDefaults, Kernel, __version__
 from kernel.clock import Clock, RealClock
 from kernel.errors import InvalidJobError
 from kernel.failures import FailureStore
 from kernel.job import Job
+from kernel.openapi import api_contract
 from kernel.triggers import resolve_timezone
 
 __all__ = ("JOB_IDS", "JobIncompleteError", "LarkService", "make_kernel")
@@ -278,7 +280,9 @@ class LarkService:
 
     def add_routes(self, app: web.Application, *, admin_token: str | None) -> None:
         """Mount users' authorization (``/oauth/...``) and the token API (``/tokens...``) on
-        ``app`` before it starts; see :mod:`actors.oauth.routes`. Only while running."""
+        ``app`` before it starts (see :mod:`actors.oauth.routes`; both are in its
+        ``/openapi.json``), and add the tokens and health pages to its console
+        (:mod:`actors.console_pages`). Only while running."""
         config, store, monitor = self.config, self.store, self.monitor
         clients = self.clients
         assert clients is not None, "set while running"
@@ -311,6 +315,12 @@ class LarkService:
             )
 
         add_oauth_routes(app, flow=flow, broker=broker, report=report, admin_token=admin_token)
+        add_service_pages(
+            app, report=report, readiness=self.readiness,
+            warning_days=config.expiry.warning_days,
+        )
+        contract = api_contract(app)
+        contract.title, contract.version = "lark-scheduler admin API", __version__
         base = config.oauth.redirect_base_url
         if base is None:
             logger.info(

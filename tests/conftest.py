@@ -22,8 +22,9 @@ import pytest
 
 from kernel.testing import new_event_loop
 
-# The fake Lark server (fixture ``fake_lark``) and the Lark client test fixtures.
-pytest_plugins = ("tests.fake_lark", "tests.lark_helpers")
+# The fake Lark server (fixture ``fake_lark``), the Lark client test fixtures, and a page
+# of Debian's chromium (fixture ``browser_page``).
+pytest_plugins = ("tests.fake_lark", "tests.lark_helpers", "tests.browser")
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

@@ -11,7 +11,7 @@ import pytest
 
 from kernel import Kernel
 from kernel.coordination import ClaimState, ClaimVerdict, current_run
-from kernel.events import Event
+from kernel.events import Event, JobAdded
 from kernel.testing import VirtualClock
 from kernel.triggers import IntervalTrigger
 
@@ -90,7 +90,8 @@ def replicas(shared: Shared, n: int, **options: Any
         name = f"r{i}"
 
         def record(event: Event, name: str = name) -> None:
-            events.append((name, type(event).__name__))
+            if not isinstance(event, JobAdded):  # each replica announces its job at start
+                events.append((name, type(event).__name__))
 
         k.add_listener(record)
         k.add_job(job, IntervalTrigger(seconds=10, start_date=START), job_id="j", **options)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,41 +16,11 @@ import pytest
 
 from actors.cli import main
 from tests._oauth_support import OAuthWorld, oauth_world
-from tests.conftest import CHROMIUM
 from tests.fake_lark import FakeLark
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]
 
-# As the brief for CI asks: Debian's chromium, headless, no network of its own.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ADMIN = "ou_admin_cli_a"
-
-
-@pytest.fixture
-async def browser_page(tmp_path: Path) -> AsyncIterator[Any]:
-    """A page of a fresh chromium profile."""
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        context = await playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_ARGS,
-        )
-        try:
-            yield await context.new_page()
-        finally:
-            await context.close()
 
 
 async def consent(page: Any, url: str, *, allow: bool = True) -> None:

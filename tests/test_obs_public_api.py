@@ -1,4 +1,4 @@
-"""The observability modules' public surface: ``__all__`` lists exactly their public names."""
+"""Public modules' surface: ``__all__`` lists exactly their public names."""
 
 from __future__ import annotations
 
@@ -9,8 +9,13 @@ import pytest
 
 # Where each module's code lives (kernel.http etc. re-export these: tests/test_layout.py).
 MODULES = [
+    "actors.console_pages",
     "kernel.admin.api_models",
     "kernel.admin.http",
+    "kernel.admin.openapi",
+    "kernel.console",
+    "kernel.console.history",
+    "kernel.console.html",
     "kernel.observe.logs",
     "kernel.observe.metrics",
     "kernel.observe.redaction",

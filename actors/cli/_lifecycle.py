@@ -33,6 +33,7 @@ from actors.jobs import HealthReport
 from actors.service import make_kernel
 from kernel import Kernel
 from kernel.api_models import ReadyCheck, ReadyReport
+from kernel.console import ConsoleOptions
 from kernel.distributed._pg import UNAVAILABLE
 from kernel.distributed.persistent import PersistentKernel
 from kernel.failures import FailureStore
@@ -258,6 +259,7 @@ async def _start_admin(
     admin = AdminServer(
         kernel, host=http.host, port=http.port, token=token, metrics=metrics,
         readiness=readiness, token_hint=TOKEN_HINT,
+        console=ConsoleOptions(title="lark-scheduler"),
     )
     if isinstance(service, HttpRoutes):
         service.add_routes(admin.app, admin_token=token)

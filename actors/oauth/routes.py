@@ -19,7 +19,9 @@ token, or it expired: ``authorize_url`` is where the user fixes it), 502
 ``lark_unavailable``, 503 ``store_unavailable``. Every answer is ``Cache-Control: no-store``.
 
 The callback's query holds a one-time code: :class:`OAuthQueryFilter` masks ``code`` and
-``state`` in the access log's lines.
+``state`` in the access log's lines. The routes are added with
+:func:`kernel.openapi.add_operations`, so the admin app's ``/openapi.json`` describes them
+(:class:`TokenAnswer`, :class:`TokenErrorBody`, :class:`~actors.jobs.token_states.TokenReport`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import logging
 import math
 import re
 from collections.abc import Awaitable, Callable
+from typing import Annotated
 
 import msgspec
 from aiohttp import web
@@ -37,11 +40,15 @@ from actors.jobs.token_states import TokenReport
 from actors.oauth._pages import SAFE_HEADERS, page
 from actors.oauth.broker import TokenBroker, TokenError
 from actors.oauth.flow import AuthorizationFlow, FlowError
+from kernel.openapi import Answer, Operation, Query, add_operations
 
 __all__ = (
     "ACCESS_LOGGER",
     "OAuthQueryFilter",
     "ReportSource",
+    "TokenAnswer",
+    "TokenErrorBody",
+    "TokenErrorDetail",
     "add_oauth_routes",
     "install_access_log_filter",
 )
@@ -83,17 +90,24 @@ def install_access_log_filter() -> None:
         access.addFilter(OAuthQueryFilter())
 
 
-class _ErrorDetail(msgspec.Struct, frozen=True, omit_defaults=True):
+class TokenErrorDetail(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What went wrong, and where the user fixes it when they can (``authorize_url``)."""
+
     code: str
     message: str
     authorize_url: str | None = None
 
 
-class _ErrorBody(msgspec.Struct, frozen=True):
-    error: _ErrorDetail
+class TokenErrorBody(msgspec.Struct, frozen=True):
+    """The body of every error answer of the token API."""
+
+    error: TokenErrorDetail
 
 
-class _TokenAnswer(msgspec.Struct, frozen=True):
+class TokenAnswer(msgspec.Struct, frozen=True):
+    """``GET /tokens/{app_id}/{open_id}``: a user access token valid for ``expires_in``
+    seconds more (``refreshed``: it was refreshed for this request)."""
+
     app_id: str
     open_id: str
     access_token: str
@@ -116,7 +130,7 @@ def _json(obj: object, status: int = 200, headers: dict[str, str] | None = None)
 def _error(
     status: int, code: str, message: str, authorize_url: str | None = None, **headers: str
 ) -> web.Response:
-    return _json(_ErrorBody(_ErrorDetail(code, message, authorize_url)), status, headers)
+    return _json(TokenErrorBody(TokenErrorDetail(code, message, authorize_url)), status, headers)
 
 
 class _Routes:
@@ -202,7 +216,7 @@ class _Routes:
         except TokenError as exc:
             return _error(exc.status, exc.code, exc.message, exc.authorize_url)
         return _json(
-            _TokenAnswer(
+            TokenAnswer(
                 app_id=served.app_id,
                 open_id=served.open_id,
                 access_token=served.access_token,
@@ -248,8 +262,71 @@ def add_oauth_routes(
     """Add the routes above to ``app`` (before it starts), and mask the callback's query in
     the access log."""
     routes = _Routes(flow, broker, report, admin_token)
-    app.router.add_get("/oauth/callback", routes.callback)
-    app.router.add_get("/oauth/{app_id}/authorize", routes.authorize)
-    app.router.add_get("/tokens", routes.tokens)
-    app.router.add_get("/tokens/{app_id}/{open_id}", routes.token)
+    add_operations(app, _operations(routes))
     install_access_log_filter()
+
+
+def _page(description: str) -> Answer:
+    return Answer(description, media_type="text/html")
+
+
+def _operations(routes: _Routes) -> list[Operation]:
+    # Registered and documented together (kernel.openapi): /openapi.json lists them.
+    unauthorised = {
+        401: Answer("missing or wrong admin token", TokenErrorBody),
+        403: Answer("no admin token is configured", TokenErrorBody),
+    }
+    app_id = {"app_id": "the Lark app's id (cli_...)"}
+    return [
+        Operation("GET", "/oauth/callback", routes.callback,
+                  "Where Lark sends the user's browser back with the code", {
+                      200: _page("authorised: the tokens are stored"),
+                      400: _page("missing, forged or expired state, or Lark's error"),
+                      403: _page("the user declined"),
+                      404: _page("the app is no longer registered"),
+                      409: _page("the link was already used, or the app has no secret"),
+                      502: _page("Lark could not be reached; nothing was stored"),
+                      503: _page("oauth.redirect_base_url is not set"),
+                  },
+                  query=(
+                      Query("code", str, "the one-time code Lark issued"),
+                      Query("state", str, "the signed state of the authorize step"),
+                      Query("error", str, "Lark's error, when the user declined"),
+                  ),
+                  tags=("oauth",), operation_id="oauth_callback"),
+        Operation("GET", "/oauth/{app_id}/authorize", routes.authorize,
+                  "Send a user's browser to Lark's authorize page for the app", {
+                      302: Answer("to Lark's authorize page (Location)", media_type=None),
+                      404: _page("unknown or disabled app"),
+                      409: _page("the app has no secret"),
+                      503: _page("oauth.redirect_base_url is not set"),
+                  },
+                  tags=("oauth",), operation_id="oauth_authorize", path_params=app_id),
+        Operation("GET", "/tokens", routes.tokens,
+                  "Users' authorization states per app (never a token)", {
+                      200: Answer("the report", TokenReport),
+                      400: Answer("expiring is not a number of days >= 0", TokenErrorBody),
+                      **unauthorised,
+                  },
+                  query=(
+                      Query("app_id", str, "only this app (default: every active app)"),
+                      Query("expiring", Annotated[float, msgspec.Meta(ge=0)],
+                            "only users whose authorization expires within this many days, "
+                            "or was refused"),
+                  ),
+                  bearer=True, tags=("tokens",), operation_id="token_report"),
+        Operation("GET", "/tokens/{app_id}/{open_id}", routes.token,
+                  "A valid user access token, refreshed first when it expires within 5 min", {
+                      200: Answer("the token", TokenAnswer),
+                      404: Answer("unknown_app, or no_token: the user never authorised it",
+                                  TokenErrorBody),
+                      409: Answer("reauthorization_required: see authorize_url",
+                                  TokenErrorBody),
+                      502: Answer("lark_unavailable: the stored token is unchanged",
+                                  TokenErrorBody),
+                      503: Answer("store_unavailable", TokenErrorBody),
+                      **unauthorised,
+                  },
+                  bearer=True, tags=("tokens",), operation_id="user_token",
+                  path_params={**app_id, "open_id": "the user's open_id"}),
+    ]

@@ -90,8 +90,8 @@ async def error_middleware(
         if exc.status == 404:
             message = (
                 f"no route {request.method} {request.path}; the admin API serves /healthz, "
-                "/readyz, /metrics, /jobs[/{id}[/run|/pause|/resume]] and "
-                "/failures[/{id}[/retry]]"
+                "/readyz, /metrics, /jobs[/{id}[/run|/pause|/resume]], "
+                "/failures[/{id}[/retry]] and /openapi.json (the console is at /ui)"
             )
         elif exc.status == 405:
             allowed = sorted(getattr(exc, "allowed_methods", ()) or ())

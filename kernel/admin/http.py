@@ -19,7 +19,13 @@ route                                   token  answer
 ``GET /failures?job_id=&limit=``        yes    200 :class:`FailureList`
 ``GET /failures/{id}``                  yes    200 :class:`FailureRecord`
 ``POST /failures/{id}/retry``           yes    202 :class:`RetryAccepted`
+``GET /openapi.json``                   no     200 this table as an OpenAPI 3.1 document
+``/ui``                                 login  the operator console (:mod:`kernel.console`)
 ======================================  =====  =============================================
+
+The routes are registered from :mod:`kernel.openapi` operations, so ``/openapi.json`` is
+generated from the handlers' own msgspec models; routes another module adds to the app with
+:func:`kernel.openapi.add_operations` are in it too.
 
 Authentication: ``Authorization: Bearer <token>``, compared in constant time. Job listings
 carry no secrets (a job's ``args``/``kwargs`` are never shown), so they are readable without
@@ -54,6 +60,9 @@ from ..observe.failures import FailureStore
 from ..observe.metrics import SchedulerMetrics
 from ._handlers import Admin, Readiness, check_token, error_middleware
 from ._protocol import AccessLogger, serve_json_errors
+from ._routes import admin_operations
+from .console import ConsoleOptions, add_console
+from .openapi import add_operations, serve_openapi
 
 __all__ = (
     "DEFAULT_MAX_BODY",
@@ -120,6 +129,7 @@ def create_admin_app(
     max_body: int = DEFAULT_MAX_BODY,
     protect_jobs: bool = False,
     token_hint: str | None = None,
+    console: bool | ConsoleOptions = True,
 ) -> web.Application:
     """The admin API as an aiohttp application, to serve or to mount with ``add_subapp``.
 
@@ -129,7 +139,9 @@ def create_admin_app(
     merged into ``/readyz``. ``max_body``: the largest request body accepted, in bytes.
     ``protect_jobs``: require the token for ``GET /jobs`` too. ``token_hint``: how the
     operator configures the token in your application (e.g. "set MY_APP_ADMIN_TOKEN and
-    restart"), said by the 403 answers when there is none.
+    restart"), said by the 403 answers when there is none. ``console``: mount the operator
+    console (:mod:`kernel.console`) at ``/ui``, with :class:`~kernel.console.ConsoleOptions`
+    if given; ``False`` leaves it out.
     """
     if max_body < 2:
         raise ValueError(f"max_body={max_body} must be at least 2 bytes (room for '{{}}')")
@@ -137,18 +149,18 @@ def create_admin_app(
         kernel, check_token(token), metrics, readiness, max_body, protect_jobs, token_hint
     )
     app = web.Application(middlewares=[error_middleware], client_max_size=max_body)
-    app.router.add_get("/healthz", admin.healthz)
-    app.router.add_get("/readyz", admin.readyz)
-    app.router.add_get("/metrics", admin.metrics_text)
-    app.router.add_get("/jobs", admin.list_jobs)
-    app.router.add_get("/jobs/{job_id}", admin.get_job)
-    app.router.add_delete("/jobs/{job_id}", admin.remove_job)
-    app.router.add_post("/jobs/{job_id}/run", admin.run_job)
-    app.router.add_post("/jobs/{job_id}/pause", admin.pause_job)
-    app.router.add_post("/jobs/{job_id}/resume", admin.resume_job)
-    app.router.add_get("/failures", admin.list_failures)
-    app.router.add_get("/failures/{failure_id}", admin.get_failure)
-    app.router.add_post("/failures/{failure_id}/retry", admin.retry_failure)
+    # One table registers the routes and documents them: /openapi.json cannot drift.
+    add_operations(app, admin_operations(admin, protect_jobs=protect_jobs))
+    serve_openapi(app)
+    if console:
+        add_console(
+            app,
+            kernel,
+            token=token,
+            token_hint=admin.token_hint,
+            protect_jobs=protect_jobs,
+            options=console if isinstance(console, ConsoleOptions) else None,
+        )
     return app
 
 
@@ -172,6 +184,7 @@ class AdminServer:
         max_body: int = DEFAULT_MAX_BODY,
         protect_jobs: bool = False,
         token_hint: str | None = None,
+        console: bool | ConsoleOptions = True,
     ) -> None:
         self.host = host
         self._port = port
@@ -183,6 +196,7 @@ class AdminServer:
             max_body=max_body,
             protect_jobs=protect_jobs,
             token_hint=token_hint,
+            console=console,
         )
         self._runner: web.AppRunner | None = None
 
