@@ -112,6 +112,8 @@ class Cell(Generic[M]):
                 continue  # the asker gave up: nobody would see the answer
             with anyio.CancelScope() as scope:
                 self._handler_scope = scope
+                if reply is not None:
+                    reply.handling(scope.cancel)  # the asker may give up meanwhile
                 try:
                     result = await actor.receive(envelope.message)
                 except Exception as error:
@@ -129,8 +131,13 @@ class Cell(Generic[M]):
                     continue
                 finally:
                     self._handler_scope = None
+                    if reply is not None:
+                        reply.handling(None)
             if scope.cancelled_caught:
-                if reply is not None:
+                if reply is not None and reply.abandoned:
+                    logger.debug("actor %r: the asker of %s gave up; its work was cancelled",
+                                 self.name, type(envelope.message).__name__)
+                elif reply is not None:
                     reply.set_error(self._stopped_error(envelope.message, "while"))
                 continue
             self.crashes = 0

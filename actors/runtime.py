@@ -8,8 +8,10 @@ its :class:`ActorRef`, with messages that are frozen :class:`msgspec.Struct` val
   :class:`MailboxFullError` instead.
 * ``await ref.ask(msg, timeout=...)`` — send and wait for the reply (``receive``'s return
   value, or the exception it raised). The timeout covers waiting for room and for the
-  reply, on the supervisor's clock; when it passes, :class:`AskTimeoutError` is raised and
-  the message, if still queued, is skipped.
+  reply, on the supervisor's clock; when it passes, :class:`AskTimeoutError` is raised.
+  An asker that gives up, by its timeout or by being cancelled (a job's timeout, a
+  shutdown), abandons the message: still queued, it is skipped; already in hand, its
+  handler is cancelled. No work goes on that nobody waits for.
 
 Concurrency contract: one task per actor handles its messages one at a time, in mailbox
 order, so ``receive`` never runs concurrently with itself.
@@ -108,8 +110,12 @@ class ActorRef(Generic[M]):
         reply = Reply()
         clock = self._cell.clock
         if timeout is None:
-            await self._cell.put(Envelope(message, reply))
-            return await reply.wait()
+            try:
+                await self._cell.put(Envelope(message, reply))
+                return await reply.wait()
+            finally:
+                # Cancelled from outside (a job's timeout, a shutdown): the work is dropped.
+                reply.abandon()
         with anyio.CancelScope() as scope:
             timer = clock.call_at(clock.monotonic() + timeout, scope.cancel)
             try:
@@ -117,7 +123,7 @@ class ActorRef(Generic[M]):
                 return await reply.wait()
             finally:
                 timer.cancel()
-                reply.abandoned = not reply.done
+                reply.abandon()
         raise AskTimeoutError(
             f"actor {self.name!r} did not answer {type(message).__name__} within {timeout:g}s"
         )

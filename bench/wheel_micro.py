@@ -1,4 +1,4 @@
-"""Micro-benchmark of kernel._wheel.TimerWheel against heapq and asyncio's loop.call_at.
+"""Micro-benchmark of kernel.engine.wheel.TimerWheel against heapq and asyncio's loop.call_at.
 
 Not a test. Run from the repository root:
 
@@ -31,7 +31,7 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
-from kernel._wheel import TimerWheel
+from kernel.engine.wheel import TimerWheel
 
 START = 1000.0
 LATE = 50e-6  # how late the driver wakes after next_deadline(): a loop's timer slack
@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sweep", action="store_true", help="sweep tick and wheel_size")
     args = parser.parse_args(argv)
     n, rep = args.n, args.repeat
-    from kernel import _wheel
+    from kernel.engine import wheel as _wheel
 
     tick = args.tick if args.tick is not None else _wheel.DEFAULT_TICK
     size = args.size if args.size is not None else _wheel.DEFAULT_WHEEL_SIZE

@@ -2,11 +2,21 @@
 one-shot jobs, with misfire grace, coalescing, max_instances and timeouts.
 
 Nothing here knows about Lark; the service's jobs live in :mod:`actors`.
+
+Layout (each package a layer, using only those below it): :mod:`kernel.distributed` and
+:mod:`kernel.admin` on top; :mod:`kernel.engine` (the :class:`Kernel` facade, job actors,
+dispatcher, runner); :mod:`kernel.observe` (events, metrics, logs, failure records);
+:mod:`kernel.schedule` (pure schedule maths and the policy). Beside them the contracts
+every layer shares: :mod:`kernel.clock`, :mod:`kernel.errors`, :mod:`kernel.job`,
+:mod:`kernel.retry`, :mod:`kernel.coordination`, :mod:`kernel.port`, and
+:mod:`kernel.testing`. ``kernel.triggers``, ``kernel.events``, ``kernel.metrics``,
+``kernel.http`` and the like are the public paths of modules in those packages.
 """
 
 from __future__ import annotations
 
 from .clock import Clock, RealClock
+from .engine.kernel import Kernel
 from .errors import (
     ConflictingJobIdError,
     InvalidJobError,
@@ -16,7 +26,8 @@ from .errors import (
     KernelError,
     KernelNotRunningError,
 )
-from .events import (
+from .job import Job, JobDefaults
+from .observe.events import (
     Event,
     JobAdded,
     JobModified,
@@ -27,9 +38,7 @@ from .events import (
     RunStarted,
     RunSucceeded,
 )
-from .job import Job, JobDefaults
-from .kernel import Kernel
-from .triggers import CronTrigger, DateTrigger, IntervalTrigger, Trigger
+from .schedule.triggers import CronTrigger, DateTrigger, IntervalTrigger, Trigger
 
 __version__ = "0.1.0"
 

@@ -11,11 +11,13 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-__all__ = ("Clock", "RealClock", "TimerHandle")
+__all__ = ("Clock", "RealClock", "TimerHandle", "wait_at_most")
+
+T = TypeVar("T")
 
 
 class TimerHandle(Protocol):
@@ -117,3 +119,41 @@ class _UvTimer:
 
     def cancel(self) -> None:
         self._handle.cancel()
+
+
+async def wait_at_most(
+    clock: Clock,
+    awaitable: Awaitable[T],
+    seconds: float,
+    timeout_error: Callable[[], BaseException] | None = None,
+) -> T:
+    """Await ``awaitable`` in the current task; once ``seconds`` of ``clock`` have passed
+    first, cancel it and raise ``timeout_error()`` (``TimeoutError`` by default).
+
+    ``asyncio.timeout`` on the injected clock instead of the loop's: the awaitable runs in
+    the caller's task (no task of its own), and a cancellation that comes from elsewhere
+    meanwhile still cancels the caller.
+    """
+    task = asyncio.current_task()
+    assert task is not None, "wait_at_most must run in a task"
+    cancelling = task.cancelling()
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+
+    timer = clock.call_at(clock.monotonic() + seconds, expire)
+    try:
+        return await awaitable
+    except asyncio.CancelledError:
+        if expired and task.uncancel() <= cancelling:
+            raise (timeout_error or _timed_out(seconds))() from None
+        raise
+    finally:
+        timer.cancel()
+
+
+def _timed_out(seconds: float) -> Callable[[], TimeoutError]:
+    return lambda: TimeoutError(f"no answer within {seconds:g} s")

@@ -2,8 +2,9 @@
 
 One process needs no coordinator (``Kernel(coordinator=None)``, the default, adds nothing
 to the hot path). Replicas that share jobs each fire every scheduled time on their own
-timers; before a *scheduled* run starts, the run task asks the coordinator to
-:meth:`Coordinator.claim` the pair (job id, scheduled time). Exactly one replica wins
+timers; before a *scheduled* run starts, the job's actor asks the coordinator (through
+the kernel's claim gate, ``kernel/engine/claims.py``) to :meth:`Coordinator.claim` the
+pair (job id, scheduled time), one time after the other. Exactly one replica wins
 that claim and runs; the others log at DEBUG and emit nothing. Why claims are keyed by
 the scheduled time and not by "the next run": every replica computes the same scheduled
 times from the same trigger (interval jobs share a stored anchor), so a replica whose
@@ -11,9 +12,10 @@ clock is a few seconds off fires a few seconds early or late but asks for the sa
 and finds it taken. Leases are measured on the coordinator's clock (the database's), so
 skewed replica clocks do not shorten or stretch them either.
 
-``max_instances`` across replicas: the claim also counts the job's live (lease not yet
-expired) running claims, and answers ``"busy"`` when the job is at its limit; the time
-is then recorded as skipped so no other replica runs it later.
+``max_instances`` across replicas: the claim counts the job's live (lease not yet
+expired) running claims, this replica's included, and answers ``"busy"`` when the job is
+at its limit; the time is then recorded as skipped so no other replica runs it later.
+The limit is the claim's to apply: a replica does not check its own running count first.
 
 The winner renews its lease while the run lasts (every third of the lease) and finishes
 the claim with the outcome. A replica that dies stops renewing; once the lease has
@@ -37,7 +39,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 import msgspec
 
 if TYPE_CHECKING:
-    from .kernel import Kernel
+    from .port import KernelPort
 
 __all__ = (
     "ClaimState",
@@ -78,8 +80,9 @@ class Coordinator(Protocol):
     lease: float
     """Seconds a claim stays live without renewal; the winner renews every third."""
 
-    async def attach(self, kernel: Kernel) -> None:
-        """Called at the end of ``Kernel.start``: start background work (the reaper)."""
+    async def attach(self, port: KernelPort) -> None:
+        """Called at the end of ``Kernel.start`` with the kernel's port: start background
+        work (the reaper)."""
         ...
 
     async def detach(self) -> None:

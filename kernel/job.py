@@ -12,7 +12,8 @@ import msgspec
 from .errors import InvalidJobError
 
 if TYPE_CHECKING:
-    from .triggers import Trigger
+    from .retry import RetryPolicy
+    from .schedule.triggers import Trigger
 
 __all__ = ("Job", "JobDefaults", "JobOptions", "callable_ref")
 
@@ -98,3 +99,4 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     misfire_grace_time: float | None
     timeout: float | None
     running: int
+    retry: RetryPolicy | None = None

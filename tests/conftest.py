@@ -1,7 +1,8 @@
 """Shared test set-up.
 
 * Every ``async def`` test runs on asyncio through anyio's pytest plugin (``anyio_mode =
-  "auto"`` in pyproject.toml).
+  "auto"`` in pyproject.toml), on the loop of :func:`kernel.testing.new_event_loop`, so a
+  ``VirtualClock`` knows exactly when every task is blocked.
 * Tests marked ``postgres`` / ``rabbitmq`` / ``prometheus`` / ``browser`` need a real
   server or binary (``browser``: Debian's ``chromium`` at ``/usr/bin/chromium``, driven by
   Playwright for Python; never ``playwright install``). Outside CI they skip with a loud
@@ -18,6 +19,8 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+
+from kernel.testing import new_event_loop
 
 # The fake Lark server (fixture ``fake_lark``), the Lark client test fixtures, and a page
 # of Debian's chromium (fixture ``browser_page``).
@@ -54,8 +57,9 @@ def _missing(marker: str) -> str | None:
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+def anyio_backend() -> tuple[str, dict[str, object]]:
+    # The loop of kernel.testing: VirtualClock sees exactly when every task is blocked.
+    return ("asyncio", {"loop_factory": new_event_loop})
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -299,7 +299,7 @@ class FakeLark:
 
 
 @pytest.fixture
-async def fake_lark(anyio_backend: str) -> AsyncIterator[FakeLark]:
+async def fake_lark(anyio_backend: object) -> AsyncIterator[FakeLark]:
     """A running :class:`FakeLark` with the app ``FAKE_APP_ID`` / ``FAKE_APP_SECRET``.
 
     It asks for ``anyio_backend`` so that anyio's plugin keeps the ``parametrize`` ids

@@ -41,4 +41,4 @@ async def eventually(check: Callable[[], bool], limit: float = 5.0) -> None:
 
 async def drain(kernel: Kernel, limit: float = 5.0) -> None:
     """Wait until the kernel's run tasks (claims against the real database) are done."""
-    await eventually(lambda: not kernel._tasks, limit)
+    await eventually(lambda: not kernel.in_flight, limit)

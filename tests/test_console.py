@@ -11,8 +11,8 @@ from datetime import timedelta
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from kernel.admin.console._page import CSP
 from kernel.console import ConsoleOptions, ConsolePage, ConsoleRequest, Markup, h
-from kernel.console._page import CSP
 from kernel.console.html import esc, join
 from kernel.failures import FailureRecord
 from kernel.http import create_admin_app
@@ -645,7 +645,7 @@ def test_markup_escapes_what_is_not_markup() -> None:
     ],
 )
 def test_a_jobs_state(paused: bool, running: int, states: tuple[str, ...]) -> None:
-    from kernel.console._jobs import states_of
+    from kernel.admin.console._jobs import states_of
     from tests.test_http_api import FakeJob
 
     assert states_of(FakeJob("j", paused=paused, running=running)) == states

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from kernel import Kernel
-from kernel.console._format import duration, relative, seconds, when
+from kernel.admin.console._format import duration, relative, seconds, when
 from kernel.console.history import RunHistory, percentile
 from kernel.events import (
     JobRemoved,

@@ -155,6 +155,24 @@ async def retried_job() -> None:
     RETRIED.append("ran")
 
 
+async def _after_a_dead_replica(
+    db: Database, policy: RetryPolicy
+) -> tuple[Kernel, PostgresCoordinator, VirtualClock, list[Event]]:
+    """A replica died holding the claim of job's 00:00 run; a kernel on another replica
+    with ``policy`` for the job, whose events are recorded (not started yet)."""
+    dead = PostgresCoordinator(db, replica_id="dead", lease=5.0)
+    assert await dead.claim("job", T0, "d-1", max_instances=1) == "won"
+    await db.execute("UPDATE claims SET lease_until = now() - interval '1 second'")
+    alive = PostgresCoordinator(db, replica_id="alive", lease=5.0)
+    clock = VirtualClock(T0 + timedelta(seconds=30))
+    kernel = Kernel(clock=clock, coordinator=alive)
+    kernel.add_job(retried_job, IntervalTrigger(hours=1, start_date=T0), job_id="job",
+                   retry=policy)
+    events: list[Event] = []
+    kernel.add_listener(events.append)
+    return kernel, alive, clock, events
+
+
 @pytest.mark.parametrize(
     ("max_attempts", "expected"),
     [(1, []), (2, [("RunStarted", 2), ("RunSucceeded", 2)])],
@@ -163,16 +181,8 @@ async def retried_job() -> None:
 async def test_an_interrupted_run_runs_again_only_if_the_retry_policy_says_so(
     db: Database, max_attempts: int, expected: list[tuple[str, int]]
 ) -> None:
-    dead = PostgresCoordinator(db, replica_id="dead", lease=5.0)
-    assert await dead.claim("job", T0, "d-1", max_instances=1) == "won"
-    await db.execute("UPDATE claims SET lease_until = now() - interval '1 second'")
-    alive = PostgresCoordinator(db, replica_id="alive", lease=5.0)
-    clock = VirtualClock(T0 + timedelta(seconds=30))
-    kernel = Kernel(clock=clock, coordinator=alive)
-    kernel.add_job(retried_job, IntervalTrigger(hours=1, start_date=T0), job_id="job",
-                   retry=RetryPolicy(max_attempts=max_attempts, backoff=0.0, jitter=0.0))
-    events: list[Event] = []
-    kernel.add_listener(events.append)
+    policy = RetryPolicy(max_attempts=max_attempts, backoff=0.0, jitter=0.0)
+    kernel, alive, clock, events = await _after_a_dead_replica(db, policy)
     RETRIED.clear()
     async with kernel:
         await alive.reap()
@@ -186,3 +196,23 @@ async def test_an_interrupted_run_runs_again_only_if_the_retry_policy_says_so(
     assert [(f.run_id, f.exc_type, f.attempt) for f in failures] == [("d-1", "Interrupted", 1)]
     # The scheduler itself never starts the interrupted time again.
     assert await db.fetchval("SELECT count(*) FROM claims") == 1
+
+
+async def test_an_interrupted_run_is_retried_after_the_retry_policy_delay(db: Database) -> None:
+    policy = RetryPolicy(max_attempts=2, backoff=10.0, jitter=0.0)
+    kernel, alive, clock, events = await _after_a_dead_replica(db, policy)
+
+    def started() -> list[tuple[int, datetime]]:
+        return [(e.attempt, e.started_at) for e in events if isinstance(e, RunStarted)]
+
+    async with kernel:
+        await alive.reap()
+        await clock.advance(0)
+        await drain(kernel)
+        assert started() == []  # not at once: the policy waits 10 s after the first attempt
+        await clock.advance(9.9)
+        await drain(kernel)
+        assert started() == []
+        await clock.advance(0.1)
+        await drain(kernel)
+        assert started() == [(2, T0 + timedelta(seconds=40))]

@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from kernel import _cron
-from kernel._cron_zone import _MEMO_LIMIT
 from kernel.errors import InvalidJobError
+from kernel.schedule import _cron
+from kernel.schedule._cron_zone import _MEMO_LIMIT
 from kernel.triggers import CronTrigger
 
 SH = ZoneInfo("Asia/Shanghai")

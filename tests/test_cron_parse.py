@@ -13,10 +13,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from actors.cli import main
-from kernel._cron import croniter_form, parse_cron
-from kernel._cron_parse import CronSpec, parse_expression
 from kernel.cron_explain import explain
 from kernel.errors import InvalidJobError
+from kernel.schedule._cron import croniter_form, parse_cron
+from kernel.schedule._cron_parse import CronSpec, parse_expression
 from kernel.triggers import CronTrigger
 from tests.kernel_helpers import starts, virtual_kernel
 

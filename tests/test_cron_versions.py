@@ -1,8 +1,9 @@
 """Which croniter versions we support, and that CI runs the cron tests on the oldest too.
 
-Our behaviour must not depend on the installed croniter (kernel/_cron_parse.py reads every
-expression itself). tox runs the whole suite on the newest croniter pip finds and, in the
-``croniter-oldest`` env, every ``tests/test_cron*.py`` on the lower bound of pyproject.toml.
+Our behaviour must not depend on the installed croniter (kernel/schedule/_cron_parse.py
+reads every expression itself). tox runs the whole suite on the newest croniter pip finds
+and, in the ``croniter-oldest`` env, every ``tests/test_cron*.py`` on the lower bound of
+pyproject.toml.
 """
 
 from __future__ import annotations

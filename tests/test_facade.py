@@ -35,14 +35,28 @@ def test_jobs_added_before_start_begin_at_start() -> None:
 
 
 def test_start_and_shutdown_are_idempotent() -> None:
+    ran = threading.Event()
     service = SchedulerService()
+    service.add_interval_job(ran.set, hours=1, job_id="j")
     service.shutdown()  # never started: nothing to do
+    assert not running(service)
     service.start()
     service.start()
+    assert running(service)
     service.shutdown()
     service.shutdown()
-    service.start()  # and it can start again
-    service.shutdown()
+    assert not running(service)
+    with pytest.raises(RuntimeError, match="not started"):
+        service.run_job("j")
+    service.start()  # and it can start again, with its jobs
+    try:
+        assert running(service)
+        assert [j.id for j in service.get_jobs()] == ["j"]
+        service.run_job("j")
+        assert ran.wait(5)
+    finally:
+        service.shutdown()
+    assert not running(service)
 
 
 def test_many_threads_add_and_remove_at_once() -> None:

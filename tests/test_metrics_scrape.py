@@ -14,9 +14,9 @@ import aiohttp
 import pytest
 from aioprometheus.collectors import Counter, Registry
 
-from kernel._exposition import CHUNK
 from kernel.events import Event, JobAdded, JobRemoved, RunFailed, RunStarted, RunSucceeded
 from kernel.metrics import DEFAULT_PER_JOB_HISTOGRAMS, SchedulerMetrics, chunked
+from kernel.observe._exposition import CHUNK
 from tests.promtext import parse, series, value
 
 T0 = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)

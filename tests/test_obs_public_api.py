@@ -7,17 +7,18 @@ import inspect
 
 import pytest
 
+# Where each module's code lives (kernel.http etc. re-export these: tests/test_layout.py).
 MODULES = [
     "actors.console_pages",
-    "kernel.api_models",
+    "kernel.admin.api_models",
+    "kernel.admin.http",
+    "kernel.admin.openapi",
     "kernel.console",
     "kernel.console.history",
     "kernel.console.html",
-    "kernel.http",
-    "kernel.openapi",
-    "kernel.logs",
-    "kernel.metrics",
-    "kernel.redaction",
+    "kernel.observe.logs",
+    "kernel.observe.metrics",
+    "kernel.observe.redaction",
     "kernel.retry",
 ]
 

@@ -383,3 +383,91 @@ async def test_a_factory_that_fails_is_retried_after_the_backoff(clock: VirtualC
         (2, 0.2, "LookupError('dependency not ready')"),
     ]
     assert journal.events == ["start#1", "note#1:x", "stop#1"]
+
+
+class Work(msgspec.Struct, frozen=True):
+    """A slow request: the actor works ``seconds`` of the clock on it."""
+
+    n: int
+    seconds: float
+
+
+class Worker(Actor[Work]):
+    def __init__(self, clock: VirtualClock, log: list[str]) -> None:
+        self.clock = clock
+        self.log = log
+
+    async def receive(self, message: Work) -> int:
+        self.log.append(f"start {message.n} at {self.clock.monotonic():g}")
+        try:
+            if message.seconds:
+                await self.clock.sleep(message.seconds)
+        except BaseException:
+            self.log.append(f"cancelled {message.n} at {self.clock.monotonic():g}")
+            raise
+        self.log.append(f"done {message.n} at {self.clock.monotonic():g}")
+        return message.n
+
+
+async def _give_up(ref: ActorRef[Work], message: Work, how: str, clock: VirtualClock) -> None:
+    """Ask, and give up after 10 s of the clock: by the ask's own timeout or by being
+    cancelled from outside (a job timeout, a shutdown)."""
+    if how == "ask-timeout":
+        with pytest.raises(AskTimeoutError):
+            await ref.ask(message, timeout=10)
+        return
+    with anyio.CancelScope() as scope:
+        clock.call_at(clock.monotonic() + 10, scope.cancel)
+        await ref.ask(message)
+    assert scope.cancelled_caught
+
+
+@pytest.mark.parametrize("how", ["ask-timeout", "asker-cancelled"])
+async def test_an_asker_that_gives_up_cancels_the_work_and_skips_what_is_queued(
+    clock: VirtualClock, how: str
+) -> None:
+    log: list[str] = []
+    async with Supervisor(clock=clock) as sup:
+        ref = sup.spawn("worker", lambda: Worker(clock, log))
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_give_up, ref, Work(n=1, seconds=100), how, clock)
+                tg.start_soon(_give_up, ref, Work(n=2, seconds=100), how, clock)
+                await clock.advance(30)
+            # The handler of the abandoned ask was cancelled when its asker gave up, and
+            # the second message, whose asker gave up while it was queued, never started.
+            assert log == ["start 1 at 0", "cancelled 1 at 10"]
+        finally:
+            await clock.advance(1000)  # whatever still works finishes: the test ends
+        assert await ref.ask(Work(n=3, seconds=0)) == 3  # the actor serves on
+
+
+async def test_a_job_timeout_stops_the_actor_work_it_asked_for(clock: VirtualClock) -> None:
+    from kernel import Kernel
+
+    log: list[str] = []
+    kernel = Kernel(clock=clock)
+    failed: list[str] = []
+    kernel.add_listener(lambda e: failed.append(type(e).__name__)
+                        if type(e).__name__ == "RunFailed" else None)
+    async with Supervisor(clock=clock) as sup, kernel:
+        ref = sup.spawn("worker", lambda: Worker(clock, log))
+        numbers = iter(range(1, 100))
+
+        async def job() -> None:
+            await ref.ask(Work(n=next(numbers), seconds=100))
+
+        kernel.add_interval_job(job, seconds=30, timeout=10, job_id="asks")
+        try:
+            await clock.advance(100)
+            # Every run timed out after 10 s, and with it the actor's work: no message
+            # queues behind work nobody waits for any more.
+            assert log == [
+                "start 1 at 30", "cancelled 1 at 40",
+                "start 2 at 60", "cancelled 2 at 70",
+                "start 3 at 90", "cancelled 3 at 100",
+            ]
+            assert failed == ["RunFailed"] * 3
+        finally:
+            kernel.remove_job("asks")
+            await clock.advance(1000)  # whatever still works finishes: the test ends

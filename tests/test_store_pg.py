@@ -67,7 +67,7 @@ async def test_jobs_and_their_options_survive_a_restart(db: Database) -> None:
     # The interval grid is anchored in the store: the restarted replica keeps it.
     assert sync.next_run_time == first
     assert jobs["check"].trigger == CronTrigger("0 9,18 * * *", "Asia/Shanghai")
-    assert (k2._record("sync").retry, k2._record("check").retry) == (POLICY, None)
+    assert (jobs["sync"].retry, jobs["check"].retry) == (POLICY, None)
 
 
 @pytest.mark.parametrize(

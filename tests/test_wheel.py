@@ -16,7 +16,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from kernel._wheel import TimerWheel, WheelEntry
+from kernel.engine.wheel import TimerWheel, WheelEntry
 
 # A small wheel (1 s ticks, 4 slots: level 0 spans 4 s, level 1 16 s, level 2 64 s) makes
 # cascades, level growth and slot boundaries easy to hit with small numbers.
@@ -413,3 +413,21 @@ class WheelMachine(RuleBasedStateMachine):
 
 TestWheelMachine = WheelMachine.TestCase
 TestWheelMachine.settings = settings(max_examples=200, stateful_step_count=60, deadline=None)
+
+
+@pytest.mark.parametrize(
+    ("start", "tick", "k"),
+    [
+        pytest.param(-1e9, 1.0, 10**9, id="slot-start-at-zero-far-from-start"),
+        pytest.param(-1e9, 1e-4, 10**13, id="slot-start-near-zero-fine-tick"),
+        pytest.param(12345.678, 1e-3, 7, id="ordinary"),
+    ],
+)
+def test_slot_start_is_found_where_one_ulp_of_it_moves_nothing(
+    start: float, tick: float, k: int
+) -> None:
+    # Near zero a time's ulp is far finer than the start's: stepping one ulp at a time
+    # would take ~1e16 steps (hypothesis found start=-1e9 hanging the suite).
+    t = TimerWheel(start, tick=tick)._tick_start(k)
+    assert int((t - start) / tick) >= k
+    assert int((math.nextafter(t, -math.inf) - start) / tick) < k

@@ -7,8 +7,8 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from ..api_models import ReadyCheck, ReadyReport
-from ..failures import FailureRecord
+from ..admin.api_models import ReadyCheck, ReadyReport
+from ..observe.failures import FailureRecord
 
 if TYPE_CHECKING:
     from ._pgstore import StoredJob

@@ -3,7 +3,8 @@
 Notifications are not queued for a disconnected listener, so after every (re)connect the
 owner resynchronises from the table (``on_connect``); between outages a change costs one
 notification and one row fetch, and nothing polls the table. A connection that dies
-silently is noticed by a cheap ``SELECT 1`` every ``keepalive`` seconds.
+silently is noticed by a cheap ``SELECT 1`` every ``keepalive`` seconds. Every wait is on
+the database's clock (``Database.clock``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from ..clock import wait_at_most
 from ._pg import UNAVAILABLE, Database
 
 __all__ = ("Listener",)
@@ -67,11 +69,12 @@ class Listener:
                 self.db.mark_up()
                 await self.on_connect()
                 delay = 0.2
+                clock = self.db.clock
                 while not lost.is_set():
                     try:
-                        await asyncio.wait_for(lost.wait(), self.keepalive)
+                        await wait_at_most(clock, lost.wait(), self.keepalive)
                     except TimeoutError:
-                        await asyncio.wait_for(conn.execute("SELECT 1"), self.keepalive)
+                        await wait_at_most(clock, conn.execute("SELECT 1"), self.keepalive)
             except UNAVAILABLE as exc:
                 self.db.mark_down(exc)
             except TimeoutError as exc:
@@ -83,6 +86,5 @@ class Listener:
                 if conn is not None and not conn.is_closed():
                     conn.terminate()
             self.reconnects += 1
-            # Real time: this backs off from a network outage, not from a schedule.
-            await asyncio.sleep(delay)
+            await self.db.clock.sleep(delay)
             delay = min(delay * 2, self.max_backoff)

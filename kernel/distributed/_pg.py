@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 import asyncpg
 import msgspec
 
+from ..clock import Clock, RealClock
+
 __all__ = ("Database", "Health", "channel_name")
 
 log = logging.getLogger("scheduler.postgres")
@@ -127,9 +129,14 @@ def channel_name(schema: str) -> str:
 
 
 class Database:
-    """The scheduler's PostgreSQL schema and pool. ``await db.open()`` before use."""
+    """The scheduler's PostgreSQL schema and pool. ``await db.open()`` before use.
 
-    def __init__(self, dsn: str, *, schema: str = "lark_scheduler", pool_size: int = 10) -> None:
+    ``clock`` (the real one by default) is what every backoff wait of the database's
+    users is measured on.
+    """
+
+    def __init__(self, dsn: str, *, schema: str = "lark_scheduler", pool_size: int = 10,
+                 clock: Clock | None = None) -> None:
         if not _SCHEMA_NAME.match(schema):
             raise ValueError(
                 f"schema={schema!r} must be lower-case letters, digits and underscores "
@@ -139,6 +146,7 @@ class Database:
         self.schema = schema
         self.channel = channel_name(schema)
         self.pool_size = pool_size
+        self.clock: Clock = clock if clock is not None else RealClock()
         self.health = Health()
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
@@ -158,7 +166,7 @@ class Database:
                 await self._open(patience)
 
     async def _open(self, patience: float) -> None:
-        # Patience is counted in backoff sleeps, not read from a clock.
+        # Patience is counted in backoff sleeps (on the injected clock).
         waited = 0.0
         delay = 0.2
         while True:
@@ -169,7 +177,7 @@ class Database:
                 self.mark_down(exc)
                 if waited + delay > patience:
                     raise
-                await asyncio.sleep(delay)
+                await self.clock.sleep(delay)
                 waited += delay
                 delay = min(delay * 2, 5.0)
         self._pool = await asyncpg.create_pool(

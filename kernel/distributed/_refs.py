@@ -17,7 +17,7 @@ import msgspec
 
 from ..errors import InvalidJobError
 from ..job import callable_ref
-from ..triggers import CronTrigger, IntervalTrigger, Trigger
+from ..schedule.triggers import CronTrigger, IntervalTrigger, Trigger
 
 __all__ = ("anchored", "import_ref", "missed_times", "storable_ref", "unanchored")
 

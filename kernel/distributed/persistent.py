@@ -5,8 +5,9 @@
 
 * **Write-through.** ``add_*``, ``remove_job``, ``pause_job``, ``resume_job`` and
   ``reschedule_job`` change the local registry at once (as in one process) and queue the
-  row change; one writer task applies the queue in order, retrying while the database is
-  down, and each write sends a NOTIFY. ``await flush()`` waits until the queue is written.
+  row change (``_writes.py``); one writer task applies the queue in order, retrying while
+  the database is down, and each write sends a NOTIFY. ``await flush()`` waits until the
+  queue is written.
 * **Propagation.** A dedicated LISTEN connection receives every other replica's change
   (typically within tens of milliseconds), fetches that row and applies it locally
   without writing back. After a (re)connect it resynchronises from the table, since
@@ -20,8 +21,8 @@
   claims (:mod:`kernel.coordination`) can be keyed by them. Interval ``jitter`` would
   give each replica a different time and is refused.
 * **Downtime.** At start, the scheduled times between a job's stored ``last_fire`` (the
-  latest time any replica decided) and now go through the same decision as a late fire
-  in one process (``_catchup.py``).
+  latest time any replica decided) and now are handed to the job's actor through the
+  kernel's port and decided like a late fire in one process (``_catchup.py``).
 * **Unimportable callables.** A stored job whose import reference no longer resolves is
   logged, recorded as a failure (``exc_type="ImportError"``) and left out; the other
   jobs run. It is listed in :attr:`PersistentKernel.unresolved` and in ``health()``, and
@@ -43,17 +44,18 @@ from typing import Any
 
 import msgspec
 
-from ..api_models import ReadyReport
-from ..errors import InvalidJobError
+from .. import Kernel
+from ..admin.api_models import ReadyReport
+from ..errors import InvalidJobError, JobLookupError
 from ..job import Job
-from ..kernel import Kernel
-from ..triggers import IntervalTrigger, Trigger, trigger_from_spec
+from ..schedule.triggers import IntervalTrigger, Trigger, trigger_from_spec
 from ._catchup import catch_up
 from ._health import health, readiness, report_unresolvable
 from ._listener import Listener
-from ._pg import UNAVAILABLE, Database
+from ._pg import Database
 from ._pgstore import ChangeNote, PostgresJobStore, StoredJob, stored_from_job
 from ._refs import anchored, check_json, import_ref, storable_ref, unanchored
+from ._writes import WriteThrough
 from .postgres import PostgresCoordinator, PostgresFailureStore
 
 __all__ = ("PersistentKernel",)
@@ -70,6 +72,11 @@ class PersistentKernel(Kernel):
     ``executors`` maps executor names other than ``"local"`` to a factory that wraps a
     job's function (``kernel.distributed.rabbitmq.RabbitExecutor`` is one). Other
     keyword arguments go to :class:`kernel.Kernel`.
+
+    It is a :class:`kernel.Kernel` configured with this package's plug-ins (the claims
+    coordinator, the failure store) and uses only the kernel's public API and its port:
+    its own overrides write changes through; a change that came from another replica is
+    applied with the base class's method, which does not write it back.
     """
 
     def __init__(
@@ -86,7 +93,7 @@ class PersistentKernel(Kernel):
         if db is None:
             if dsn is None:
                 raise ValueError("pass dsn='postgresql://...' or db=Database(...)")
-            db = Database(dsn, schema=schema)
+            db = Database(dsn, schema=schema, clock=kernel_options.get("clock"))
         self.db = db
         self.store = PostgresJobStore(db)
         coordinator = PostgresCoordinator(db, replica_id=replica_id, lease=lease)
@@ -98,9 +105,8 @@ class PersistentKernel(Kernel):
         self.unresolved: dict[str, str] = {}
         self._declared: dict[str, tuple[StoredJob, bool]] = {}
         self._executor_of: dict[str, str] = {}
-        self._versions: dict[str, int] = {}
-        self._pending: dict[str, int] = {}
-        self._writes: asyncio.Queue[tuple[str, Callable[[], Awaitable[int]]]] | None = None
+        self._writes = WriteThrough(self.clock)
+        self._versions = self._writes.versions
         self._notes: asyncio.Queue[str] | None = None
         self._bg: list[asyncio.Task[None]] = []
         self.listener = Listener(db, self._on_note, self._resync, name=self.replica_id)
@@ -188,47 +194,18 @@ class PersistentKernel(Kernel):
 
     async def flush(self) -> None:
         """Wait until every change made here so far is written (and notified)."""
-        if self._writes is not None:
-            await self._writes.join()
+        await self._writes.flush()
 
-    # -- writing -----------------------------------------------------------------------
     def _write(self, job_id: str, op: Callable[[], Awaitable[int]]) -> None:
-        def enqueue() -> None:
-            assert self._writes is not None
-            self._pending[job_id] = self._pending.get(job_id, 0) + 1
-            self._writes.put_nowait((job_id, op))
-
-        self._on_loop(enqueue)
-
-    async def _writer(self) -> None:
-        assert self._writes is not None
-        while True:
-            job_id, op = await self._writes.get()
-            delay = 0.2
-            try:
-                while True:
-                    try:
-                        version = await op()
-                        if version:
-                            self._versions[job_id] = max(self._versions.get(job_id, 0),
-                                                         version)
-                        break
-                    except UNAVAILABLE:
-                        # Kept in order and retried: the change is applied once it is back.
-                        await asyncio.sleep(delay)
-                        delay = min(delay * 2, 10.0)
-                    except Exception:
-                        log.exception("could not store the change of job %s", job_id)
-                        break
-            finally:
-                left = self._pending.get(job_id, 1) - 1
-                if left:
-                    self._pending[job_id] = left
-                else:
-                    self._pending.pop(job_id, None)
-                self._writes.task_done()
+        self._writes.write(job_id, op)
 
     # -- reading and applying ------------------------------------------------------------
+    def _current(self, job_id: str) -> Job | None:
+        try:
+            return self.get_job(job_id)
+        except JobLookupError:
+            return None
+
     def _on_note(self, payload: str) -> None:
         if self._notes is not None:
             self._notes.put_nowait(payload)
@@ -254,11 +231,9 @@ class PersistentKernel(Kernel):
         rows = {row.id: row for row in await self.store.load()}
         for row in rows.values():
             await self._apply(row)
-        with self._lock:
-            local = list(self._jobs)
-        for job_id in local:
-            if job_id not in rows and not self._pending.get(job_id):
-                self._apply_delete(job_id, None)
+        for job in self.get_jobs():
+            if job.id not in rows and not self._writes.pending(job.id):
+                self._apply_delete(job.id, None)
 
     def _apply_delete(self, job_id: str, version: int | None) -> None:
         if version is not None and version <= self._versions.get(job_id, 0):
@@ -266,20 +241,17 @@ class PersistentKernel(Kernel):
         self._versions.pop(job_id, None)
         self._executor_of.pop(job_id, None)
         self.unresolved.pop(job_id, None)
-        with self._lock:
-            known = job_id in self._jobs
-        if known:
+        if self._current(job_id) is not None:
             Kernel.remove_job(self, job_id)
 
     async def _apply(self, row: StoredJob) -> None:
         """Make the local registry match a stored row that changed elsewhere."""
-        if row.version <= self._versions.get(row.id, 0) or self._pending.get(row.id):
+        if row.version <= self._versions.get(row.id, 0) or self._writes.pending(row.id):
             return
         self._versions[row.id] = row.version
-        with self._lock:
-            rec = self._jobs.get(row.id)
-        if rec is not None and self._executor_of.get(row.id) == row.executor:
-            current = stored_from_job(self._view(rec), row.func_ref, row.executor, rec.retry)
+        job = self._current(row.id)
+        if job is not None and self._executor_of.get(row.id) == row.executor:
+            current = stored_from_job(job, row.func_ref, row.executor, job.retry)
             if current.definition() == row.definition():
                 if current.paused != row.paused:
                     (Kernel.pause_job if row.paused else Kernel.resume_job)(self, row.id)
@@ -301,9 +273,7 @@ class PersistentKernel(Kernel):
                 self.executors[row.executor](row.id, row.func_ref, func)
         except Exception as exc:
             await report_unresolvable(self, row, exc)
-            with self._lock:
-                known = row.id in self._jobs
-            if known:
+            if self._current(row.id) is not None:
                 Kernel.remove_job(self, row.id)
             return False
         self.unresolved.pop(row.id, None)
@@ -338,10 +308,8 @@ class PersistentKernel(Kernel):
                                     self.replica_id)
         self._declared.clear()
         rows = await self.store.load()
-        with self._lock:
-            local = list(self._jobs)
-        for job_id in local:
-            Kernel.remove_job(self, job_id)
+        for job in self.get_jobs():
+            Kernel.remove_job(self, job.id)
         installed: list[StoredJob] = []
         for row in rows:
             trigger = row.trigger
@@ -352,34 +320,33 @@ class PersistentKernel(Kernel):
             self._versions[row.id] = row.version
             if await self._install_row(row, replace=False):
                 installed.append(row)
-        self._writes = asyncio.Queue()
+        self._writes.open()
         self._notes = asyncio.Queue()
         await super().start()
         loop = asyncio.get_running_loop()
-        self._bg = [loop.create_task(self._writer()), loop.create_task(self._applier()),
+        self._bg = [loop.create_task(self._writes.run()), loop.create_task(self._applier()),
                     loop.create_task(self.listener.run())]
         for executor in self.executors.values():
             connect = getattr(executor, "connect", None)
             if connect is not None:
                 # In the background: a broker that is down must not stop the scheduler.
                 self._bg.append(loop.create_task(connect()))
+        now = self.clock.now()
         for row in installed:
-            await catch_up(self, row)
+            current = self._current(row.id)
+            if current is not None:
+                catch_up(self.port, current, row, now)
 
     async def shutdown(self, wait: bool = True, grace: float | None = None) -> None:
         if not self.running:
             return
-        if self._writes is not None:
-            try:
-                await asyncio.wait_for(self._writes.join(), 10.0)
-            except TimeoutError:
-                log.error("%d job change(s) could not be stored before shutdown",
-                          self._writes.qsize())
+        await self._writes.drain(10.0)
         for task in self._bg:
             task.cancel()
         await asyncio.gather(*self._bg, return_exceptions=True)
         self._bg = []
         await super().shutdown(wait=wait, grace=grace)
+        self._writes.close()
         for executor in self.executors.values():
             close = getattr(executor, "close", None)
             if close is not None:

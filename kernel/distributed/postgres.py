@@ -8,9 +8,11 @@ running claims against ``max_instances`` and inserts the row. Leases are timesta
 computed by the database (``now() + lease``), so replica clock skew does not affect
 them. The reaper, run by every replica every ``lease / 2`` seconds, turns running claims
 whose lease has expired into ``interrupted`` with one ``UPDATE ... RETURNING``; row
-locks make each expired claim come back to exactly one replica, which writes the
-failure record (``exc_type="Interrupted"``), emits ``RunFailed`` and applies the job's
-retry policy. It also deletes finished claims older than ``keep_claims``.
+locks make each expired claim come back to exactly one replica, which hands it to its
+kernel (:meth:`kernel.port.KernelPort.report_interrupted`): the failure record
+(``exc_type="Interrupted"``), ``RunFailed``, and the job's retry policy, with its delay.
+It also deletes finished claims older than ``keep_claims``. The reaper waits on the
+kernel's clock.
 
 :class:`PostgresFailureStore` keeps failure records in the same schema so every
 replica sees them (the reaper's records included).
@@ -29,13 +31,12 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ..coordination import ClaimState, ClaimVerdict
-from ..events import RunFailed
-from ..failures import FailureRecord, RetryAttempt
+from ..observe.failures import FailureRecord, RetryAttempt
 from ._pg import Database, Health
 from ._pgstore import PostgresJobStore, StoredJob
 
 if TYPE_CHECKING:
-    from ..kernel import Kernel
+    from ..port import KernelPort
 
 __all__ = (
     "Database",
@@ -87,14 +88,14 @@ class PostgresCoordinator:
         self.replica_id = replica_id if replica_id is not None else default_replica_id()
         self.lease = float(lease)
         self.keep_claims = keep_claims
-        self._kernel: Kernel | None = None
+        self._port: KernelPort | None = None
         self._reaper: asyncio.Task[None] | None = None
 
     # -- Coordinator ------------------------------------------------------------------
-    async def attach(self, kernel: Kernel) -> None:
-        self._kernel = kernel
+    async def attach(self, port: KernelPort) -> None:
+        self._port = port
         await self.db.open()
-        self._reaper = asyncio.get_running_loop().create_task(self._reap_forever(kernel))
+        self._reaper = asyncio.get_running_loop().create_task(self._reap_forever(port))
 
     async def detach(self) -> None:
         if self._reaper is not None:
@@ -167,14 +168,14 @@ class PostgresCoordinator:
             "state, worker_outcome::text AS outcome",
         )
         records = [self._interrupted(row) for row in rows if row["state"] != "succeeded"]
-        kernel = self._kernel
+        port = self._port
         for record in records:
             log.error(
                 "Run %s of job %s (scheduled %s) ended without its replica: %s", record.run_id,
                 record.job_id, record.scheduled_at, record.message,
             )
-            if kernel is not None:
-                await self._report(kernel, record)
+            if port is not None:
+                await port.report_interrupted(record)
         await self.db.execute(
             "DELETE FROM claims WHERE finished_at < now() - $1::interval", self.keep_claims,
         )
@@ -205,30 +206,9 @@ class PostgresCoordinator:
             traceback="", attempt=row["attempt"],
         )
 
-    async def _report(self, kernel: Kernel, record: FailureRecord) -> None:
-        try:
-            await kernel.failure_store.add_failure(record)
-        except Exception:
-            log.exception("could not store the interrupted-run record of job %s", record.job_id)
-        if kernel._observed:
-            kernel._emit(RunFailed(
-                job_id=record.job_id, scheduled_at=record.scheduled_at, run_id=record.run_id,
-                started_at=record.started_at, duration=record.duration,
-                exc_type=record.exc_type, message=record.message, traceback="",
-                attempt=record.attempt,
-            ))
-        with kernel._lock:
-            rec = kernel._jobs.get(record.job_id)
-        policy = None if rec is None else rec.retry
-        if rec is not None and policy is not None and record.attempt < policy.max_attempts:
-            log.info("Job %s will be retried after its interrupted run (attempt %d of %d)",
-                     rec.id, record.attempt + 1, policy.max_attempts)
-            kernel._start_run(rec, record.scheduled_at, 0.0, attempt=record.attempt + 1,
-                              retry_of=record.id)
-
-    async def _reap_forever(self, kernel: Kernel) -> None:
+    async def _reap_forever(self, port: KernelPort) -> None:
         while True:
-            await kernel.clock.sleep(self.lease / 2)
+            await port.clock.sleep(self.lease / 2)
             try:
                 await self.reap()
             except Exception as exc:

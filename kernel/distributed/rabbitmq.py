@@ -22,7 +22,8 @@ Manual runs and retries carry no claim and are delivered at least once.
 
 Connection loss: aio-pika's robust connection reconnects with backoff; a publish that
 fails is retried with backoff for ``publish_patience`` seconds, then the run fails
-(and its retry policy applies). :meth:`RabbitExecutor.health` reports the state.
+(and its retry policy applies). :meth:`RabbitExecutor.health` reports the state. Every
+wait of the executor (backoff, the claim poll) is on its ``clock``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from typing import Any
 import aio_pika
 import msgspec
 
+from ..clock import Clock, RealClock, wait_at_most
 from ..coordination import current_run
 from ._pg import Database
 from .postgres import WorkerOutcome
@@ -122,8 +124,10 @@ class RabbitExecutor:
         db: Database | None = None,
         poll: float = 5.0,
         publish_patience: float = 30.0,
+        clock: Clock | None = None,
     ) -> None:
         self.url = url
+        self.clock: Clock = clock if clock is not None else RealClock()
         self.queue = queue
         self.db = db
         self.poll = poll
@@ -159,7 +163,7 @@ class RabbitExecutor:
                 conn = await aio_pika.connect_robust(self.url)
             except Exception as exc:
                 self._down(exc)
-                await asyncio.sleep(delay)
+                await self.clock.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
             conn.close_callbacks.add(lambda _c, exc=None: self._down(exc))
@@ -215,9 +219,10 @@ class RabbitExecutor:
         try:
             await self._publish(message)
             while True:
-                done, _ = await asyncio.wait([future], timeout=self.poll)
-                if done:
-                    return future.result()
+                try:
+                    return await wait_at_most(self.clock, asyncio.shield(future), self.poll)
+                except TimeoutError:
+                    pass
                 stored = await self._stored_outcome(message)
                 if stored is not None:
                     return stored
@@ -226,7 +231,7 @@ class RabbitExecutor:
 
     async def _publish(self, message: RunMessage) -> None:
         body = msgspec.json.encode(message)
-        waited = 0.0  # patience is counted in backoff sleeps, not read from a clock
+        waited = 0.0  # patience is counted in backoff sleeps (on the injected clock)
         delay = 0.2
         while True:
             try:
@@ -246,7 +251,7 @@ class RabbitExecutor:
                     raise
                 log.warning("publishing run %s of job %s failed (%s); retrying in %.1f s",
                             message.run_id, message.job_id, exc, delay)
-                await asyncio.sleep(delay)
+                await self.clock.sleep(delay)
                 waited += delay
                 delay = min(delay * 2, 5.0)
 

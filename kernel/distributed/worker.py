@@ -73,7 +73,7 @@ class Worker:
         except Exception:
             # Not acknowledged: RabbitMQ delivers it again (here or to another worker).
             log.exception("could not handle a run message; returning it to the queue")
-            await asyncio.sleep(1.0)
+            await self.clock.sleep(1.0)
             await message.nack(requeue=True)
         finally:
             self.in_flight -= 1
@@ -115,7 +115,7 @@ class Worker:
                 return
             if verdict == "held":
                 # Another live worker has it; look again once its lease may have run out.
-                await asyncio.sleep(min(1.0, self.lease / 3))
+                await self.clock.sleep(min(1.0, self.lease / 3))
                 await message.nack(requeue=True)
                 return
         # The run is a task of its own: if this delivery's channel closes (aio-pika then
@@ -200,7 +200,7 @@ class Worker:
             except Exception as exc:
                 log.warning("could not store the outcome of run %s (%s); retrying",
                             run.run_id, exc)
-                await asyncio.sleep(delay)
+                await self.clock.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
     async def _reply(self, message: aio_pika.abc.AbstractIncomingMessage,
@@ -230,13 +230,15 @@ async def run_worker(
     worker_id: str | None = None,
     stop: asyncio.Event | None = None,
     ready: asyncio.Event | None = None,
+    clock: Clock | None = None,
 ) -> None:
     """Consume runs until ``stop`` is set (forever without one), then finish the runs in
-    hand and return."""
+    hand and return. Every wait is on ``clock`` (the real one by default)."""
     if prefetch < 1:
         raise ValueError(f"prefetch={prefetch} must be at least 1")
+    clock = clock if clock is not None else RealClock()
     worker_id = worker_id or f"worker:{socket.gethostname()}:{os.getpid()}"
-    db = Database(dsn, schema=schema, pool_size=prefetch + 2)
+    db = Database(dsn, schema=schema, pool_size=prefetch + 2, clock=clock)
     await db.open()
     delay = 0.2
     while True:
@@ -245,13 +247,13 @@ async def run_worker(
             break
         except Exception as exc:
             log.error("RabbitMQ unavailable (%s); retrying in %.1f s", exc, delay)
-            await asyncio.sleep(delay)
+            await clock.sleep(delay)
             delay = min(delay * 2, 10.0)
     try:
         channel = await conn.channel()
         await channel.set_qos(prefetch_count=prefetch)
         runs = await channel.declare_queue(queue, durable=True)
-        worker = Worker(db, channel, worker_id=worker_id, lease=lease, clock=RealClock())
+        worker = Worker(db, channel, worker_id=worker_id, lease=lease, clock=clock)
         tag = await runs.consume(worker.handle)
         log.info("Worker %s consuming %s (prefetch %d)", worker_id, queue, prefetch)
         if ready is not None:

@@ -1,0 +1,176 @@
+"""The dispatcher: one clock timer, the timer wheel and the wall-clock watch.
+
+Concurrency contract: loop thread only; nothing else touches the wheel.
+
+The dispatcher does not run a polling task: it arms one clock timer for the wheel's
+next deadline (or for the next wall-clock check while wall-clock jobs are scheduled)
+and re-arms it only when that deadline changes. When the timer fires it hands every
+due job a Fire (:meth:`Schedulable.fire`); the job's actor decides what the fire means
+and schedules its next one. Between ticks, ``schedule``/``unschedule`` re-arm at once.
+
+Wall-clock watch: cron and date jobs are due at wall times, waited for on the
+monotonic clock through the wall-minus-monotonic offset. While any of them is in the
+wheel, the offset is checked at least every ``wall_check_interval`` seconds; a step
+larger than ``_STEP_TOLERANCE`` maps each of them again. The dispatcher keeps the set
+of wall-clock jobs in the wheel, maintained where entries are made and dropped, so
+whether the watch is on is derived from it, never counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from datetime import datetime
+from typing import Protocol
+
+from ..clock import Clock, TimerHandle
+from .wheel import TimerWheel, WheelEntry
+
+__all__ = ("EPSILON", "Dispatcher", "Schedulable")
+
+log = logging.getLogger("scheduler")
+# Timers due within a microsecond count as due: wall times have microsecond resolution.
+EPSILON = 1e-6
+# A change of wall-minus-monotonic offset larger than this is a clock step, not drift.
+_STEP_TOLERANCE = 1.0
+
+
+class Schedulable(Protocol):
+    """What the dispatcher needs of a job (a job actor)."""
+
+    entry: WheelEntry[Schedulable] | None
+    deadline: float
+    sched: datetime | None
+    wall_based: bool
+
+    def fire(self, now: float) -> None: ...
+
+    def remap(self, offset: float) -> None: ...
+
+
+class Dispatcher:
+    """Arms the clock for the wheel and the wall-clock watch; fires due jobs."""
+
+    def __init__(self, clock: Clock, wall_check_interval: float) -> None:
+        self.clock = clock
+        self.wall_check_interval = wall_check_interval
+        self.running = False
+        self.offset = 0.0  # wall minus monotonic, in seconds, at the last check
+        self.wheel: TimerWheel[Schedulable] = TimerWheel(clock.monotonic())
+        # The wall-clock jobs in the wheel, in the order they entered it (a dict, so a
+        # remap keeps equal deadlines in a deterministic order).
+        self._wall: dict[Schedulable, None] = {}
+        self._last_wall_check = 0.0
+        self._timer: TimerHandle | None = None
+        self._timer_deadline = math.inf
+        self._in_tick = False
+        self.tick_done: Callable[[], None] | None = None
+        """Called after each tick's fires (a gate batches what the tick decided)."""
+
+    # -- lifecycle ------------------------------------------------------------------
+    def start(self) -> None:
+        mono = self.clock.monotonic()
+        self.wheel = TimerWheel(mono)
+        self.offset = self.clock.now().timestamp() - mono
+        self._last_wall_check = mono
+        self.running = True
+
+    def stop(self, jobs: list[Schedulable]) -> None:
+        """Stop the timer and forget the wheel; ``jobs`` lose their entries (a restart
+        schedules each again, and no job <-> entry cycle outlives the wheel)."""
+        self.running = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_deadline = math.inf
+        for job in jobs:
+            job.entry = None
+        self._wall.clear()
+
+    # -- the wheel ------------------------------------------------------------------
+    def schedule(self, job: Schedulable) -> None:
+        """Put ``job`` in the wheel at its deadline (no-op if it is in already)."""
+        if job.entry is not None:
+            return
+        job.entry = self.wheel.insert(job.deadline, job)
+        if job.wall_based:
+            self._wall[job] = None
+        if not self._in_tick:
+            self.arm()
+
+    def unschedule(self, job: Schedulable) -> None:
+        """Take ``job`` out of the wheel (no-op if it is not in)."""
+        entry = job.entry
+        if entry is None:
+            return
+        self.wheel.cancel(entry)
+        job.entry = None
+        self._wall.pop(job, None)
+        if not self._in_tick:
+            self.arm()
+
+    def current_offset(self, mono: float) -> float:
+        """Wall minus monotonic: the watched offset while running, else read now."""
+        if not self.running:
+            return self.clock.now().timestamp() - mono
+        return self.offset
+
+    def arm(self) -> None:
+        """Arm the clock timer for the next thing due, if that changed."""
+        if not self.running:
+            return
+        deadline = self.wheel.next_deadline()
+        if deadline is None:
+            deadline = math.inf
+        if self._wall:
+            deadline = min(deadline, self._last_wall_check + self.wall_check_interval)
+        if deadline == self._timer_deadline:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_deadline = deadline
+        if deadline != math.inf:
+            self._timer = self.clock.call_at(deadline, self._on_timer)
+
+    # -- a tick ---------------------------------------------------------------------
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_deadline = math.inf
+        if not self.running:
+            return
+        now = self.clock.monotonic()
+        self._in_tick = True
+        try:
+            wall = self._wall
+            if wall:
+                self._check_wall(now)
+            for job in self.wheel.expire(now + EPSILON):
+                job.entry = None
+                if wall:
+                    wall.pop(job, None)
+                job.fire(now)
+            if self.tick_done is not None:
+                self.tick_done()
+        finally:
+            self._in_tick = False
+        self.arm()
+
+    def _check_wall(self, mono: float) -> None:
+        """Notice a wall-clock step and map every wall-clock job's time again."""
+        self._last_wall_check = mono
+        offset = self.clock.now().timestamp() - mono
+        step = offset - self.offset
+        if abs(step) <= _STEP_TOLERANCE:
+            return
+        self.offset = offset
+        jobs = list(self._wall)
+        for job in jobs:
+            self.unschedule(job)
+            job.remap(offset)
+            self.schedule(job)
+        log.warning(
+            "wall clock stepped by %+.3f s; fire times of %d wall-clock job(s) recomputed",
+            step, len(jobs),
+        )

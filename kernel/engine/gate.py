@@ -1,0 +1,83 @@
+"""The seam between a job actor's decisions and their effects.
+
+A job actor decides what its due times mean (:mod:`kernel.schedule.policy`) and, in one
+process, applies the decisions at once. With a :class:`Gate` the decisions first go
+through it, in order, and the gate answers a :data:`Verdict` per decision: today the
+claims of several replicas (:mod:`.claims`: one replica runs each scheduled time, a
+time another replica decided is not reported twice). While a gate works on a job's
+decisions, that job's later messages wait in its mailbox, so they stay in order.
+
+Where later work plugs in:
+
+* a schedule-state store (issue 12) journals each decision and each run start before
+  the run's body starts: a gate whose verdict is given once the journal write is done;
+* claims with fencing tokens, batched (issue 13): ``admit`` is called for every job
+  that fired in one timer tick before :meth:`Gate.tick_done`, so a gate can send one
+  statement per tick and resolve every job's verdicts from its answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Sequence
+from datetime import datetime
+from typing import Literal, NamedTuple, Protocol
+
+from ..job import JobOptions
+from ..schedule.policy import Action
+
+__all__ = ("Gate", "GatedJob", "Lease", "Plan", "Verdict")
+
+Verdict = Literal["run", "missed", "coalesced", "max_instances", "elsewhere"]
+"""What to do with a decision: run it; report it missed or skipped (coalesced,
+max_instances); or say nothing because another replica decided this time."""
+
+
+class Plan(NamedTuple):
+    """One decision of a job actor, on its way through a gate."""
+
+    action: Action
+    scheduled_at: datetime
+    lateness: float  # seconds, when decided
+    decided_at: float  # monotonic time of the decision
+
+
+class Lease(Protocol):
+    """A run's hold on its scheduled time (a claim), kept while the run lasts."""
+
+    run_id: str
+
+    def begin(self) -> None:
+        """Called in the run's task just before the body starts."""
+        ...
+
+    async def end(self, ok: bool) -> None:
+        """Called in the run's task once its outcome is recorded."""
+        ...
+
+
+class GatedJob(Protocol):
+    """What a gate sees of a job actor."""
+
+    id: str
+    opts: JobOptions
+
+    def apply_verdict(
+        self, plan: Plan, verdict: Verdict, lateness: float, lease: Lease | None
+    ) -> None:
+        """Carry out ``verdict`` for ``plan`` (``lateness``: as of now)."""
+        ...
+
+
+class Gate(Protocol):
+    """Gives each decision of a job actor its verdict (see the module doc)."""
+
+    max_instances_across_replicas: bool
+    """True when the gate applies ``max_instances`` itself (the policy then does not)."""
+
+    def admit(self, job: GatedJob, plans: Sequence[Plan]) -> Awaitable[None]:
+        """Resolve ``plans`` in order, calling ``job.apply_verdict`` for each."""
+        ...
+
+    def tick_done(self) -> None:
+        """The timer tick that called ``admit`` for its jobs is over."""
+        ...
