@@ -3,7 +3,8 @@
 Start (``RunStarted``), execute (:func:`.invoke.call_job`: on the loop or in a worker
 thread, with the job's timeout on the kernel's clock), record the outcome (a log line,
 ``RunSucceeded`` or ``RunFailed``, a failure record, kept by the kernel's failure outbox
-while the store fails, the link from a retry to the failure it retries) and ask the policy whether a failed attempt is retried, and when.
+while the store fails, the link from a retry to the failure it retries) and ask the policy
+whether a failed attempt is retried, and when.
 Runs that end elsewhere (a replica that died: its claim was reaped as interrupted) are
 reported through :meth:`Runner.report_failure`, the same recording and retry path.
 

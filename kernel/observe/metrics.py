@@ -21,10 +21,11 @@ name                                                kind      labels
 =================================================== ========= ==============================
 
 ``task_name`` is the job id; ``status`` is ``success`` or ``failure``; ``reason`` is
-``max_instances`` or ``coalesced``. ``scheduled_task_failure_records_dropped_total`` counts
-``FailureRecordDropped`` events: failure records the kernel's failure outbox dropped (it was
-full while the failure store failed); the log names each one. Every counter of a job starts at 0 when the job is first
+``max_instances`` or ``coalesced``. Every counter of a job starts at 0 when the job is first
 seen, so ``increase()`` also counts a job's very first failure.
+``scheduled_task_failure_records_dropped_total`` counts ``FailureRecordDropped`` events:
+failure records the kernel's failure outbox dropped (it was full while the failure store
+failed); the log names each one.
 
 The two histograms have a handful of buckets each (:data:`DURATION_BUCKETS`,
 :data:`LATENESS_BUCKETS`, chosen in ``kernel/observe/_exposition.py``), one series per job while

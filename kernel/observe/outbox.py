@@ -146,7 +146,8 @@ class FailureOutbox:
         self, *, job_id: str | None = None, limit: int = 100
     ) -> list[FailureRecord]:
         waiting = [
-            entry.record for entry in reversed(self._waiting.values())
+            entry.record
+            for entry in reversed(self._waiting.values())
             if job_id is None or entry.record.job_id == job_id
         ][: max(limit, 0)]
         stored = await self.store.list_failures(job_id=job_id, limit=limit)
@@ -176,9 +177,10 @@ class FailureOutbox:
             return
         self._closing = True
         try:
-            self._start_writer()
-            if self._wake is not None:
-                self._wake.set()  # no waiting out the backoff: try now
+            if deadline > 0:
+                self._start_writer()
+                if self._wake is not None:
+                    self._wake.set()  # no waiting out the backoff: try now
             writer = self._writer
             if writer is not None:
                 await _within(self.clock, writer, deadline)
@@ -211,8 +213,7 @@ class FailureOutbox:
                         if not waiting.kept:
                             self._keep(waiting, exc)
                     await self._pause(delay)
-                    delay = min(delay * 2, self.max_backoff) if not self._closing \
-                        else self.backoff
+                    delay = min(delay * 2, self.max_backoff) if not self._closing else self.backoff
                     continue
                 self._writing = None
                 if entry.record is not record:
@@ -223,13 +224,20 @@ class FailureOutbox:
                 delay = self.backoff
                 if entry.kept:
                     written_late += 1
-                    log.debug("wrote kept failure record %s of job %s (run %s, scheduled %s)",
-                              record.id, record.job_id, record.run_id,
-                              _when(record.scheduled_at))
+                    log.debug(
+                        "wrote kept failure record %s of job %s (run %s, scheduled %s)",
+                        record.id,
+                        record.job_id,
+                        record.run_id,
+                        _when(record.scheduled_at),
+                    )
                 if self._failing:
                     self._failing = False
-                    log.info("the failure store takes records again; writing the %d kept "
-                             "failure record(s)", len(self._waiting) + 1)
+                    log.info(
+                        "the failure store takes records again; writing the %d kept "
+                        "failure record(s)",
+                        len(self._waiting) + 1,
+                    )
             if written_late:
                 log.info("wrote %d kept failure record(s); none is waiting", written_late)
         finally:
@@ -251,21 +259,27 @@ class FailureOutbox:
     def _keep(self, entry: _Entry, exc: BaseException | None) -> None:
         entry.kept = True
         record = entry.record
-        why = "the store failed before" if exc is None else \
-            f"{type(exc).__name__}: {redact(str(exc))}"
+        why = (
+            "the store is failing (older records wait too)"
+            if exc is None
+            else f"{type(exc).__name__}: {redact(str(exc))}"
+        )
         log.warning(
             "could not store the failure record %s of job %s (run %s, scheduled %s): %s; "
             "kept it in memory to write when the store is back (%d waiting, at most %d)",
-            record.id, record.job_id, record.run_id, _when(record.scheduled_at), why,
-            len(self._waiting), self.capacity,
+            record.id,
+            record.job_id,
+            record.run_id,
+            _when(record.scheduled_at),
+            why,
+            len(self._waiting),
+            self.capacity,
         )
         entry.settled.set()
 
     def _trim(self) -> None:
         while len(self._waiting) > self.capacity:
-            victim = next(
-                entry for entry in self._waiting.values() if entry is not self._writing
-            )
+            victim = next(entry for entry in self._waiting.values() if entry is not self._writing)
             del self._waiting[victim.record.id]
             victim.settled.set()
             self.dropped += 1
@@ -273,27 +287,45 @@ class FailureOutbox:
             log.error(
                 "failure outbox full (%d records kept while the store fails): dropped the "
                 "oldest, failure record %s of job %s (run %s, scheduled %s); %d dropped "
-                "since start", self.capacity, record.id, record.job_id, record.run_id,
-                _when(record.scheduled_at), self.dropped,
+                "since start",
+                self.capacity,
+                record.id,
+                record.job_id,
+                record.run_id,
+                _when(record.scheduled_at),
+                self.dropped,
             )
             if self.on_drop is not None:
                 self.on_drop(record)
 
     def _log_unwritten(self, deadline: float) -> None:
         records = self.waiting()
-        log.error("at stop, %d failure record(s) could not be written within %g s; they are "
-                  "lost when this process exits:", len(records), deadline)
+        log.error(
+            "at stop, %d failure record(s) could not be written within %g s; they are "
+            "lost when this process exits:",
+            len(records),
+            deadline,
+        )
         for record in records[:_LOGGED_AT_STOP]:
-            log.error("  not written: failure record %s of job %s (run %s, scheduled %s, "
-                      "%s: %s)", record.id, record.job_id, record.run_id,
-                      _when(record.scheduled_at), record.exc_type, record.message[:200])
+            log.error(
+                "  not written: failure record %s of job %s (run %s, scheduled %s, %s: %s)",
+                record.id,
+                record.job_id,
+                record.run_id,
+                _when(record.scheduled_at),
+                record.exc_type,
+                record.message[:200],
+            )
         rest = records[_LOGGED_AT_STOP:]
         if rest:
             jobs: dict[str, int] = {}
             for record in rest:
                 jobs[record.job_id] = jobs.get(record.job_id, 0) + 1
-            log.error("  and %d more not written (by job: %s)", len(rest),
-                      ", ".join(f"{job} {n}" for job, n in sorted(jobs.items())))
+            log.error(
+                "  and %d more not written (by job: %s)",
+                len(rest),
+                ", ".join(f"{job} {n}" for job, n in sorted(jobs.items())),
+            )
 
 
 async def _within(clock: Clock, task: asyncio.Task[Any], seconds: float) -> None:
@@ -305,6 +337,8 @@ async def _within(clock: Clock, task: asyncio.Task[Any], seconds: float) -> None
         if not expired.done():
             expired.set_result(None)
 
+    if seconds <= 0:
+        expire()
     timer = clock.call_at(clock.monotonic() + max(0.0, seconds), expire)
     try:
         await asyncio.wait({task, expired}, return_when=asyncio.FIRST_COMPLETED)
