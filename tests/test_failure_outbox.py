@@ -354,3 +354,29 @@ async def test_a_locked_sqlite_database_keeps_records_until_the_lock_goes(
         assert len(kept) == 5
         assert "locked" in kept[0]
         await outbox.close(1.0)
+
+
+async def test_a_replicas_interrupted_run_is_kept_while_the_store_is_down() -> None:
+    # kernel.distributed reaps a dead replica's claims through the port: the same outbox.
+    async with flaky_kernel() as (kernel, clock, store, rec):
+        kernel.add_interval_job(fails, hours=1, job_id="j")
+        rec.take()
+        store.down = True
+        record = FailureRecord(
+            id="interrupted-1",
+            job_id="j",
+            run_id="r-dead",
+            scheduled_at=T0,
+            started_at=T0,
+            duration=0.0,
+            exc_type="Interrupted",
+            message="replica r1 stopped renewing its claim",
+            traceback="",
+        )
+        await kernel.port.report_interrupted(record)
+        (event,) = failed(rec.take())
+        assert event.failure_id == "interrupted-1"
+        assert kernel.failure_outbox.waiting() == [record]
+        store.down = False
+        await clock.advance(1)
+        assert store.written == ["interrupted-1"]
