@@ -103,13 +103,14 @@ class Kernel:
         self._tasks: set[asyncio.Task[Any]] = set()  # runs, and actors working through a gate
         self._bus = EventBus()
         try:
-            self.failure_outbox = FailureOutbox(
+            outbox = FailureOutbox(
                 failure_store if failure_store is not None else MemoryFailureStore(),
                 self.clock, capacity=failure_outbox_size, on_drop=self._failure_dropped,
             )
         except ValueError as exc:
             raise InvalidJobError(str(exc)) from None
-        """Failure records waiting for the store (``pending``, ``dropped``)."""
+        self.failure_outbox = outbox
+        """Failure records waiting for the store (``pending``, ``dropped``, ``waiting()``)."""
         self.failure_store: FailureStore = self.failure_outbox
         """Where failure records are read and written: the outbox in front of the store."""
         self._dispatcher = Dispatcher(self.clock, wall_check_interval)
