@@ -73,6 +73,8 @@ def make_cluster_kernel(
         ),
         clock=clock,
         failure_store=failure_store,
+        failure_outbox_size=config.failures.outbox_size,
+        failure_flush_timeout=config.failures.flush_timeout,
     )
 
 

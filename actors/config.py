@@ -40,6 +40,7 @@ __all__ = (
     "Config",
     "ConfigError",
     "ExpiryConfig",
+    "FailuresConfig",
     "HealthConfig",
     "HttpConfig",
     "JobConfig",
@@ -211,6 +212,17 @@ class CleanupConfig(_Section, frozen=True, kw_only=True):
     batch_size: int = 500
 
 
+class FailuresConfig(_Section, frozen=True, kw_only=True):
+    """Failure records: kept ``retention_days`` days (then the cleanup job deletes them),
+    and while the store cannot take them (the database is down), up to ``outbox_size`` of
+    them wait in memory and are written when it is back; at stop the service tries for at
+    most ``flush_timeout`` seconds to write those still waiting."""
+
+    retention_days: int = 30
+    outbox_size: int = 10_000
+    flush_timeout: float = 10.0
+
+
 class HealthConfig(_Section, frozen=True, kw_only=True):
     """Health checks: ``lark_app_id`` is the app whose credentials probe the Lark API (the
     first active app when unset); ``timeout`` bounds each probe, in seconds."""
@@ -302,6 +314,7 @@ class Config(_Section, frozen=True, kw_only=True):
     jobs: JobsConfig = JobsConfig()
     expiry: ExpiryConfig = ExpiryConfig()
     cleanup: CleanupConfig = CleanupConfig()
+    failures: FailuresConfig = FailuresConfig()
     health: HealthConfig = HealthConfig()
     oauth: OAuthConfig = OAuthConfig()
     logging: LoggingConfig = LoggingConfig()

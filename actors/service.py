@@ -94,6 +94,8 @@ def make_kernel(
         ),
         clock=clock,
         failure_store=failure_store,
+        failure_outbox_size=config.failures.outbox_size,
+        failure_flush_timeout=config.failures.flush_timeout,
     )
 
 
@@ -199,6 +201,7 @@ class LarkService:
                     store,
                     clock,
                     retention_days=config.cleanup.retention_days,
+                    failure_retention_days=config.failures.retention_days,
                     batch_size=config.cleanup.batch_size,
                     timezone=zone,
                 ),

@@ -50,6 +50,9 @@ def test_defaults_follow_the_seed() -> None:
     assert all(getattr(jobs, name).enabled for name in jobs.__struct_fields__)
     assert (config.expiry.warning_days, config.expiry.critical_days) == (7, 3)
     assert (config.cleanup.retention_days, config.cleanup.batch_size) == (7, 500)
+    assert config.failures == type(config.failures)(
+        retention_days=30, outbox_size=10_000, flush_timeout=10.0
+    )
     assert (config.logging.level, config.logging.format) == ("INFO", "text")
     assert config.metrics.per_job_histograms == 1000
 
@@ -291,7 +294,7 @@ BAD_VALUES = [
         "[htp]\nport = 1",
         {},
         "htp: unknown key; allowed keys: store, lark, rabbitmq, http, metrics, scheduler, jobs, "
-        "expiry, cleanup, health, oauth, logging, cluster",
+        "expiry, cleanup, failures, health, oauth, logging, cluster",
     ),
     ("http = 5", {}, "http = 5: must be a table"),
     (
@@ -382,6 +385,23 @@ BAD_VALUES = [
         "[cleanup]\nretention_days = -1",
         {},
         "cleanup.retention_days = -1: must be between 0 and 3650",
+    ),
+    (
+        "[failures]\nretention_days = 0",
+        {},
+        "failures.retention_days = 0: must be between 1 and 3650",
+    ),
+    (
+        "",
+        {"LARK_SCHEDULER_FAILURES__RETENTION_DAYS": "99999"},
+        "failures.retention_days = 99999 (from LARK_SCHEDULER_FAILURES__RETENTION_DAYS): "
+        "must be between 1 and 3650",
+    ),
+    ("[failures]\noutbox_size = 0", {}, "failures.outbox_size = 0: must be between 1 and 1000000"),
+    (
+        "[failures]\nflush_timeout = -1",
+        {},
+        "failures.flush_timeout = -1.0: must be between 0 and 3600",
     ),
     (
         '[lark]\nbase_url = "open.feishu.cn"',

@@ -14,6 +14,7 @@ import pytest
 from actors.jobs import CheckHealth, GetReadiness, HealthReport
 from actors.service import LarkService
 from actors.store import HealthResult, UserToken
+from kernel.failures import FailureRecord
 from kernel.testing import VirtualClock
 from tests._service_support import BACKENDS, ServiceBackend, add_apps, running_service
 from tests.conftest import RABBITMQ_URL
@@ -83,6 +84,46 @@ async def test_cleanup_deletes_only_tokens_past_retention_in_batches(world: Worl
     assert [n.open_id for n in await store.list_notices()] == ["ou_recent"]
     again = await world.service.cleanup_expired_tokens()
     assert (again.tokens_deleted, again.notices_deleted, again.health_deleted) == (0, 0, 0)
+
+
+def _failed_run(n: int, started: datetime) -> FailureRecord:
+    return FailureRecord(
+        id=f"f{n}",
+        job_id="sync_user_info",
+        run_id=f"r{n}",
+        scheduled_at=started,
+        started_at=started,
+        duration=1.0,
+        exc_type="RuntimeError",
+        message="boom",
+        traceback="",
+    )
+
+
+async def test_cleanup_deletes_failure_records_past_their_own_retention(
+    backend: ServiceBackend, fake_lark: FakeLark
+) -> None:
+    env = {
+        "LARK_SCHEDULER_CLEANUP__BATCH_SIZE": "2",
+        "LARK_SCHEDULER_FAILURES__RETENTION_DAYS": "3",
+    }
+    async with start(backend, fake_lark, **env) as world:
+        store = world.service.store
+        ages = [
+            timedelta(days=10),
+            timedelta(days=4),
+            timedelta(days=3, seconds=1),
+            timedelta(days=3),
+            timedelta(days=1),
+        ]
+        for n, age in enumerate(ages):
+            await store.add_failure(_failed_run(n, NOW - age))
+        report = await world.service.cleanup_expired_tokens()
+        assert (report.failures_cutoff, report.failures_deleted) == (NOW - timedelta(days=3), 3)
+        # Exactly at the cutoff is kept; the tokens' 7-day retention is not the failures'.
+        assert [r.id for r in await store.list_failures()] == ["f4", "f3"]
+        again = await world.service.cleanup_expired_tokens()
+        assert again.failures_deleted == 0
 
 
 # -- health ---------------------------------------------------------------------------------

@@ -110,6 +110,7 @@ def test_every_metric_family_has_help_and_type() -> None:
         "scheduled_task_running": "gauge",
         "scheduled_task_next_run_timestamp_seconds": "gauge",
         "scheduled_task_last_success_timestamp_seconds": "gauge",
+        "scheduled_task_failure_records_dropped_total": "counter",
         "scheduler_up": "gauge",
         "scheduler_build_info": "gauge",
     }
@@ -117,6 +118,7 @@ def test_every_metric_family_has_help_and_type() -> None:
     assert types == families
     assert {line.split(" ")[2] for line in lines(text, "# HELP ")} == set(families)
     assert parse(text) == {
+        ("scheduled_task_failure_records_dropped_total", ()): 0.0,
         ("scheduler_up", ()): 0.0,
         ("scheduler_build_info", (("version", "1.0"),)): 1.0,
     }

@@ -52,7 +52,7 @@ def promtool(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProc
 def test_promtool_check_rules() -> None:
     result = promtool("check", "rules", str(RULES))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 11 rules found" in result.stdout
+    assert "SUCCESS: 12 rules found" in result.stdout
 
 
 def test_promtool_rule_unit_tests() -> None:
@@ -316,7 +316,7 @@ async def test_real_prometheus_scrapes_a_running_kernel(
         async with prom.session.get(f"{prom.url}/api/v1/rules") as resp:
             groups = (await resp.json())["data"]["groups"]
         rules = {r["name"]: r for g in groups for r in g["rules"]}
-        assert len(rules) == 11
+        assert len(rules) == 12
         for name, rule in rules.items():
             assert (rule["health"], rule.get("lastError", "")) == ("ok", ""), name
             await prom.query(rule["query"])

@@ -601,6 +601,22 @@ async def test_adding_a_failure_again_replaces_it(store: AnyStore) -> None:
     assert await store.list_failures() == [replaced]
 
 
+async def test_failure_records_past_retention_go_oldest_first_in_batches(store: AnyStore) -> None:
+    for n in range(1, 8):
+        await store.add_failure(failure(n))
+    await store.set_retry("f2", RetryAttempt(run_id="r2-retry", started_at=T0))
+    # f1..f7 started at T0 + n min + 1 s: strictly before the cutoff are f1..f3 (f4 is at it).
+    cutoff = T0 + timedelta(minutes=4, seconds=1)
+    assert await store.delete_failures_before(cutoff, batch_size=2) == 3
+    assert [r.id for r in await store.list_failures()] == ["f7", "f6", "f5", "f4"]
+    assert await store.get_failure("f2") is None  # its retries went with it
+    assert await store.delete_failures_before(cutoff, batch_size=2) == 0
+    assert await store.delete_failures_before(T0 + timedelta(days=1), batch_size=3) == 4
+    assert await store.list_failures() == []
+    with pytest.raises(ValueError, match="batch_size=0 must be at least 1"):
+        await store.delete_failures_before(cutoff, batch_size=0)
+
+
 # -- URLs -----------------------------------------------------------------------------------
 
 

@@ -129,12 +129,15 @@ class CleanupTokens(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class CleanupReport(msgspec.Struct, frozen=True, kw_only=True):
-    """How many rows went; tokens whose refresh expiry is before ``cutoff`` were deleted."""
+    """How many rows went; tokens whose refresh expiry is before ``cutoff`` were deleted,
+    and failure records of runs started before ``failures_cutoff``."""
 
     cutoff: datetime
     tokens_deleted: int
     notices_deleted: int
     health_deleted: int
+    failures_cutoff: datetime | None = None
+    failures_deleted: int = 0
 
 
 # -- health ---------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ upsert of one row; no record is ever pickled.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from actors.store._sql import Conn, Row, SqlBase, utc, where_equal
 from kernel.failures import FailureRecord, RetryAttempt
@@ -28,7 +29,8 @@ _UPSERT_RETRY = (
 
 
 class FailuresMixin(SqlBase):
-    """``add_failure``, ``get_failure``, ``list_failures``, ``set_retry``."""
+    """``add_failure``, ``get_failure``, ``list_failures``, ``set_retry``, and
+    ``delete_failures_before`` (the retention)."""
 
     def _retry_params(self, failure_id: str, attempt: RetryAttempt) -> Sequence[object]:
         return (
@@ -110,6 +112,26 @@ class FailuresMixin(SqlBase):
             if not await _exists(conn, failure_id):
                 return  # as the memory ring: a record already gone has nothing to link
             await conn.execute(_UPSERT_RETRY, *self._retry_params(failure_id, attempt))
+
+    async def delete_failures_before(self, cutoff: datetime, *, batch_size: int = 500) -> int:
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size} must be at least 1")
+        limit = self.codec.dt(utc(cutoff, "cutoff"))
+        total = 0
+        while True:
+            # One transaction per batch keeps locks short while a big backlog drains; the
+            # oldest first (lowest seq), so each batch stops at the first young record it
+            # needs. Their retries go with them (ON DELETE CASCADE).
+            async with self._transaction() as conn:
+                deleted = await conn.execute(
+                    "DELETE FROM failures WHERE seq IN ("
+                    "SELECT seq FROM failures WHERE started_at < $1 ORDER BY seq LIMIT $2)",
+                    limit,
+                    batch_size,
+                )
+            total += deleted
+            if deleted < batch_size:
+                return total
 
     def _failure(self, row: Row, retries: Sequence[Row]) -> FailureRecord:
         attempts = sorted(

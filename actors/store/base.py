@@ -291,7 +291,8 @@ class Store(Protocol):
 
     Every method is a coroutine and safe to call concurrently from tasks of one event loop.
     A method either completes or changes nothing (each write is one transaction, or, for
-    :meth:`delete_tokens_expired_before`, one transaction per batch). When the database
+    :meth:`delete_tokens_expired_before` and :meth:`delete_failures_before`, one transaction per
+    batch). When the database
     cannot be reached a method raises :class:`StoreUnavailableError`.
     """
 
@@ -546,3 +547,8 @@ class Store(Protocol):
     ) -> list[FailureRecord]: ...
 
     async def set_retry(self, failure_id: str, attempt: RetryAttempt) -> None: ...
+
+    async def delete_failures_before(self, cutoff: datetime, *, batch_size: int = 500) -> int:
+        """Delete failure records (and their retries) of runs started strictly before
+        ``cutoff``, ``batch_size`` records per transaction; answer how many went."""
+        ...

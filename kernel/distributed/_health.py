@@ -65,7 +65,5 @@ async def report_unresolvable(kernel: PersistentKernel, row: StoredJob, exc: Exc
         started_at=kernel.clock.now(), duration=0.0, exc_type="ImportError",
         message=message, traceback="",
     )
-    try:
-        await kernel.failure_store.add_failure(record)
-    except Exception:
-        log.exception("could not store the failure record of job %s", row.id)
+    # The kernel's failure outbox: kept in memory while the database is down.
+    await kernel.failure_store.add_failure(record)

@@ -30,8 +30,9 @@ from ..clock import Clock, RealClock
 from ..coordination import Coordinator
 from ..errors import InvalidJobError, JobLookupError, KernelNotRunningError
 from ..job import Job, JobDefaults
-from ..observe.events import Event
-from ..observe.failures import FailureStore, MemoryFailureStore
+from ..observe.events import Event, FailureRecordDropped
+from ..observe.failures import FailureRecord, FailureStore, MemoryFailureStore
+from ..observe.outbox import DEFAULT_OUTBOX_CAPACITY, FailureOutbox
 from ..schedule.triggers import CronTrigger, DateTrigger, Trigger, resolve_timezone
 from .callables import callable_info, interval_trigger, shared_interval_trigger
 from .claims import ClaimGate
@@ -58,6 +59,12 @@ class Kernel:
     wall-clock step can go unnoticed while cron or date jobs are registered.
     ``coordinator`` shares scheduled runs between replicas (``kernel.coordination``);
     None runs everything here.
+
+    Failure records go to ``failure_store`` (default: a bounded ring in memory) through
+    a :class:`~kernel.observe.outbox.FailureOutbox` (:attr:`failure_store`): a record the
+    store cannot take is kept in memory, at most ``failure_outbox_size`` of them, and
+    written when the store is back; at shutdown the kernel tries for at most
+    ``failure_flush_timeout`` seconds to write what is still kept.
     """
 
     def __init__(
@@ -71,6 +78,8 @@ class Kernel:
         wall_check_interval: float = 10.0,
         rng: random.Random | None = None,
         coordinator: Coordinator | None = None,
+        failure_outbox_size: int = DEFAULT_OUTBOX_CAPACITY,
+        failure_flush_timeout: float = 10.0,
     ) -> None:
         self.timezone = resolve_timezone(timezone)
         self.job_defaults = job_defaults if job_defaults is not None else JobDefaults()
@@ -82,15 +91,28 @@ class Kernel:
                 f"wall_check_interval={wall_check_interval} must be a number of seconds > 0"
             )
         self.max_threads = max_threads
-        self.failure_store: FailureStore = (
-            failure_store if failure_store is not None else MemoryFailureStore()
-        )
+        if failure_flush_timeout < 0:
+            raise InvalidJobError(
+                f"failure_flush_timeout={failure_flush_timeout} must be a number of seconds >= 0"
+            )
+        self.failure_flush_timeout = failure_flush_timeout
         self.wall_check_interval = wall_check_interval
         self._rng = rng if rng is not None else random.Random()
         self._coordinator = coordinator
         self._jobs: Registry[JobActor] = Registry()
         self._tasks: set[asyncio.Task[Any]] = set()  # runs, and actors working through a gate
         self._bus = EventBus()
+        try:
+            outbox = FailureOutbox(
+                failure_store if failure_store is not None else MemoryFailureStore(),
+                self.clock, capacity=failure_outbox_size, on_drop=self._failure_dropped,
+            )
+        except ValueError as exc:
+            raise InvalidJobError(str(exc)) from None
+        self.failure_outbox = outbox
+        """Failure records waiting for the store (``pending``, ``dropped``, ``waiting()``)."""
+        self.failure_store: FailureStore = self.failure_outbox
+        """Where failure records are read and written: the outbox in front of the store."""
         self._dispatcher = Dispatcher(self.clock, wall_check_interval)
         self._runner = Runner(self.clock, self._bus, self.failure_store, self._rng, max_threads,
                               self._tasks)
@@ -157,10 +179,17 @@ class Kernel:
         self._dispatcher.stop(list(self._jobs.snapshot()))
         await self._runner.drain(wait=wait, grace=grace)
         self._runner.close()
+        await self.failure_outbox.close(self.failure_flush_timeout)
         self._bus.close_streams()
         if self._coordinator is not None:
             await self._coordinator.detach()
         log.info("Scheduler stopped")
+
+    def _failure_dropped(self, record: FailureRecord) -> None:
+        self._bus.emit(FailureRecordDropped(
+            job_id=record.job_id, scheduled_at=record.scheduled_at, failure_id=record.id,
+            run_id=record.run_id,
+        ))
 
     async def __aenter__(self) -> Kernel:
         await self.start()

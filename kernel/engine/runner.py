@@ -2,8 +2,9 @@
 
 Start (``RunStarted``), execute (:func:`.invoke.call_job`: on the loop or in a worker
 thread, with the job's timeout on the kernel's clock), record the outcome (a log line,
-``RunSucceeded`` or ``RunFailed``, a failure record, the link from a retry to the
-failure it retries) and ask the policy whether a failed attempt is retried, and when.
+``RunSucceeded`` or ``RunFailed``, a failure record, kept by the kernel's failure outbox
+while the store fails, the link from a retry to the failure it retries) and ask the policy
+whether a failed attempt is retried, and when.
 Runs that end elsewhere (a replica that died: its claim was reaped as interrupted) are
 reported through :meth:`Runner.report_failure`, the same recording and retry path.
 
@@ -64,7 +65,7 @@ def failed_event(record: FailureRecord, *, manual: bool) -> RunFailed:
         job_id=record.job_id, scheduled_at=record.scheduled_at, run_id=record.run_id,
         started_at=record.started_at, duration=record.duration, exc_type=record.exc_type,
         message=record.message, traceback=record.traceback, timed_out=record.timed_out,
-        manual=manual, attempt=record.attempt, retry_of=record.retry_of,
+        manual=manual, attempt=record.attempt, retry_of=record.retry_of, failure_id=record.id,
     )
 
 
@@ -264,11 +265,9 @@ class Runner:
         and, if ``retried`` and the job's policy says so, schedule its next attempt."""
         if self.bus.observed:
             self.bus.emit(failed_event(record, manual=manual))
-        try:
-            await self.failure_store.add_failure(record)
-        except Exception:
-            run_log.exception("could not store the failure record of job %s run %s",
-                              record.job_id, record.run_id)
+        # The kernel's failure outbox: stored, or kept in memory (and said in the log) to
+        # be written when the store is back; it does not raise for a store error.
+        await self.failure_store.add_failure(record)
         if record.retry_of is not None:
             await self._link_retry(record.retry_of, record.run_id, record.started_at,
                                    "failed", record.id, manual)

@@ -193,6 +193,11 @@ FAMILIES: tuple[tuple[str, str, str], ...] = (
         "gauge",
         "When each scheduled task last finished successfully, as a Unix timestamp.",
     ),
+    (
+        "scheduled_task_failure_records_dropped_total",
+        "counter",
+        "Failure records dropped because the failure outbox was full while the store failed.",
+    ),
     ("scheduler_up", "gauge", "1 while the attached kernel is running, else 0."),
     (
         "scheduler_build_info",
@@ -201,7 +206,7 @@ FAMILIES: tuple[tuple[str, str, str], ...] = (
     ),
 )
 _EXECUTIONS, _DURATION, _LATENESS, _MISSED, _SKIPPED, _RETRIES = range(6)
-_RUNNING, _NEXT_RUN, _LAST_SUCCESS, _UP, _BUILD_INFO = range(6, 11)
+_RUNNING, _NEXT_RUN, _LAST_SUCCESS, _DROPPED, _UP, _BUILD_INFO = range(6, 12)
 
 
 def _header(name: str, kind: str, doc: str) -> bytes:
@@ -341,7 +346,9 @@ class Exposition:
             elif jobs:
                 writer.accumulate(jobs)
 
-    def finish(self, *, up: bool, version: str, extra: bytes = b"") -> list[bytes]:
+    def finish(
+        self, *, up: bool, version: str, extra: bytes = b"", records_dropped: int = 0
+    ) -> list[bytes]:
         """The whole text, in order, as the pieces written (each family's header, then its
         part of every slice), then ``extra`` (other collectors). Join them with
         :func:`chunked` a chunk at a time, not all at once: joining megabytes is
@@ -350,6 +357,9 @@ class Exposition:
         if not self.per_job_histograms:
             for writer in (self._duration, self._lateness):
                 parts[writer.family].append(writer.aggregate().encode())
+        parts[_DROPPED].append(
+            f"scheduled_task_failure_records_dropped_total {records_dropped}\n".encode()
+        )
         parts[_UP].append(f"scheduler_up {1 if up else 0}\n".encode())
         parts[_BUILD_INFO].append(
             f'scheduler_build_info{{version="{escape_label(version)}"}} 1\n'.encode()

@@ -15,6 +15,7 @@ import msgspec
 
 __all__ = (
     "Event",
+    "FailureRecordDropped",
     "JobAdded",
     "JobModified",
     "JobRemoved",
@@ -72,7 +73,8 @@ class RunSucceeded(_Base, frozen=True, tag="run_succeeded"):
 
 
 class RunFailed(_Base, frozen=True, tag="run_failed"):
-    """A run raised (or hit its timeout, then ``timed_out`` is true)."""
+    """A run raised (or hit its timeout, then ``timed_out`` is true). ``failure_id`` is the
+    id of its failure record (stored, or kept by the failure outbox until it can be)."""
 
     run_id: str
     started_at: datetime
@@ -84,6 +86,7 @@ class RunFailed(_Base, frozen=True, tag="run_failed"):
     manual: bool = False
     attempt: int = 1
     retry_of: str | None = None
+    failure_id: str | None = None
 
 
 class RunMissed(_Base, frozen=True, tag="run_missed"):
@@ -98,6 +101,14 @@ class RunSkipped(_Base, frozen=True, tag="run_skipped"):
     reason: SkipReason
 
 
+class FailureRecordDropped(_Base, frozen=True, tag="failure_record_dropped"):
+    """The failure outbox was full while the failure store failed: the oldest kept record,
+    ``failure_id`` of run ``run_id``, was dropped and will never be stored."""
+
+    failure_id: str
+    run_id: str
+
+
 RunOutcome = RunSucceeded | RunFailed
 Event = (
     JobAdded
@@ -108,4 +119,5 @@ Event = (
     | RunFailed
     | RunMissed
     | RunSkipped
+    | FailureRecordDropped
 )

@@ -15,6 +15,7 @@ name                                                kind      labels
 ``scheduled_task_running``                          gauge     ``task_name``
 ``scheduled_task_next_run_timestamp_seconds``       gauge     ``task_name``
 ``scheduled_task_last_success_timestamp_seconds``   gauge     ``task_name``
+``scheduled_task_failure_records_dropped_total``    counter
 ``scheduler_up``                                    gauge
 ``scheduler_build_info``                            gauge     ``version``
 =================================================== ========= ==============================
@@ -22,6 +23,9 @@ name                                                kind      labels
 ``task_name`` is the job id; ``status`` is ``success`` or ``failure``; ``reason`` is
 ``max_instances`` or ``coalesced``. Every counter of a job starts at 0 when the job is first
 seen, so ``increase()`` also counts a job's very first failure.
+``scheduled_task_failure_records_dropped_total`` counts ``FailureRecordDropped`` events:
+failure records the kernel's failure outbox dropped (it was full while the failure store
+failed); the log names each one.
 
 The two histograms have a handful of buckets each (:data:`DURATION_BUCKETS`,
 :data:`LATENESS_BUCKETS`, chosen in ``kernel/observe/_exposition.py``), one series per job while
@@ -60,6 +64,7 @@ from ._exposition import (
 )
 from .events import (
     Event,
+    FailureRecordDropped,
     JobAdded,
     JobModified,
     JobRemoved,
@@ -170,6 +175,7 @@ class SchedulerMetrics:
         self.per_job_histograms = per_job_histograms
         self.jobs_per_slice = jobs_per_slice
         self._jobs: dict[str, JobSeries] = {}
+        self._records_dropped = 0
         # Series are never removed (cumulative), so the i-th of _jobs has index i.
         self._duration = Histograms(DURATION_BUCKETS)
         self._lateness = Histograms(LATENESS_BUCKETS)
@@ -186,6 +192,7 @@ class SchedulerMetrics:
             JobAdded: self._on_job_scheduled,
             JobModified: self._on_job_scheduled,
             JobRemoved: self._on_job_removed,
+            FailureRecordDropped: self._on_record_dropped,
         }
         self._own: list[Collector] = [
             _Reserved(name, doc, registry=self.registry) for name, _, doc in FAMILIES
@@ -255,6 +262,9 @@ class SchedulerMetrics:
         if series is not None:
             series.next_run = None
             series.removed = True
+
+    def _on_record_dropped(self, event: FailureRecordDropped) -> None:
+        self._records_dropped += 1
 
     # -- attaching -----------------------------------------------------------------------
 
@@ -331,7 +341,8 @@ class SchedulerMetrics:
             yield
         kernel = self._kernel
         return out.finish(
-            up=kernel is not None and kernel.running, version=self.version, extra=self._others()
+            up=kernel is not None and kernel.running, version=self.version, extra=self._others(),
+            records_dropped=self._records_dropped,
         )
 
     @staticmethod
