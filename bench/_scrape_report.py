@@ -76,6 +76,16 @@ def _verdict(delta: float | None, stall: float | None, per_job: float | None) ->
     return "**PASS**" if not missed else f"**MISS** ({', '.join(missed)})"
 
 
+def _full_gc(ms: list[dict[str, Any]]) -> str:
+    """Full collections over the runs, in quiet and in scraped blocks, with the longest."""
+    if not all("gc_full_passes_ms" in m for m in ms):
+        return "-"
+    quiet = [x for m in ms for x in m["gc_full_passes_ms"]["quiet"]]
+    scraped = [x for m in ms for x in m["gc_full_passes_ms"]["scraped"]]
+    longest = max(quiet + scraped, default=0.0)
+    return f"{len(quiet)} / {len(scraped)}" + (f" ({longest:.0f})" if longest else "")
+
+
 def scrape_lines(runs: list[dict[str, Any]]) -> list[str]:
     """The markdown table of the ``steady-scrape`` runs (grouped by engine and N)."""
     groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
@@ -90,7 +100,8 @@ def scrape_lines(runs: list[dict[str, Any]]) -> list[str]:
         "engine", "N", "runs", "fires run/planned", "p99 quiet ms", "p99 scraped ms",
         "p99 scraped - quiet ms", "max loop stall per scrape ms: CPU besides GC", "CPU",
         "wall", "the same in a quiet second: CPU besides GC", "CPU", "wall",
-        "scrape wall ms", "bytes/job", "CPU s/1k fires", "load 1m", "target",
+        "scrape wall ms", "bytes/job", "CPU s/1k fires",
+        "full GC passes quiet / scraped (max ms)", "load 1m", "target",
     ]
     rows = []
     for (engine, n), ms in groups.items():
@@ -119,6 +130,7 @@ def scrape_lines(runs: list[dict[str, Any]]) -> list[str]:
             _spread([_get(m, "scrape_wall_ms", "median") for m in ms], "{:.0f}")[0],
             per_job,
             _spread([_get(m, "cpu_s_per_1k_fires") for m in ms], "{:.4f}")[0],
+            _full_gc(ms),
             f"{min(loads):.2f}-{max(loads):.2f}" if loads else "-",
             _verdict(d, s, b),
         ])
@@ -131,7 +143,8 @@ def scrape_lines(runs: list[dict[str, Any]]) -> list[str]:
         "scrape was in flight, max over the run's scrapes: CPU of the loop's thread without "
         "and with the garbage collector's passes in it, and wall time, which adds what other "
         "processes took; the same for the quiet seconds; the median scrape's wall time and its "
-        "bytes per job. Target: " + TARGETS + ".",
+        "bytes per job; the cyclic garbage collector's full passes (generation 2) of all the "
+        "runs, in quiet and in scraped blocks, and the longest one's CPU. Target: " + TARGETS + ".",
     ]
     if failed:
         lines += ["", *failed]
