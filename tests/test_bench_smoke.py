@@ -130,7 +130,7 @@ def test_pg_store_quick_run_runs_every_scheduled_time_exactly_once(
         assert m["cpu_s_per_1k_fires"] > 0
         if "@127.0.0.1:" in POSTGRES_DSN:  # the server's backends are readable in /proc
             assert m["server_cpu_s_per_1k_fires"] > 0
-    assert "| kernel-pg3 | 20 | 40/40 |" in (tmp_path / "results.md").read_text(encoding="utf-8")
+    assert "| kernel-pg3 | 20 | 1 | 40/40 |" in (tmp_path / "results.md").read_text(encoding="utf-8")
 
 
 def test_pg_store_runs_at_its_own_default_counts_unless_n_is_given() -> None:
