@@ -91,6 +91,8 @@ class Settings:
     repeat: int = 1  # runs of each scenario x engine x N, engines interleaved
     preset: str | None = None  # --preset: its legs choose engines and N per scenario
     duration_given: bool = False  # --duration given: it overrides the preset's windows
+    readme: Path | None = None  # --readme: a markdown file whose bench block is rewritten
+    from_json: Path | None = None  # --from-json: report again from an earlier run
 
     def ns_for(self, scenario: str) -> tuple[int, ...]:
         """The job counts to run ``scenario`` at: the preset's, --n, else the scenario's
@@ -187,6 +189,19 @@ def parse_args(argv: list[str] | None) -> Settings:
         + "; ".join(f"{name}: {preset.summary}" for name, preset in PRESETS.items()),
     )
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"default {DEFAULT_OUT}")
+    p.add_argument(
+        "--readme",
+        type=Path,
+        default=None,
+        help="also write issue 17's target table into this markdown file, between its "
+        "'<!-- bench:begin ...' and '<!-- bench:end -->' lines (e.g. README.md)",
+    )
+    p.add_argument(
+        "--from-json",
+        type=Path,
+        default=None,
+        help="run nothing: write the report (and --readme) again from this results.json",
+    )
     a = p.parse_args(argv)
     if a.preset is not None:
         given = [f for f, v in (("--engines", a.engines), ("--scenarios", a.scenarios),
@@ -226,6 +241,8 @@ def parse_args(argv: list[str] | None) -> Settings:
         repeat=a.repeat,
         preset=a.preset,
         duration_given=a.duration is not None,
+        readme=a.readme,
+        from_json=a.from_json,
     )
 
 
@@ -322,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; 0 when every run completed (missed targets are reported, not
     failures), 1 when a run errored."""
     s = parse_args(argv)
+    if s.from_json is not None:
+        return _report_again(s)
     load_start = _loadavg()
     runs_planned, unavailable = plan(s)
     progress = _Progress(len(runs_planned))
@@ -364,8 +383,25 @@ def main(argv: list[str] | None = None) -> int:
         "runs": results,
     }
     markdown = write_report(report, s.out)
+    if s.readme is not None:
+        from bench._report import update_readme
+
+        update_readme(s.readme, report)
     sys.stdout.write(markdown)
     return 1 if any(r["status"] == "error" for r in results) else 0
+
+
+def _report_again(s: Settings) -> int:
+    """--from-json: the report of an earlier run, written again (with this code's tables)."""
+    from bench._report import update_readme, write_report
+
+    assert s.from_json is not None
+    report: dict[str, Any] = json.loads(s.from_json.read_text(encoding="utf-8"))
+    markdown = write_report(report, s.out)
+    if s.readme is not None:
+        update_readme(s.readme, report)
+    sys.stdout.write(markdown)
+    return 0
 
 
 def _loadavg() -> list[float] | None:

@@ -13,7 +13,11 @@ from bench._scrape_report import scrape_lines
 from bench._targets import __doc__ as TARGETS_DOC
 from bench._targets import compute_targets, issue17_targets
 
-__all__ = ("render_markdown", "spread", "write_report")
+__all__ = ("README_BEGIN", "README_END", "readme_summary", "render_markdown", "spread",
+           "update_readme", "write_report")
+
+README_BEGIN = "<!-- bench:begin (written by python -m bench --readme; edit bench/_report.py) -->"
+README_END = "<!-- bench:end -->"
 
 MB = 1024 * 1024
 
@@ -298,6 +302,48 @@ def _target_lines(
     else:
         lines.append("No kernel run completed: no target could be computed.")
     return [*lines, "", intro, "", *how]
+
+
+def readme_summary(report: dict[str, Any]) -> list[str]:
+    """The run in a few lines and issue 17's target table: what ``--readme`` writes."""
+    mi, st = report["machine"], report["settings"]
+    command = "python -m bench" + (f" --preset {st['preset']}" if st.get("preset") else "")
+    command += f" --repeat {st.get('repeat', 1)}"
+    lines = [
+        f"{mi['date_utc']}, commit {mi['commit'] or '?'}, `{command}`: {mi['cpu']}, "
+        f"{mi['platform']}, {mi['implementation']} {mi['python']}"
+        + "".join(f", {k} {v}" for k, v in mi["packages"].items() if k == "apscheduler" and v)
+        + ". Each figure is the median of the runs [min-max], the floor and APScheduler 3 from "
+        "the same run, the engines taking turns.",
+        "",
+        *_load_lines(report),
+        "",
+    ]
+    targets = report.get("targets_issue17") or []
+    if targets:
+        lines += _table(
+            ["target (issue 17)", "measured: kernel vs the others", "need", "result"],
+            [[t["target"], t["measured"], t["need"], f"**{t['status']}**"] for t in targets],
+        )
+    else:
+        lines.append("No kernel run completed: no target could be computed.")
+    return lines
+
+
+def update_readme(path: Path, report: dict[str, Any]) -> None:
+    """Replace the text between :data:`README_BEGIN` and :data:`README_END` in ``path``
+    with :func:`readme_summary`; ``ValueError`` when the markers are missing."""
+    text = path.read_text(encoding="utf-8")
+    begin, end = text.find(README_BEGIN), text.find(README_END)
+    if begin < 0 or end < begin:
+        raise ValueError(
+            f"{path}: no {README_BEGIN!r} ... {README_END!r} block to replace; add the two "
+            "marker lines where the table goes"
+        )
+    body = "\n".join(readme_summary(report))
+    path.write_text(
+        text[: begin + len(README_BEGIN)] + "\n" + body + "\n" + text[end:], encoding="utf-8"
+    )
 
 
 def write_report(report: dict[str, Any], out: Path) -> str:

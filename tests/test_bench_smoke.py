@@ -321,3 +321,31 @@ def test_preset_refuses_flags_it_chooses_itself(capsys: pytest.CaptureFixture[st
     assert "--preset issue17 chooses the engines, scenarios and N itself: drop --n" in (
         capsys.readouterr().err
     )
+
+
+def test_readme_block_is_rewritten_from_an_earlier_run(tmp_path: Path) -> None:
+    from bench._report import README_BEGIN, README_END, write_report
+
+    write_report(_report([_burst("floor", 1.0), _burst("kernel", 1.2)]), tmp_path / "run")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\n{README_BEGIN}\nold table\n{README_END}\n\nafter\n",
+                      encoding="utf-8")
+
+    status = bench.main(["--from-json", str(tmp_path / "run" / "results.json"),
+                         "--out", str(tmp_path / "again"), "--readme", str(readme)])
+
+    assert status == 0
+    text = readme.read_text(encoding="utf-8")
+    assert "old table" not in text
+    assert text.startswith(f"# Title\n\n{README_BEGIN}\n2026-12-01 20:00 UTC, commit abc, "
+                           "`python -m bench --preset issue17 --repeat 3`")
+    assert text.endswith(f"{README_END}\n\nafter\n")
+    assert "| burst of 100,000: last start vs floor | 1,200 vs 1,000 ms = 1.20x | " \
+        "<= 1.5x, none missed | **met** |" in text
+    assert "at the start of the run 1.00 / 1.50 / 2.00, at the end 3.00 / 2.50 / 2.25" in text
+    assert (tmp_path / "again" / "results.md").exists()
+
+    readme.write_text("no markers\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="no '<!-- bench:begin"):
+        bench.main(["--from-json", str(tmp_path / "run" / "results.json"),
+                    "--out", str(tmp_path / "again"), "--readme", str(readme)])
