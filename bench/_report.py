@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from statistics import median
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 from bench._scenarios import SCENARIOS
@@ -142,7 +142,10 @@ def _group_rows(scenario: str, these: list[dict[str, Any]]) -> list[list[str]]:
         first = [_fires(ok)] if SCENARIOS[scenario].kind == "fire" else []
         row = [*head, *first, *(_cell(ok, c) for c in columns), _loads(ok)]
         if scenario == "pg-store":
-            won = [" / ".join(f"{v:,}" for v in (m.get("claims_per_replica") or {}).values()) for m in ok]
+            won = [
+                " / ".join(f"{v:,}" for v in (m.get("claims_per_replica") or {}).values())
+                for m in ok
+            ]
             row.append("; ".join(w for w in won if w) or "-")
         if failed:
             row[-1] += " · " + "; ".join(

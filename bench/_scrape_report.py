@@ -143,12 +143,13 @@ def scrape_lines(runs: list[dict[str, Any]]) -> list[str]:
         "Each cell: median over the runs [min-max]. Per run: p99 lateness of the fires "
         "planned in quiet blocks and in scraped blocks, and their difference, also counting "
         "only the blocks in which (or up to 0.2 s before which) the garbage collector ran no "
-        "full pass (a run with no such block of one kind has no figure); the longest loop iteration while a "
-        "scrape was in flight, max over the run's scrapes: CPU of the loop's thread without "
-        "and with the garbage collector's passes in it, and wall time, which adds what other "
-        "processes took; the same for the quiet seconds; the median scrape's wall time and its "
-        "bytes per job; the cyclic garbage collector's full passes (generation 2) of all the "
-        "runs, in quiet and in scraped blocks, and the longest one's CPU. Target: " + TARGETS + ".",
+        "full pass (a run with no such block of one kind has no figure); the longest loop "
+        "iteration while a scrape was in flight, max over the run's scrapes: CPU of the "
+        "loop's thread without and with the garbage collector's passes in it, and wall time, "
+        "which adds what other processes took; the same for the quiet seconds; the median "
+        "scrape's wall time and its bytes per job; the cyclic garbage collector's full passes"
+        " (generation 2) of all the runs, in quiet and in scraped blocks, and the longest "
+        "one's CPU. Target: " + TARGETS + ".",
     ]
     if failed:
         lines += ["", *failed]

@@ -2,8 +2,9 @@
 measured, read on the medians of the repetitions (``--repeat``): each figure is the median
 of its runs, a ratio is the ratio of two medians, and a fire missed in any run counts.
 
-Issue 6 (the kernel against the floor and APScheduler 3). The kernel on asyncio is compared with the floor on asyncio, the kernel on uvloop with the
-floor on uvloop; both with APScheduler 3 on asyncio. How each target is read:
+Issue 6 (the kernel against the floor and APScheduler 3). The kernel on asyncio is compared
+with the floor on asyncio, the kernel on uvloop with the floor on uvloop; both with
+APScheduler 3 on asyncio. How each target is read:
 
 - steady CPU: CPU seconds per fire at the preferred N (10k fires/s) <= 1.5x the floor's;
 - steady p99: p99 lateness <= the floor's + 1 ms, at the same N;

@@ -130,7 +130,8 @@ def test_pg_store_quick_run_runs_every_scheduled_time_exactly_once(
         assert m["cpu_s_per_1k_fires"] > 0
         if "@127.0.0.1:" in POSTGRES_DSN:  # the server's backends are readable in /proc
             assert m["server_cpu_s_per_1k_fires"] > 0
-    assert "| kernel-pg3 | 20 | 1 | 40/40 |" in (tmp_path / "results.md").read_text(encoding="utf-8")
+    table = (tmp_path / "results.md").read_text(encoding="utf-8")
+    assert "| kernel-pg3 | 20 | 1 | 40/40 |" in table
 
 
 def test_pg_store_runs_at_its_own_default_counts_unless_n_is_given() -> None:
@@ -282,7 +283,8 @@ def test_report_shows_median_and_spread_and_judges_issue_17_on_medians(tmp_path:
     assert targets["steady 10,000/s vs floor"]["status"] == "not measured"
     assert "## Targets (issue 17)" in markdown
     assert "| burst of 100,000: last start vs floor | kernel |" in markdown
-    assert "**missed**" in markdown and "**not measured**" in markdown
+    assert "**missed**" in markdown
+    assert "**not measured**" in markdown
 
 
 def test_preset_issue17_plans_each_scenario_at_its_own_engines_and_n() -> None:
@@ -291,7 +293,8 @@ def test_preset_issue17_plans_each_scenario_at_its_own_engines_and_n() -> None:
     s = parse_args(["--preset", "issue17", "--repeat", "3"])
     runs, unavailable = plan(s)
 
-    assert s.duration_for("steady-scrape") == 20.0 and s.duration_for("steady") == 10.0
+    assert s.duration_for("steady-scrape") == 20.0
+    assert s.duration_for("steady") == 10.0
     expected = {
         ("burst", 100_000): ["floor", "kernel", "apscheduler3"],
         ("add-interval", 1_000): ["floor", "kernel", "apscheduler3"],
