@@ -57,8 +57,8 @@ class Preset:
 
 PRESETS = {
     # Every figure issue 17 judges, each with the floor and APScheduler 3 of the same run
-    # where they can run the scenario; with --repeat 3, about 20 minutes on the 2-core
-    # bench machine (bench/README.md).
+    # where they can run the scenario; with --repeat 3, 57 runs, about 15 minutes on the
+    # 2-core bench machine (13.3 min at load 2-6 on 2026-12-01; bench/README.md).
     "issue17": Preset(
         summary="issue 17's targets: burst 100k, add rates, memory per job, steady 10k/s, "
         "steady + scrape",
@@ -178,7 +178,7 @@ def parse_args(argv: list[str] | None) -> Settings:
         type=int,
         default=1,
         help="run each scenario x engine x N this many times, the engines taking turns "
-        "(default 1); the steady-scrape table shows the median and the spread",
+        "(default 1); every table shows each figure's median and spread",
     )
     p.add_argument(
         "--preset",
