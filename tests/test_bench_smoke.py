@@ -183,6 +183,13 @@ def test_steady_scrape_quick_run_measures_both_blocks_and_the_baseline(
         assert scrape["status"] == 200
         assert scrape["bytes"] > N * 500  # every job's series
         assert m["loop_stall_cpu_per_scrape_ms"]["max"] >= 0
+        # Full GC passes by kind of block, and the blocks they touched (left out of the
+        # "without a full GC pass" figures, which are None when no block of a kind is left).
+        assert set(m["gc_full_passes_ms"]) == {"quiet", "scraped"}
+        assert set(m["blocks_with_full_gc"]) <= {0, 1}
+        for kind, block in (("quiet", 0), ("scraped", 1)):
+            clean = m[f"lateness_{kind}_without_full_gc_ms"]
+            assert (clean is None) == (block in m["blocks_with_full_gc"])
     table = (tmp_path / "results.md").read_text(encoding="utf-8")
     assert "| kernel-baseline | 20 | 1 | 40/40 |" in table
 
