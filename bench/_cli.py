@@ -43,6 +43,35 @@ DEFAULT_ENGINES = (
     "kernel-pg3",
 )
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named plan: per scenario, the engines and job counts to run it with, and its
+    window (seconds of steady load) where not --duration's default."""
+
+    summary: str
+    legs: dict[str, tuple[tuple[str, ...], tuple[int, ...]]]
+    durations: dict[str, float]
+
+
+PRESETS = {
+    # Every figure issue 17 judges, each with the floor and APScheduler 3 of the same run
+    # where they can run the scenario; with --repeat 3, 57 runs, about 15 minutes on the
+    # 2-core bench machine (13.3 min at load 2-6 on 2026-12-01; bench/README.md).
+    "issue17": Preset(
+        summary="issue 17's targets: burst 100k, add rates, memory per job, steady 10k/s, "
+        "steady + scrape",
+        legs={
+            "burst": (("floor", "kernel", "apscheduler3"), (100_000,)),
+            "add-interval": (("floor", "kernel", "apscheduler3"), (1_000, 10_000, 100_000)),
+            "add-cron-distinct": (("kernel", "apscheduler3"), (10_000,)),
+            "steady": (("floor", "kernel", "apscheduler3"), (10_000,)),
+            "steady-scrape": (("kernel",), (1_000, 10_000)),
+        },
+        durations={"steady": 10.0, "steady-scrape": 20.0},
+    ),
+}
 # A run that missed more than this share of its fires is not repeated at a larger N.
 MISS_CUT = 0.10
 
@@ -60,11 +89,30 @@ class Settings:
     quick: bool
     ns_given: bool = True  # --n given: it overrides every scenario's own default counts
     repeat: int = 1  # runs of each scenario x engine x N, engines interleaved
+    preset: str | None = None  # --preset: its legs choose engines and N per scenario
+    duration_given: bool = False  # --duration given: it overrides the preset's windows
+    readme: Path | None = None  # --readme: a markdown file whose bench block is rewritten
+    from_json: Path | None = None  # --from-json: report again from an earlier run
 
     def ns_for(self, scenario: str) -> tuple[int, ...]:
-        """The job counts to run ``scenario`` at: --n, else the scenario's own, else ns."""
+        """The job counts to run ``scenario`` at: the preset's, --n, else the scenario's
+        own, else ns."""
+        if self.preset is not None and not self.quick:
+            return PRESETS[self.preset].legs[scenario][1]
         own = SCENARIOS[scenario].ns
         return own if own is not None and not self.ns_given and not self.quick else self.ns
+
+    def engines_for(self, scenario: str) -> tuple[str, ...]:
+        """The engines to run ``scenario`` with: the preset's, else --engines."""
+        if self.preset is not None:
+            return PRESETS[self.preset].legs[scenario][0]
+        return self.engines
+
+    def duration_for(self, scenario: str) -> float:
+        """Seconds of steady load for ``scenario``: --duration, else the preset's."""
+        if self.preset is not None and not self.duration_given and not self.quick:
+            return PRESETS[self.preset].durations.get(scenario, self.duration)
+        return self.duration
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -130,10 +178,40 @@ def parse_args(argv: list[str] | None) -> Settings:
         type=int,
         default=1,
         help="run each scenario x engine x N this many times, the engines taking turns "
-        "(default 1); the steady-scrape table shows the median and the spread",
+        "(default 1); every table shows each figure's median and spread",
+    )
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=None,
+        help="a named plan of scenarios, engines and N (not with --engines, --scenarios, "
+        "--n): "
+        + "; ".join(f"{name}: {preset.summary}" for name, preset in PRESETS.items()),
     )
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"default {DEFAULT_OUT}")
+    p.add_argument(
+        "--readme",
+        type=Path,
+        default=None,
+        help="also write issue 17's target table into this markdown file, between its "
+        "'<!-- bench:begin ...' and '<!-- bench:end -->' lines (e.g. README.md)",
+    )
+    p.add_argument(
+        "--from-json",
+        type=Path,
+        default=None,
+        help="run nothing: write the report (and --readme) again from this results.json",
+    )
     a = p.parse_args(argv)
+    if a.preset is not None:
+        given = [f for f, v in (("--engines", a.engines), ("--scenarios", a.scenarios),
+                                ("--n", a.n)) if v is not None]
+        if given:
+            p.error(f"--preset {a.preset} chooses the engines, scenarios and N itself: "
+                    f"drop {', '.join(given)}")
+        legs = PRESETS[a.preset].legs
+        a.scenarios = tuple(legs)
+        a.engines = tuple(dict.fromkeys(e for engines, _ in legs.values() for e in engines))
     engines = a.engines or DEFAULT_ENGINES
     scenarios = a.scenarios or DEFAULT_SCENARIOS
     for name in engines:
@@ -161,6 +239,10 @@ def parse_args(argv: list[str] | None) -> Settings:
         quick=q,
         ns_given=a.n is not None,
         repeat=a.repeat,
+        preset=a.preset,
+        duration_given=a.duration is not None,
+        readme=a.readme,
+        from_json=a.from_json,
     )
 
 
@@ -187,12 +269,12 @@ def _run_one(s: Settings, engine: str, scenario: str, n: int) -> dict[str, Any]:
         "engine": engine,
         "scenario": scenario,
         "n": n,
-        "duration": s.duration,
+        "duration": s.duration_for(scenario),
         "idle_duration": s.idle_duration,
         "drain": s.drain,
         "lead": s.lead,
     }
-    timeout = 180 + s.duration + s.idle_duration + s.drain + n * 2e-3
+    timeout = 180 + s.duration_for(scenario) + s.idle_duration + s.drain + n * 2e-3
     root = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
@@ -245,7 +327,7 @@ def plan(s: Settings) -> tuple[list[tuple[str, str, int]], dict[str, str]]:
         for scenario in s.scenarios
         for n in sorted(s.ns_for(scenario))
         for _ in range(s.repeat)
-        for engine in s.engines
+        for engine in s.engines_for(scenario)
         if engine not in unavailable
         and scenario in ENGINES[engine].scenarios
         and SCENARIOS[scenario].run is not None
@@ -257,6 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; 0 when every run completed (missed targets are reported, not
     failures), 1 when a run errored."""
     s = parse_args(argv)
+    if s.from_json is not None:
+        return _report_again(s)
+    load_start = _loadavg()
     runs_planned, unavailable = plan(s)
     progress = _Progress(len(runs_planned))
     for name, reason in unavailable.items():
@@ -278,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench._report import write_report
 
     report = {
-        "machine": machine_info(),
+        "machine": {**machine_info(), "load_start": load_start, "load_end": _loadavg()},
         "settings": {
             "engines": list(s.engines),
             "scenarios": list(s.scenarios),
@@ -288,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
             "drain_s": s.drain,
             "quick": s.quick,
             "repeat": s.repeat,
+            "preset": s.preset,
+            "durations_s": {k: s.duration_for(k) for k in s.scenarios},
         },
         "unavailable": unavailable,
         "not_implemented": {
@@ -296,8 +383,33 @@ def main(argv: list[str] | None = None) -> int:
         "runs": results,
     }
     markdown = write_report(report, s.out)
+    if s.readme is not None:
+        from bench._report import update_readme
+
+        update_readme(s.readme, report)
     sys.stdout.write(markdown)
     return 1 if any(r["status"] == "error" for r in results) else 0
+
+
+def _report_again(s: Settings) -> int:
+    """--from-json: the report of an earlier run, written again (with this code's tables)."""
+    from bench._report import update_readme, write_report
+
+    assert s.from_json is not None
+    report: dict[str, Any] = json.loads(s.from_json.read_text(encoding="utf-8"))
+    markdown = write_report(report, s.out)
+    if s.readme is not None:
+        update_readme(s.readme, report)
+    sys.stdout.write(markdown)
+    return 0
+
+
+def _loadavg() -> list[float] | None:
+    """The 1, 5 and 15-minute load averages, when the system has them."""
+    try:
+        return list(os.getloadavg())
+    except OSError:
+        return None
 
 
 def _brief(r: dict[str, Any]) -> str:

@@ -46,9 +46,9 @@ def _spread(values: list[float | None], fmt: str = "{:.2f}") -> tuple[str, float
     return f"{fmt.format(mid)} [{fmt.format(min(present))}-{fmt.format(max(present))}]", mid
 
 
-def _delta(m: dict[str, Any]) -> float | None:
-    scraped = _get(m, "lateness_scraped_ms", "p99")
-    quiet = _get(m, "lateness_quiet_ms", "p99")
+def _delta(m: dict[str, Any], kind: str = "") -> float | None:
+    scraped = _get(m, f"lateness_scraped{kind}_ms", "p99")
+    quiet = _get(m, f"lateness_quiet{kind}_ms", "p99")
     return None if scraped is None or quiet is None else scraped - quiet
 
 
@@ -63,7 +63,7 @@ def _fires(ms: list[dict[str, Any]]) -> str:
 
 def _verdict(delta: float | None, stall: float | None, per_job: float | None) -> str:
     if delta is None or stall is None or per_job is None:
-        return "N/A"
+        return "not measured"
     missed = [
         name
         for name, ok in (
@@ -73,7 +73,17 @@ def _verdict(delta: float | None, stall: float | None, per_job: float | None) ->
         )
         if not ok
     ]
-    return "**PASS**" if not missed else f"**MISS** ({', '.join(missed)})"
+    return "**met**" if not missed else f"**missed** ({', '.join(missed)})"
+
+
+def _full_gc(ms: list[dict[str, Any]]) -> str:
+    """Full collections over the runs, in quiet and in scraped blocks, with the longest."""
+    if not all("gc_full_passes_ms" in m for m in ms):
+        return "-"
+    quiet = [x for m in ms for x in m["gc_full_passes_ms"]["quiet"]]
+    scraped = [x for m in ms for x in m["gc_full_passes_ms"]["scraped"]]
+    longest = max(quiet + scraped, default=0.0)
+    return f"{len(quiet)} / {len(scraped)}" + (f" ({longest:.0f})" if longest else "")
 
 
 def scrape_lines(runs: list[dict[str, Any]]) -> list[str]:
@@ -88,9 +98,11 @@ def scrape_lines(runs: list[dict[str, Any]]) -> list[str]:
             failed.append(f"- {r['engine']} N={r['n']:,}: **{status}** {r.get('reason', '')}")
     headers = [
         "engine", "N", "runs", "fires run/planned", "p99 quiet ms", "p99 scraped ms",
-        "p99 scraped - quiet ms", "max loop stall per scrape ms: CPU besides GC", "CPU",
+        "p99 scraped - quiet ms", "the same in blocks without a full GC pass",
+        "max loop stall per scrape ms: CPU besides GC", "CPU",
         "wall", "the same in a quiet second: CPU besides GC", "CPU", "wall",
-        "scrape wall ms", "bytes/job", "CPU s/1k fires", "load 1m", "target",
+        "scrape wall ms", "bytes/job", "CPU s/1k fires",
+        "full GC passes quiet / scraped (max ms)", "load 1m", "target",
     ]
     rows = []
     for (engine, n), ms in groups.items():
@@ -110,6 +122,7 @@ def scrape_lines(runs: list[dict[str, Any]]) -> list[str]:
             _spread([_get(m, "lateness_quiet_ms", "p99") for m in ms])[0],
             _spread([_get(m, "lateness_scraped_ms", "p99") for m in ms])[0],
             delta,
+            _spread([_delta(m, "_without_full_gc") for m in ms])[0],
             stall,
             worst("loop_stall_cpu_per_scrape_ms"),
             worst("loop_stall_per_scrape_ms"),
@@ -119,6 +132,7 @@ def scrape_lines(runs: list[dict[str, Any]]) -> list[str]:
             _spread([_get(m, "scrape_wall_ms", "median") for m in ms], "{:.0f}")[0],
             per_job,
             _spread([_get(m, "cpu_s_per_1k_fires") for m in ms], "{:.4f}")[0],
+            _full_gc(ms),
             f"{min(loads):.2f}-{max(loads):.2f}" if loads else "-",
             _verdict(d, s, b),
         ])
@@ -127,11 +141,15 @@ def scrape_lines(runs: list[dict[str, Any]]) -> list[str]:
     lines += [
         "",
         "Each cell: median over the runs [min-max]. Per run: p99 lateness of the fires "
-        "planned in quiet blocks and in scraped blocks; the longest loop iteration while a "
-        "scrape was in flight, max over the run's scrapes: CPU of the loop's thread without "
-        "and with the garbage collector's passes in it, and wall time, which adds what other "
-        "processes took; the same for the quiet seconds; the median scrape's wall time and its "
-        "bytes per job. Target: " + TARGETS + ".",
+        "planned in quiet blocks and in scraped blocks, and their difference, also counting "
+        "only the blocks in which (or up to 0.2 s before which) the garbage collector ran no "
+        "full pass (a run with no such block of one kind has no figure); the longest loop "
+        "iteration while a scrape was in flight, max over the run's scrapes: CPU of the "
+        "loop's thread without and with the garbage collector's passes in it, and wall time, "
+        "which adds what other processes took; the same for the quiet seconds; the median "
+        "scrape's wall time and its bytes per job; the cyclic garbage collector's full passes"
+        " (generation 2) of all the runs, in quiet and in scraped blocks, and the longest "
+        "one's CPU. Target: " + TARGETS + ".",
     ]
     if failed:
         lines += ["", *failed]
