@@ -33,15 +33,19 @@ from ..job import Job, JobDefaults
 from ..observe.events import Event
 from ..observe.failures import FailureStore, MemoryFailureStore
 from ..schedule.triggers import CronTrigger, DateTrigger, Trigger, resolve_timezone
+from ..state import ScheduleStore
+from ..state.memory import MemoryScheduleStore
 from .callables import callable_info, interval_trigger, shared_interval_trigger
 from .claims import ClaimGate
 from .definitions import UNSET, checked_arguments, checked_trigger, job_options
 from .dispatcher import Dispatcher
 from .event_bus import EventBus
 from .job_actor import JobActor, JobServices
+from .journal import Journal
 from .messages import ChangeKind
 from .port import EnginePort
 from .registry import Registry
+from .restore import record_definition, report_interrupted, restore_job
 from .runner import Runner
 
 __all__ = ("Kernel",)
@@ -57,7 +61,10 @@ class Kernel:
     at most ``max_threads`` worker threads. ``wall_check_interval`` bounds how long a
     wall-clock step can go unnoticed while cron or date jobs are registered.
     ``coordinator`` shares scheduled runs between replicas (``kernel.coordination``);
-    None runs everything here.
+    None runs everything here. ``schedule_store`` keeps the schedule state (interval
+    anchors, the last time decided per job, runs in flight: ``kernel.state``) so that a
+    restart loses nothing: times that fell while down are decided by grace and coalesce,
+    runs in flight at a crash are recorded interrupted. None keeps it in memory.
     """
 
     def __init__(
@@ -71,6 +78,7 @@ class Kernel:
         wall_check_interval: float = 10.0,
         rng: random.Random | None = None,
         coordinator: Coordinator | None = None,
+        schedule_store: ScheduleStore | None = None,
     ) -> None:
         self.timezone = resolve_timezone(timezone)
         self.job_defaults = job_defaults if job_defaults is not None else JobDefaults()
@@ -92,8 +100,12 @@ class Kernel:
         self._tasks: set[asyncio.Task[Any]] = set()  # runs, and actors working through a gate
         self._bus = EventBus()
         self._dispatcher = Dispatcher(self.clock, wall_check_interval)
+        self.schedule_store: ScheduleStore = (
+            schedule_store if schedule_store is not None else MemoryScheduleStore()
+        )
+        self._journal = Journal(self.schedule_store, self.clock)
         self._runner = Runner(self.clock, self._bus, self.failure_store, self._rng, max_threads,
-                              self._tasks)
+                              self._tasks, self._journal)
         gate = None
         if coordinator is not None:
             gate = ClaimGate(coordinator, self.clock, self._runner.new_run_id,
@@ -127,6 +139,11 @@ class Kernel:
         if self.running:
             return
         loop = asyncio.get_running_loop()
+        # The schedule state is read before any timer starts.
+        journal = self._journal
+        await journal.store.open()
+        states, in_flight = await journal.store.load()
+        journal.open(loop)
         self._loop = self._services.loop = loop
         self._loop_thread = threading.get_ident()
         self._runner.open(loop)
@@ -135,11 +152,23 @@ class Kernel:
         jobs = self._jobs.snapshot()
         clock = self.clock
         wall, mono = clock.now(), clock.monotonic()
+        downtime: list[tuple[JobActor, list[datetime]]] = []
         for job in jobs:
-            # Jobs added before start begin now: "every 6 hours" counts from start-up.
+            # Jobs added before start begin now: "every 6 hours" counts from start-up,
+            # unless the stored state says where its grid was.
             job.start(wall, mono, dispatcher.offset, self._rng)
+            times = restore_job(journal, job, states.get(job.id), wall, mono, self._rng)
+            if times:
+                downtime.append((job, times))
             job.change("started")
         dispatcher.arm()
+        for job, times in downtime:
+            job.catch_up(tuple(times))
+        for run in in_flight:
+            task = loop.create_task(report_interrupted(self._runner, run,
+                                                       self._jobs.get(run.job_id)))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         if self._coordinator is not None:
             await self._coordinator.attach(self.port)
         log.info(
@@ -157,6 +186,7 @@ class Kernel:
         self._dispatcher.stop(list(self._jobs.snapshot()))
         await self._runner.drain(wait=wait, grace=grace)
         self._runner.close()
+        await self._journal.close()
         self._bus.close_streams()
         if self._coordinator is not None:
             await self._coordinator.detach()
@@ -247,6 +277,8 @@ class Kernel:
         if old is not None:
             self._on_loop(old.change, "superseded")
         self._on_loop(job.change, "added" if old is None else "replaced")
+        if self.running:
+            self._on_loop_call(record_definition, self._journal, job, self.clock.now())
         return self._view(job)
 
     # -- managing jobs -------------------------------------------------------------
@@ -265,6 +297,8 @@ class Kernel:
             raise JobLookupError(job_id)
         job.removed = True
         self._on_loop(job.change, "removed")
+        if self.running:
+            self._on_loop_call(self._journal.forgotten, job_id)
 
     def pause_job(self, job_id: str) -> Job:
         """Stop firing a job until ``resume_job``; fires due while paused never run."""
@@ -290,6 +324,7 @@ class Kernel:
             job.set_trigger(trigger)
         if self.running:
             self._on_loop(job.change, "rescheduled")
+            self._on_loop_call(record_definition, self._journal, job, self.clock.now())
         else:
             mono = self.clock.monotonic()
             job.start(self.clock.now(), mono, self._dispatcher.current_offset(mono), self._rng)
@@ -350,6 +385,15 @@ class Kernel:
             change(kind)
         else:
             self._loop.call_soon_threadsafe(self._deliver, change, kind)
+
+    def _on_loop_call(self, func: Callable[..., None], *args: Any) -> None:
+        """Call ``func(*args)`` on the loop thread (now if we are on it); not while stopped."""
+        if not self.running or self._loop is None:
+            return
+        if threading.get_ident() == self._loop_thread:
+            func(*args)
+        else:
+            self._loop.call_soon_threadsafe(func, *args)
 
     def _deliver(self, change: Callable[[ChangeKind], None], kind: ChangeKind) -> None:
         if self.running:

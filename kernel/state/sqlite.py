@@ -1,0 +1,217 @@
+"""Schedule state in a SQLite file: the service's embedded default.
+
+It lives in the service's own database file (two tables of its own, created if missing),
+next to the service's store, through a connection of its own used by one worker thread,
+so the event loop never waits on the disk. WAL mode with ``synchronous=NORMAL``: a commit
+survives the process being killed (SIGKILL, a crash), which is what this state is for;
+only a power loss can take the last commits back. One transaction per batch (a timer
+tick's records): the hot path pays one commit per tick, not one per fire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+from ._records import (
+    Batch,
+    Decided,
+    Defined,
+    Forgotten,
+    InFlight,
+    JobState,
+    RunEnded,
+    RunStarted,
+)
+
+__all__ = ("SqliteScheduleStore",)
+
+_DDL = (
+    """CREATE TABLE IF NOT EXISTS schedule_jobs (
+        job_id TEXT PRIMARY KEY,
+        func_ref TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        anchor TEXT,
+        since TEXT NOT NULL,
+        last_decided TEXT,
+        last_outcome TEXT
+    )""",
+    """CREATE TABLE IF NOT EXISTS schedule_runs (
+        run_id TEXT PRIMARY KEY,
+        job_id TEXT NOT NULL,
+        scheduled_at TEXT,
+        started_at TEXT NOT NULL,
+        attempt INTEGER NOT NULL
+    )""",
+)
+# Times are UTC ISO text of one fixed shape, so text order is time order (MAX works).
+_DECIDED = (
+    "UPDATE schedule_jobs SET last_decided = ?2, last_outcome = ?3 "
+    "WHERE job_id = ?1 AND (last_decided IS NULL OR last_decided <= ?2)"
+)
+_STARTED = ("INSERT OR REPLACE INTO schedule_runs (run_id, job_id, scheduled_at, started_at, "
+            "attempt) VALUES (?, ?, ?, ?, ?)")
+_ENDED = "DELETE FROM schedule_runs WHERE run_id = ?"
+_DEFINED = (
+    "INSERT OR REPLACE INTO schedule_jobs (job_id, func_ref, trigger, anchor, since, "
+    "last_decided, last_outcome) VALUES (?, ?, ?, ?, ?, NULL, NULL)"
+)
+_FORGOTTEN = "DELETE FROM schedule_jobs WHERE job_id = ?"
+
+
+def _text(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _opt(value: datetime | None) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+class SqliteScheduleStore:
+    """:class:`~kernel.state.ScheduleStore` on a SQLite file (see the module doc).
+
+    ``busy_timeout`` (seconds) is how long a write waits for another connection's (the
+    service's store) write lock. ``synchronous`` is SQLite's setting (``NORMAL`` or
+    ``FULL``).
+    """
+
+    write_ahead = True
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0,
+                 synchronous: str = "NORMAL") -> None:
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError(f"synchronous={synchronous!r}: use 'NORMAL' or 'FULL'")
+        self.path = os.fspath(path)
+        self.busy_timeout = busy_timeout
+        self.synchronous = synchronous
+        self._conn: sqlite3.Connection | None = None
+        self._thread: ThreadPoolExecutor | None = None
+
+    def __repr__(self) -> str:
+        return f"SqliteScheduleStore({self.path!r})"
+
+    async def _call(self, func, *args):  # type: ignore[no-untyped-def]
+        assert self._thread is not None, "open() the store first"
+        return await asyncio.get_running_loop().run_in_executor(self._thread, func, *args)
+
+    async def open(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="schedule-state")
+        try:
+            await self._call(self._open)
+        except BaseException:
+            self._thread.shutdown(wait=False)
+            self._thread = None
+            raise
+
+    def _open(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                               timeout=self.busy_timeout)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in _DDL:
+                conn.execute(statement)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    async def close(self) -> None:
+        if self._thread is None:
+            return
+        await self._call(self._close)
+        self._thread.shutdown(wait=True)
+        self._thread = None
+
+    def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    async def load(self) -> tuple[dict[str, JobState], list[InFlight]]:
+        result: tuple[dict[str, JobState], list[InFlight]] = await self._call(self._load)
+        return result
+
+    def _load(self) -> tuple[dict[str, JobState], list[InFlight]]:
+        conn = self._conn
+        assert conn is not None
+        jobs = {
+            row[0]: JobState(job_id=row[0], func_ref=row[1], trigger=row[2],
+                             anchor=_time(row[3]), since=datetime.fromisoformat(row[4]),
+                             last_decided=_time(row[5]), last_outcome=row[6])
+            for row in conn.execute(
+                "SELECT job_id, func_ref, trigger, anchor, since, last_decided, last_outcome "
+                "FROM schedule_jobs ORDER BY job_id")
+        }
+        runs = [
+            InFlight(run_id=row[0], job_id=row[1], scheduled_at=_time(row[2]),
+                     started_at=datetime.fromisoformat(row[3]), attempt=row[4])
+            for row in conn.execute(
+                "SELECT run_id, job_id, scheduled_at, started_at, attempt FROM schedule_runs "
+                "ORDER BY started_at, run_id")
+        ]
+        return jobs, runs
+
+    async def commit(self, batch: Batch) -> None:
+        await self._call(self.apply, batch)
+
+    def apply(self, batch: Batch) -> None:
+        """Write ``batch`` in one transaction (blocking: the worker thread calls it)."""
+        conn = self._conn
+        assert conn is not None, "open() the store first"
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Consecutive records of one kind go in one executemany, in order.
+            kind: type | None = None
+            rows: list[tuple[object, ...]] = []
+            for rec in batch:
+                if type(rec) is not kind:
+                    _write(conn, kind, rows)
+                    kind, rows = type(rec), []
+                rows.append(rec)
+            _write(conn, kind, rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def integrity_check(self) -> str:
+        """``PRAGMA integrity_check`` of the file (tests, operators): ``"ok"`` when sound."""
+        with sqlite3.connect(self.path) as conn:
+            row = conn.execute("PRAGMA integrity_check").fetchone()
+        conn.close()
+        return str(row[0])
+
+
+def _write(conn: sqlite3.Connection, kind: type | None, recs: list[tuple[object, ...]]) -> None:
+    if not recs:
+        return
+    if kind is RunStarted:
+        started = [r for r in recs if isinstance(r, RunStarted)]
+        conn.executemany(_STARTED, [
+            (r.run_id, r.job_id, _opt(r.scheduled_at), _text(r.started_at), r.attempt)
+            for r in started])
+        conn.executemany(_DECIDED, [(r.job_id, _text(r.scheduled_at), "run")
+                                    for r in started if r.scheduled_at is not None])
+    elif kind is RunEnded:
+        conn.executemany(_ENDED, [(r.run_id,) for r in recs if isinstance(r, RunEnded)])
+    elif kind is Decided:
+        conn.executemany(_DECIDED, [(r.job_id, _text(r.scheduled_at), r.outcome)
+                                    for r in recs if isinstance(r, Decided)])
+    elif kind is Defined:
+        conn.executemany(_DEFINED, [(r.job_id, r.func_ref, r.trigger, _opt(r.anchor),
+                                     _text(r.since)) for r in recs if isinstance(r, Defined)])
+    elif kind is Forgotten:
+        conn.executemany(_FORGOTTEN, [(r.job_id,) for r in recs if isinstance(r, Forgotten)])
