@@ -30,7 +30,7 @@ from actors._config_load import redact_url
 from actors.cluster import describe_mode, make_cluster_kernel, merge_ready, prune_disabled_jobs
 from actors.config import Config
 from actors.jobs import HealthReport
-from actors.service import make_kernel
+from actors.service import make_kernel, make_schedule_store
 from kernel import Kernel
 from kernel.api_models import ReadyCheck, ReadyReport
 from kernel.console import ConsoleOptions
@@ -220,7 +220,10 @@ async def _log_health(service: Service) -> None:
 def _make_kernel(config: Config, service: Service) -> Kernel:
     if config.cluster.enabled:
         return make_cluster_kernel(config, failure_store=service.store)
-    return make_kernel(config, failure_store=service.store)
+    # One process: the schedule state lives in the store's database, so a restart (a
+    # crash included) decides the times that fell while down and reports runs it cut.
+    return make_kernel(config, failure_store=service.store,
+                       schedule_store=make_schedule_store(config))
 
 
 async def _start_kernel(kernel: Kernel, config: Config) -> None:
