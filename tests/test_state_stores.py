@@ -47,7 +47,9 @@ async def check_store(store: ScheduleStore, reopen: ScheduleStore | None = None)
         RunEnded("a", "r2", "succeeded"),
         RunStarted("a", "r3", t(120), t(120), 1),
         Decided("a", t(90), "coalesced"),  # older than the latest decided: kept as is
-        RunStarted("a", "r4", t(60), t(130), 2),  # a retry of an older time
+        RunStarted("a", "r0", t(30), t(30), 1),
+        RunEnded("a", "r0", "failed"),
+        RunStarted("a", "r4", t(30), t(130), 2),  # its retry: an older time
         RunEnded("a", "r4", "failed"),
         Defined("c", "m:h", '{"kind":"date"}', None, t(1)),
         Forgotten("c"),
