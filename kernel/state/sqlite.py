@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from ._records import (
     Batch,
@@ -28,6 +30,8 @@ from ._records import (
 )
 
 __all__ = ("SqliteScheduleStore",)
+
+T = TypeVar("T")
 
 _DDL = (
     """CREATE TABLE IF NOT EXISTS schedule_jobs (
@@ -97,7 +101,7 @@ class SqliteScheduleStore:
     def __repr__(self) -> str:
         return f"SqliteScheduleStore({self.path!r})"
 
-    async def _call(self, func, *args):  # type: ignore[no-untyped-def]
+    async def _call(self, func: Callable[..., T], *args: object) -> T:
         assert self._thread is not None, "open() the store first"
         return await asyncio.get_running_loop().run_in_executor(self._thread, func, *args)
 
@@ -140,8 +144,7 @@ class SqliteScheduleStore:
             conn.close()
 
     async def load(self) -> tuple[dict[str, JobState], list[InFlight]]:
-        result: tuple[dict[str, JobState], list[InFlight]] = await self._call(self._load)
-        return result
+        return await self._call(self._load)
 
     def _load(self) -> tuple[dict[str, JobState], list[InFlight]]:
         conn = self._conn
