@@ -6,12 +6,16 @@ decided without a run (:meth:`decided`), a run is about to start (:meth:`started
 a run ended (:meth:`ended`).
 
 For a store whose ``write_ahead`` is false (memory) each record is applied at once. For
-the others (SQLite, PostgreSQL) records collect in a batch; the first record of a batch
-starts the writer task, which runs after the current callback (the timer tick) is over,
-so everything one tick decided is committed in one transaction. :meth:`started` answers
-the future of its batch's commit: the run's body awaits it, so a run's start is on disk
+the others (SQLite, PostgreSQL) records collect in a batch. A run's start starts the
+writer task, which runs after the current callback (the timer tick) is over, so
+everything one tick decided is committed in one transaction. :meth:`started` answers the
+future of its batch's commit: the run's body awaits it, so a run's start is on disk
 before its body starts (write-ahead). While a commit is in progress the next batch
-collects (group commit). A commit that fails is logged, and its records are put back in
+collects (group commit). The other records (outcomes, decisions without a run,
+definitions) wait for the next start's commit, or at most ``OUTCOME_DELAY`` seconds:
+one commit per run instead of two. A crash within that delay after a run ended reports
+the run interrupted although it ended (its retry policy then decides, as for any
+interruption); nothing is lost silently. A commit that fails is logged, and its records are put back in
 front of the next batch and retried after ``RETRY_DELAY`` seconds of the kernel's clock;
 the runs go on meanwhile (a store outage must not stop the schedule), with at most
 ``MAX_PENDING`` records kept, the oldest dropped and counted in the log.
@@ -23,7 +27,7 @@ import asyncio
 import logging
 from datetime import datetime
 
-from ..clock import Clock
+from ..clock import Clock, TimerHandle
 from ..state import (
     Decided,
     Defined,
@@ -34,11 +38,13 @@ from ..state import (
     ScheduleStore,
 )
 
-__all__ = ("MAX_PENDING", "RETRY_DELAY", "Journal")
+__all__ = ("MAX_PENDING", "OUTCOME_DELAY", "RETRY_DELAY", "Journal")
 
 log = logging.getLogger("scheduler.state")
 RETRY_DELAY = 1.0
 MAX_PENDING = 100_000
+# Seconds an outcome may wait for a run start's commit to share (see the module doc).
+OUTCOME_DELAY = 0.05
 
 
 class Journal:
@@ -51,6 +57,7 @@ class Journal:
         self._batch: list[Record] = []
         self._waiter: asyncio.Future[None] | None = None
         self._writer: asyncio.Task[None] | None = None
+        self._timer: TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._failing = False
         self._dropped = 0
@@ -66,12 +73,14 @@ class Journal:
         if not self.write_ahead:
             self.store.apply((rec,))
             return None
-        self._add(rec)
+        self._batch.append(rec)
         waiter = self._waiter
         if waiter is None:
             loop = self._loop
             assert loop is not None
             waiter = self._waiter = loop.create_future()
+        if self._writer is None:
+            self._start_writer(everything=False)
         return waiter
 
     def ended(self, job_id: str, run_id: str, outcome: str) -> None:
@@ -98,14 +107,30 @@ class Journal:
             self.store.apply((rec,))
 
     def _add(self, rec: Record) -> None:
+        """A record that waits for the next start's commit, or ``OUTCOME_DELAY``."""
         self._batch.append(rec)
-        if self._writer is None and self._loop is not None:
-            self._writer = self._loop.create_task(self._write())
+        if self._writer is None and self._timer is None and self._loop is not None:
+            clock = self.clock
+            self._timer = clock.call_at(clock.monotonic() + OUTCOME_DELAY, self._delayed)
+
+    def _delayed(self) -> None:
+        self._timer = None
+        if self._writer is None and self._batch:
+            self._start_writer(everything=True)
 
     # -- the writer ----------------------------------------------------------------------
-    async def _write(self) -> None:
+    def _start_writer(self, *, everything: bool) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        loop = self._loop
+        assert loop is not None
+        self._writer = loop.create_task(self._write(everything))
+
+    async def _write(self, everything: bool) -> None:
+        """Commit batches while a run waits for one (``everything``: until none is left)."""
         try:
-            while self._batch:
+            while self._batch and (everything or self._waiter is not None):
                 batch, self._batch = self._batch, []
                 waiter, self._waiter = self._waiter, None
                 try:
@@ -124,8 +149,11 @@ class Journal:
                     log.warning("Schedule state is written again (%s)", self.store)
         finally:
             self._writer = None
-            if self._waiter is not None and not self._waiter.done() and not self._batch:
-                self._waiter.set_result(None)
+            if self._batch and self._timer is None and self._loop is not None \
+                    and not self._loop.is_closed():
+                # Outcomes left behind wait for the next start, or the delay.
+                clock = self.clock
+                self._timer = clock.call_at(clock.monotonic() + OUTCOME_DELAY, self._delayed)
 
     def _failed(self, batch: list[Record], exc: Exception) -> None:
         keep = batch + self._batch
@@ -146,12 +174,17 @@ class Journal:
 
     async def flush(self) -> None:
         """Wait until every record so far is committed (or has failed once)."""
-        while self._writer is not None:
+        while self._batch or self._writer is not None:
+            if self._writer is None:
+                self._start_writer(everything=True)
+            assert self._writer is not None
             await asyncio.shield(self._writer)
-            await asyncio.sleep(0)
 
     async def close(self) -> None:
         """At shutdown: write what is left (one attempt) and close the store."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         writer = self._writer
         if writer is not None and self._failing:
             writer.cancel()
@@ -159,8 +192,12 @@ class Journal:
             self._writer = None
         if self._writer is not None:
             await asyncio.gather(self._writer, return_exceptions=True)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._batch:
             batch, self._batch = self._batch, []
+            self._waiter = None
             try:
                 await self.store.commit(batch)
             except Exception as exc:
