@@ -67,7 +67,7 @@ async def test_one_commit_per_tick_and_bodies_after_it() -> None:
     # Outcomes still pending when the next tick starts runs share its commit.
     assert store.commits[2] == ["RunStarted:a", "RunStarted:b", "RunStarted:c"]
     await clock.advance(1)
-    assert store.runs == {}
+    assert store.started == {}
     await k.shutdown()
 
 
@@ -82,7 +82,8 @@ async def test_outcomes_share_the_next_start_commit() -> None:
     k.add_interval_job(body, seconds=OUTCOME_DELAY / 2, job_id="fast")
     await k.start()
     await clock.advance(OUTCOME_DELAY / 2 * 3)
-    assert store.commits == [["Defined:fast", "RunStarted:fast"], ["RunEnded:fast", "RunStarted:fast"],
+    assert store.commits == [["Defined:fast", "RunStarted:fast"],
+                             ["RunEnded:fast", "RunStarted:fast"],
                              ["RunEnded:fast", "RunStarted:fast"]]
     await k.shutdown()
 
@@ -110,7 +111,7 @@ async def test_a_failing_store_is_retried_and_runs_go_on(
         "go on, 1 record(s) kept to write again in 1 s"]
     await clock.advance(2 * RETRY_DELAY + 2 * OUTCOME_DELAY)
     assert store.commits[-1] == ["RunStarted:job", "RunEnded:job"]
-    assert store.runs == {}
+    assert store.started == {}
     assert "Schedule state is written again (RecordingStore)" in caplog.text
     await k.shutdown()
 

@@ -60,7 +60,9 @@ class Stores:
     def crash_image(self, store: ScheduleStore) -> ScheduleStore:
         if isinstance(store, MemoryScheduleStore):
             image = MemoryScheduleStore()
-            image.jobs, image.runs = dict(store.jobs), dict(store.runs)
+            image.definitions = dict(store.definitions)
+            image.decided = dict(store.decided)
+            image.started = dict(store.started)
             return image
         assert isinstance(store, SqliteScheduleStore)
         self.n += 1

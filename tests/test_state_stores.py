@@ -105,3 +105,31 @@ async def test_sqlite_store_commits_all_or_nothing(tmp_path: Path) -> None:
 def test_sqlite_store_refuses_an_unknown_synchronous_setting(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="synchronous='OFF': use 'NORMAL' or 'FULL'"):
         SqliteScheduleStore(tmp_path / "x.db", synchronous="OFF")
+
+
+async def test_sqlite_store_waits_in_its_thread_while_another_connection_writes(
+    tmp_path: Path,
+) -> None:
+    import anyio
+
+    path = tmp_path / "lark.db"
+    store = SqliteScheduleStore(path, busy_timeout=10)
+    await store.open()
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # the service's store in the middle of a write
+    done = anyio.Event()
+
+    async def commit() -> None:
+        await store.commit([Defined("a", "m:f", "{}", None, t(0))])
+        done.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(commit)
+        await anyio.sleep(0.2)
+        assert not done.is_set()  # waiting for the lock, without blocking the loop
+        other.execute("COMMIT")
+        with anyio.fail_after(5):
+            await done.wait()
+    other.close()
+    assert list((await store.load())[0]) == ["a"]
+    await store.close()

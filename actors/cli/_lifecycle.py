@@ -228,7 +228,15 @@ def _make_kernel(config: Config, service: Service) -> Kernel:
 
 async def _start_kernel(kernel: Kernel, config: Config) -> None:
     if not isinstance(kernel, PersistentKernel):
-        await kernel.start()
+        try:
+            await kernel.start()  # reads the schedule state from the store's database
+        except UNAVAILABLE as exc:
+            url = redact_url(config.store.resolved_url)
+            raise CliError(
+                f"cannot start: the schedule state in store.url {url} (schema "
+                f"{config.cluster.schema}) is unavailable: {type(exc).__name__}: {exc}",
+                EXIT_ERROR,
+            ) from None
         return
     try:
         await kernel.start()

@@ -15,10 +15,10 @@ collects (group commit). The other records (outcomes, decisions without a run,
 definitions) wait for the next start's commit, or at most ``OUTCOME_DELAY`` seconds:
 one commit per run instead of two. A crash within that delay after a run ended reports
 the run interrupted although it ended (its retry policy then decides, as for any
-interruption); nothing is lost silently. A commit that fails is logged, and its records are put back in
-front of the next batch and retried after ``RETRY_DELAY`` seconds of the kernel's clock;
-the runs go on meanwhile (a store outage must not stop the schedule), with at most
-``MAX_PENDING`` records kept, the oldest dropped and counted in the log.
+interruption); nothing is lost silently. A commit that fails is logged, and its records
+are put back in front of the next batch and retried after ``RETRY_DELAY`` seconds of the
+kernel's clock; the runs go on meanwhile (a store outage must not stop the schedule),
+with at most ``MAX_PENDING`` records kept, the oldest dropped and counted in the log.
 """
 
 from __future__ import annotations
@@ -119,10 +119,13 @@ class Journal:
             self._start_writer(everything=True)
 
     # -- the writer ----------------------------------------------------------------------
-    def _start_writer(self, *, everything: bool) -> None:
+    def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def _start_writer(self, *, everything: bool) -> None:
+        self._cancel_timer()
         loop = self._loop
         assert loop is not None
         self._writer = loop.create_task(self._write(everything))
@@ -182,9 +185,7 @@ class Journal:
 
     async def close(self) -> None:
         """At shutdown: write what is left (one attempt) and close the store."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._cancel_timer()
         writer = self._writer
         if writer is not None and self._failing:
             writer.cancel()
@@ -192,9 +193,7 @@ class Journal:
             self._writer = None
         if self._writer is not None:
             await asyncio.gather(self._writer, return_exceptions=True)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._cancel_timer()  # the writer's end may have armed it
         if self._batch:
             batch, self._batch = self._batch, []
             self._waiter = None

@@ -1,10 +1,15 @@
 """Schedule state in memory: the library's default. It lasts as long as the object, so a
 kernel started again on the same store (in one process) keeps its grid and its decisions;
-nothing survives the process."""
+nothing survives the process.
+
+Applied on the loop at each record (``write_ahead`` is false), so it is kept cheap: the
+records themselves are stored, and :meth:`MemoryScheduleStore.load` builds the states.
+"""
 
 from __future__ import annotations
 
-import msgspec
+from datetime import datetime
+from typing import cast
 
 from ._records import (
     Batch,
@@ -17,47 +22,18 @@ from ._records import (
     RunStarted,
 )
 
-__all__ = ("MemoryScheduleStore", "fold")
-
-
-def fold(jobs: dict[str, JobState], runs: dict[str, InFlight], batch: Batch) -> None:
-    """Apply ``batch`` to ``jobs`` and ``runs`` in order (the meaning of every record)."""
-    for rec in batch:
-        if isinstance(rec, RunStarted):
-            runs[rec.run_id] = InFlight(run_id=rec.run_id, job_id=rec.job_id,
-                                        scheduled_at=rec.scheduled_at,
-                                        started_at=rec.started_at, attempt=rec.attempt)
-            if rec.scheduled_at is not None:
-                _decided(jobs, rec.job_id, rec.scheduled_at, "run")
-        elif isinstance(rec, RunEnded):
-            runs.pop(rec.run_id, None)
-        elif isinstance(rec, Decided):
-            _decided(jobs, rec.job_id, rec.scheduled_at, rec.outcome)
-        elif isinstance(rec, Defined):
-            jobs[rec.job_id] = JobState(job_id=rec.job_id, func_ref=rec.func_ref,
-                                        trigger=rec.trigger, anchor=rec.anchor, since=rec.since)
-        elif isinstance(rec, Forgotten):
-            jobs.pop(rec.job_id, None)
-
-
-def _decided(jobs: dict[str, JobState], job_id: str, when: object, outcome: str) -> None:
-    state = jobs.get(job_id)
-    if state is None:
-        return
-    last = state.last_decided
-    if last is None or when >= last:  # type: ignore[operator]
-        jobs[job_id] = msgspec.structs.replace(state, last_decided=when,
-                                               last_outcome=outcome)
+__all__ = ("MemoryScheduleStore",)
 
 
 class MemoryScheduleStore:
-    """:class:`~kernel.state.ScheduleStore` in two dicts (see the module doc)."""
+    """:class:`~kernel.state.ScheduleStore` in dicts (see the module doc)."""
 
     write_ahead = False
 
     def __init__(self) -> None:
-        self.jobs: dict[str, JobState] = {}
-        self.runs: dict[str, InFlight] = {}
+        self.definitions: dict[str, Defined] = {}
+        self.decided: dict[str, tuple[datetime, str]] = {}  # job id -> latest (time, how)
+        self.started: dict[str, RunStarted] = {}  # run id -> its start, until it ends
 
     async def open(self) -> None:
         return None
@@ -66,10 +42,45 @@ class MemoryScheduleStore:
         return None
 
     async def load(self) -> tuple[dict[str, JobState], list[InFlight]]:
-        return dict(self.jobs), list(self.runs.values())
+        jobs = {}
+        for job_id, d in self.definitions.items():
+            last = self.decided.get(job_id)
+            jobs[job_id] = JobState(
+                job_id=job_id, func_ref=d.func_ref, trigger=d.trigger, anchor=d.anchor,
+                since=d.since, last_decided=None if last is None else last[0],
+                last_outcome=None if last is None else last[1])
+        runs = [InFlight(run_id=r.run_id, job_id=r.job_id, scheduled_at=r.scheduled_at,
+                         started_at=r.started_at, attempt=r.attempt)
+                for r in self.started.values()]
+        return jobs, runs
 
     async def commit(self, batch: Batch) -> None:
-        fold(self.jobs, self.runs, batch)
+        self.apply(batch)
 
     def apply(self, batch: Batch) -> None:
-        fold(self.jobs, self.runs, batch)
+        started, decided = self.started, self.decided
+        for rec in batch:
+            kind = type(rec)
+            if kind is RunStarted:  # the hot path: no isinstance chain
+                run = cast(RunStarted, rec)
+                started[run.run_id] = run
+                when = run.scheduled_at
+                if when is not None:
+                    last = decided.get(run.job_id)
+                    if (last is None or when >= last[0]) and run.job_id in self.definitions:
+                        decided[run.job_id] = (when, "run")
+            elif kind is RunEnded:
+                started.pop(cast(RunEnded, rec).run_id, None)
+            elif kind is Decided:
+                assert isinstance(rec, Decided)
+                last = decided.get(rec.job_id)
+                if (last is None or rec.scheduled_at >= last[0]) and \
+                        rec.job_id in self.definitions:
+                    decided[rec.job_id] = (rec.scheduled_at, rec.outcome)
+            elif kind is Defined:
+                assert isinstance(rec, Defined)
+                self.definitions[rec.job_id] = rec
+                decided.pop(rec.job_id, None)
+            elif kind is Forgotten:
+                self.definitions.pop(rec.job_id, None)
+                decided.pop(rec.job_id, None)
