@@ -286,3 +286,26 @@ async def test_a_one_shot_job_that_ran_does_not_run_again(stores: Stores) -> Non
     assert kinds(rec.take()) == []
     assert [j.id for j in second.get_jobs()] == []
     await second.shutdown()
+
+
+async def test_a_job_added_while_running_keeps_its_grid_after_a_clean_restart(
+    stores: Stores,
+) -> None:
+    clock = VirtualClock(at(0))
+    store = stores.new()
+    first = Kernel(clock=clock, timezone="UTC", schedule_store=store)
+    await first.start()
+    await clock.advance(60)
+    first.add_interval_job(noop, minutes=10, job_id="late_comer")  # grid 00:11, 00:21, ...
+    await clock.advance(timedelta(minutes=24))
+    await first.shutdown()
+    clock.stall(timedelta(minutes=10))  # back at 00:35: 00:31 fell, 4 minutes late
+
+    second = Kernel(clock=clock, timezone="UTC", schedule_store=store)
+    second.add_interval_job(noop, minutes=10, job_id="late_comer")
+    rec = record(second)
+    await second.start()
+    await clock.settle()
+    assert kinds(rec.take()) == [("missed", "late_comer", at(31), 240.0)]
+    assert second.get_job("late_comer").next_run_time == at(41)
+    await second.shutdown()

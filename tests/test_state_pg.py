@@ -13,7 +13,7 @@ from kernel.distributed.state_pg import PostgresScheduleStore
 from kernel.state import Decided, Defined, RunEnded, RunStarted
 from tests.conftest import POSTGRES_DSN
 from tests.pg_helpers import unique_schema
-from tests.test_state_stores import check_store
+from tests.test_state_stores import CRON, check_store
 
 pytestmark = pytest.mark.postgres
 
@@ -40,7 +40,7 @@ async def test_runs_are_claims_without_a_lease_that_no_reaper_takes() -> None:
             "INSERT INTO jobs (id, name, func_ref, args, kwargs, trigger, options) VALUES "
             "('a', 'a', 'm:f', '[]', '{}', '{}', '{}')")
         await store.commit([
-            Defined("a", "m:f", "{}", None, T0),
+            Defined("a", "m:f", CRON, None, T0),
             RunStarted("a", "r1", T0 + timedelta(minutes=1), T0 + timedelta(minutes=1), 1),
             Decided("a", T0 + timedelta(minutes=2), "missed"),
             RunStarted("a", "r2", T0 + timedelta(minutes=3), T0 + timedelta(minutes=3), 1),

@@ -21,11 +21,17 @@ from kernel.state import (
     RunEnded,
     RunStarted,
     ScheduleStore,
+    trigger_key,
 )
 from kernel.state.memory import MemoryScheduleStore
+from kernel.triggers import CronTrigger, DateTrigger, IntervalTrigger
 from kernel.state.sqlite import SqliteScheduleStore
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
+CRON = CronTrigger("* * * * *", "UTC")
+EVERY_10 = IntervalTrigger(minutes=10)
+EVERY_7 = IntervalTrigger(minutes=7)
+ONCE = DateTrigger(T0)
 
 
 def t(seconds: float) -> datetime:
@@ -37,8 +43,8 @@ async def check_store(store: ScheduleStore, reopen: ScheduleStore | None = None)
     await store.open()
     assert await store.load() == ({}, [])
     await store.commit([
-        Defined("a", "m:f", '{"kind":"cron"}', None, t(0)),
-        Defined("b", "m:g", '{"kind":"interval"}', t(600), t(0)),
+        Defined("a", "m:f", CRON, None, t(0)),
+        Defined("b", "m:g", EVERY_10, t(600), t(0)),
         RunStarted("a", "r1", t(60), t(60.5), 1),
         RunStarted("a", "r2", None, t(61), 1),  # a manual run: no scheduled time
         Decided("b", t(600), "missed"),
@@ -51,13 +57,13 @@ async def check_store(store: ScheduleStore, reopen: ScheduleStore | None = None)
         RunEnded("a", "r0", "failed"),
         RunStarted("a", "r4", t(30), t(130), 2),  # its retry: an older time
         RunEnded("a", "r4", "failed"),
-        Defined("c", "m:h", '{"kind":"date"}', None, t(1)),
+        Defined("c", "m:h", ONCE, None, t(1)),
         Forgotten("c"),
     ])
     expected_jobs = {
-        "a": JobState(job_id="a", func_ref="m:f", trigger='{"kind":"cron"}', anchor=None,
+        "a": JobState(job_id="a", func_ref="m:f", trigger=trigger_key(CRON), anchor=None,
                       since=t(0), last_decided=t(120), last_outcome="run"),
-        "b": JobState(job_id="b", func_ref="m:g", trigger='{"kind":"interval"}',
+        "b": JobState(job_id="b", func_ref="m:g", trigger=trigger_key(EVERY_10),
                       anchor=t(600), since=t(0), last_decided=t(600), last_outcome="missed"),
     }
     expected_runs = [
@@ -66,9 +72,9 @@ async def check_store(store: ScheduleStore, reopen: ScheduleStore | None = None)
     ]
     assert await store.load() == (expected_jobs, expected_runs)
     # A definition written again starts its state afresh.
-    await store.commit([Defined("b", "m:g", '{"kind":"interval","n":2}', t(900), t(800))])
+    await store.commit([Defined("b", "m:g", EVERY_7, t(900), t(800))])
     jobs, _ = await store.load()
-    assert jobs["b"] == JobState(job_id="b", func_ref="m:g", trigger='{"kind":"interval","n":2}',
+    assert jobs["b"] == JobState(job_id="b", func_ref="m:g", trigger=trigger_key(EVERY_7),
                                  anchor=t(900), since=t(800))
     await store.close()
     if reopen is not None:
@@ -93,11 +99,11 @@ async def test_sqlite_store(tmp_path: Path) -> None:
 async def test_sqlite_store_commits_all_or_nothing(tmp_path: Path) -> None:
     store = SqliteScheduleStore(tmp_path / "lark.db")
     await store.open()
-    await store.commit([Defined("a", "m:f", "{}", None, t(0))])
+    await store.commit([Defined("a", "m:f", CRON, None, t(0))])
     bad = RunStarted("a", "r1", t(60), None, 1)  # type: ignore[arg-type]
     with pytest.raises(AttributeError):
         await store.commit([RunStarted("a", "r0", t(30), t(30), 1), bad])
-    assert await store.load() == ({"a": JobState(job_id="a", func_ref="m:f", trigger="{}",
+    assert await store.load() == ({"a": JobState(job_id="a", func_ref="m:f", trigger=trigger_key(CRON),
                                                  anchor=None, since=t(0))}, [])
     await store.close()
 
@@ -120,7 +126,7 @@ async def test_sqlite_store_waits_in_its_thread_while_another_connection_writes(
     done = anyio.Event()
 
     async def commit() -> None:
-        await store.commit([Defined("a", "m:f", "{}", None, t(0))])
+        await store.commit([Defined("a", "m:f", CRON, None, t(0))])
         done.set()
 
     async with anyio.create_task_group() as tg:

@@ -40,6 +40,7 @@ from ..state import (
     Record,
     RunEnded,
     RunStarted,
+    trigger_key,
 )
 from ._pg import Database
 
@@ -193,7 +194,7 @@ class PostgresScheduleStore:
             await self._decided(conn, decided)
         elif isinstance(first, Defined):
             await conn.executemany(_DEFINED, [
-                (r.job_id, r.func_ref, r.trigger, r.anchor, r.since)
+                (r.job_id, r.func_ref, trigger_key(r.trigger), r.anchor, r.since)
                 for r in chunk if isinstance(r, Defined)])
         elif isinstance(first, Forgotten):
             await conn.executemany(_FORGOTTEN, [(r.job_id,) for r in chunk

@@ -28,6 +28,7 @@ import logging
 from datetime import datetime
 
 from ..clock import Clock, TimerHandle
+from ..schedule.triggers import Trigger
 from ..state import (
     Decided,
     Defined,
@@ -93,7 +94,7 @@ class Journal:
     def decided(self, job_id: str, sched: datetime, outcome: str) -> None:
         self.record(Decided(job_id, sched, outcome))
 
-    def defined(self, job_id: str, func_ref: str, trigger: str, anchor: datetime | None,
+    def defined(self, job_id: str, func_ref: str, trigger: Trigger, anchor: datetime | None,
                 since: datetime) -> None:
         self.record(Defined(job_id, func_ref, trigger, anchor, since))
 

@@ -64,7 +64,8 @@ class Kernel:
     None runs everything here. ``schedule_store`` keeps the schedule state (interval
     anchors, the last time decided per job, runs in flight: ``kernel.state``) so that a
     restart loses nothing: times that fell while down are decided by grace and coalesce,
-    runs in flight at a crash are recorded interrupted. None keeps it in memory.
+    runs in flight at a crash are recorded interrupted. None keeps it in memory. With a
+    ``coordinator`` the claims do that instead (``kernel.distributed``).
     """
 
     def __init__(
@@ -104,6 +105,7 @@ class Kernel:
             schedule_store if schedule_store is not None else MemoryScheduleStore()
         )
         self._journal = Journal(self.schedule_store, self.clock)
+        self._undefined: set[str] = set()  # see _defined
         self._runner = Runner(self.clock, self._bus, self.failure_store, self._rng, max_threads,
                               self._tasks, self._journal)
         gate = None
@@ -143,6 +145,10 @@ class Kernel:
         journal = self._journal
         await journal.store.open()
         states, in_flight = await journal.store.load()
+        if self._coordinator is not None:
+            # Replicas: the claims decide the times that fell while down and report the
+            # runs a dead replica left (kernel.distributed); nothing is decided twice.
+            states, in_flight = {}, []
         journal.open(loop)
         self._loop = self._services.loop = loop
         self._loop_thread = threading.get_ident()
@@ -186,6 +192,13 @@ class Kernel:
         self._dispatcher.stop(list(self._jobs.snapshot()))
         await self._runner.drain(wait=wait, grace=grace)
         self._runner.close()
+        if self._undefined:
+            now = self.clock.now()
+            for job_id in sorted(self._undefined):
+                job = self._jobs.get(job_id)
+                if job is not None:
+                    record_definition(self._journal, job, now)
+            self._undefined.clear()
         await self._journal.close()
         self._bus.close_streams()
         if self._coordinator is not None:
@@ -278,7 +291,7 @@ class Kernel:
             self._on_loop(old.change, "superseded")
         self._on_loop(job.change, "added" if old is None else "replaced")
         if self.running:
-            self._on_loop_call(record_definition, self._journal, job, self.clock.now())
+            self._defined(job)
         return self._view(job)
 
     # -- managing jobs -------------------------------------------------------------
@@ -324,7 +337,7 @@ class Kernel:
             job.set_trigger(trigger)
         if self.running:
             self._on_loop(job.change, "rescheduled")
-            self._on_loop_call(record_definition, self._journal, job, self.clock.now())
+            self._defined(job)
         else:
             mono = self.clock.monotonic()
             job.start(self.clock.now(), mono, self._dispatcher.current_offset(mono), self._rng)
@@ -385,6 +398,15 @@ class Kernel:
             change(kind)
         else:
             self._loop.call_soon_threadsafe(self._deliver, change, kind)
+
+    def _defined(self, job: JobActor) -> None:
+        """A job added or rescheduled while running: its definition is recorded now in a
+        store that outlives the process; in memory, at shutdown (no per-add cost: nothing
+        can read it before)."""
+        if self._journal.write_ahead:
+            self._on_loop_call(record_definition, self._journal, job, self.clock.now())
+        else:
+            self._undefined.add(job.id)
 
     def _on_loop_call(self, func: Callable[..., None], *args: Any) -> None:
         """Call ``func(*args)`` on the loop thread (now if we are on it); not while stopped."""

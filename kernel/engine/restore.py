@@ -25,12 +25,10 @@ import random
 import uuid
 from datetime import datetime
 
-import msgspec
-
 from ..observe.failures import FailureRecord
 from ..schedule.downtime import times_between
 from ..schedule.triggers import DateTrigger, IntervalTrigger
-from ..state import InFlight, JobState
+from ..state import InFlight, JobState, trigger_key
 from .callables import callable_info
 from .job_actor import JobActor
 from .journal import Journal
@@ -41,23 +39,18 @@ __all__ = ("record_definition", "report_interrupted", "restore_job")
 log = logging.getLogger("scheduler.state")
 
 
-def trigger_key(job: JobActor) -> str:
-    """The trigger as stored: its spec as JSON (what decides whether a state applies)."""
-    return msgspec.json.encode(job.trigger.to_spec()).decode()
-
-
 def record_definition(journal: Journal, job: JobActor, now: datetime) -> None:
     """Record ``job``'s definition (new or changed): its state starts again from now."""
     trigger = job.trigger
     anchor = job.anchor_wall if isinstance(trigger, IntervalTrigger) and \
         trigger.start_date is None else None
-    journal.defined(job.id, callable_info(job.func).ref, trigger_key(job), anchor, now)
+    journal.defined(job.id, callable_info(job.func).ref, trigger, anchor, now)
 
 
 def restore_job(journal: Journal, job: JobActor, state: JobState | None, wall: datetime,
                 mono: float, rng: random.Random) -> list[datetime]:
     """Apply ``state`` to ``job`` (see the module doc); the downtime times to decide."""
-    if state is None or state.trigger != trigger_key(job):
+    if state is None or state.trigger != trigger_key(job.trigger):
         if state is not None:
             log.info("Job %s: its trigger changed since the last run; its schedule starts "
                      "afresh", job.id)

@@ -29,6 +29,7 @@ from ._records import (
     Record,
     RunEnded,
     RunStarted,
+    trigger_key,
 )
 from .port import ScheduleStore
 
@@ -43,4 +44,5 @@ __all__ = (
     "RunEnded",
     "RunStarted",
     "ScheduleStore",
+    "trigger_key",
 )

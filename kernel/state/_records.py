@@ -8,8 +8,11 @@ from typing import NamedTuple
 
 import msgspec
 
+from ..schedule.triggers import Trigger
+
 __all__ = (
     "Batch",
+    "trigger_key",
     "Decided",
     "Defined",
     "Forgotten",
@@ -26,9 +29,14 @@ class Defined(NamedTuple):
 
     job_id: str
     func_ref: str
-    trigger: str  # the trigger's spec as JSON (``Trigger.to_spec``)
+    trigger: Trigger  # stores keep it as :func:`trigger_key` (JSON), when they write it
     anchor: datetime | None  # an interval job's first fire time (its grid), else None
     since: datetime  # scheduled times after this are this definition's
+
+
+def trigger_key(trigger: Trigger) -> str:
+    """A trigger as stored: its spec as JSON (what decides whether a state applies)."""
+    return msgspec.json.encode(trigger.to_spec()).decode()
 
 
 class Forgotten(NamedTuple):
@@ -82,7 +90,7 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True):
 
     job_id: str
     func_ref: str
-    trigger: str
+    trigger: str  # trigger_key()
     anchor: datetime | None
     since: datetime
     last_decided: datetime | None = None

@@ -20,6 +20,7 @@ from ._records import (
     JobState,
     RunEnded,
     RunStarted,
+    trigger_key,
 )
 
 __all__ = ("MemoryScheduleStore",)
@@ -46,7 +47,8 @@ class MemoryScheduleStore:
         for job_id, d in self.definitions.items():
             last = self.decided.get(job_id)
             jobs[job_id] = JobState(
-                job_id=job_id, func_ref=d.func_ref, trigger=d.trigger, anchor=d.anchor,
+                job_id=job_id, func_ref=d.func_ref, trigger=trigger_key(d.trigger),
+                anchor=d.anchor,
                 since=d.since, last_decided=None if last is None else last[0],
                 last_outcome=None if last is None else last[1])
         runs = [InFlight(run_id=r.run_id, job_id=r.job_id, scheduled_at=r.scheduled_at,
@@ -71,16 +73,16 @@ class MemoryScheduleStore:
                         decided[run.job_id] = (when, "run")
             elif kind is RunEnded:
                 started.pop(cast(RunEnded, rec).run_id, None)
+            elif kind is Defined:
+                d = cast(Defined, rec)
+                self.definitions[d.job_id] = d
+                decided.pop(d.job_id, None)
             elif kind is Decided:
                 assert isinstance(rec, Decided)
                 last = decided.get(rec.job_id)
                 if (last is None or rec.scheduled_at >= last[0]) and \
                         rec.job_id in self.definitions:
                     decided[rec.job_id] = (rec.scheduled_at, rec.outcome)
-            elif kind is Defined:
-                assert isinstance(rec, Defined)
-                self.definitions[rec.job_id] = rec
-                decided.pop(rec.job_id, None)
             elif kind is Forgotten:
                 self.definitions.pop(rec.job_id, None)
                 decided.pop(rec.job_id, None)

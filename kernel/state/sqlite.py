@@ -34,6 +34,7 @@ from ._records import (
     JobState,
     RunEnded,
     RunStarted,
+    trigger_key,
 )
 
 __all__ = ("CHECKPOINT_EVERY", "SqliteScheduleStore")
@@ -263,7 +264,7 @@ def _write(conn: sqlite3.Connection, kind: type | None, recs: list[tuple[object,
         conn.executemany(_DECIDED, [(r.job_id, _text(r.scheduled_at), r.outcome)
                                     for r in recs if isinstance(r, Decided)])
     elif kind is Defined:
-        conn.executemany(_DEFINED, [(r.job_id, r.func_ref, r.trigger, _opt(r.anchor),
+        conn.executemany(_DEFINED, [(r.job_id, r.func_ref, trigger_key(r.trigger), _opt(r.anchor),
                                      _text(r.since)) for r in recs if isinstance(r, Defined)])
     elif kind is Forgotten:
         conn.executemany(_FORGOTTEN, [(r.job_id,) for r in recs if isinstance(r, Forgotten)])
