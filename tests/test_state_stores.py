@@ -24,8 +24,8 @@ from kernel.state import (
     trigger_key,
 )
 from kernel.state.memory import MemoryScheduleStore
-from kernel.triggers import CronTrigger, DateTrigger, IntervalTrigger
 from kernel.state.sqlite import SqliteScheduleStore
+from kernel.triggers import CronTrigger, DateTrigger, IntervalTrigger
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 CRON = CronTrigger("* * * * *", "UTC")
@@ -103,8 +103,9 @@ async def test_sqlite_store_commits_all_or_nothing(tmp_path: Path) -> None:
     bad = RunStarted("a", "r1", t(60), None, 1)  # type: ignore[arg-type]
     with pytest.raises(AttributeError):
         await store.commit([RunStarted("a", "r0", t(30), t(30), 1), bad])
-    assert await store.load() == ({"a": JobState(job_id="a", func_ref="m:f", trigger=trigger_key(CRON),
-                                                 anchor=None, since=t(0))}, [])
+    kept = JobState(job_id="a", func_ref="m:f", trigger=trigger_key(CRON), anchor=None,
+                    since=t(0))
+    assert await store.load() == ({"a": kept}, [])
     await store.close()
 
 

@@ -12,7 +12,6 @@ from ..schedule.triggers import Trigger
 
 __all__ = (
     "Batch",
-    "trigger_key",
     "Decided",
     "Defined",
     "Forgotten",
@@ -21,6 +20,7 @@ __all__ = (
     "Record",
     "RunEnded",
     "RunStarted",
+    "trigger_key",
 )
 
 
