@@ -62,6 +62,7 @@ class Stores:
             image = MemoryScheduleStore()
             image.definitions = dict(store.definitions)
             image.decided = dict(store.decided)
+            image.last_run = dict(store.last_run)
             image.started = dict(store.started)
             return image
         assert isinstance(store, SqliteScheduleStore)

@@ -5,7 +5,8 @@ The engine tells it, on the loop thread: a job's definition is new or changed
 decided without a run (:meth:`decided`), a run is about to start (:meth:`started`) and
 a run ended (:meth:`ended`).
 
-For a store whose ``write_ahead`` is false (memory) each record is applied at once. For
+For a store whose ``write_ahead`` is false (memory) each record is applied at once (the
+memory store's two per-run records through its own methods, without a record object). For
 the others (SQLite, PostgreSQL) records collect in a batch. A run's start starts the
 writer task, which runs after the current callback (the timer tick) is over, so
 everything one tick decided is committed in one transaction. :meth:`started` answers the
@@ -38,6 +39,7 @@ from ..state import (
     RunStarted,
     ScheduleStore,
 )
+from ..state.memory import MemoryScheduleStore
 
 __all__ = ("MAX_PENDING", "OUTCOME_DELAY", "RETRY_DELAY", "Journal")
 
@@ -55,6 +57,8 @@ class Journal:
         self.store = store
         self.clock = clock
         self.write_ahead = store.write_ahead
+        self._memory = store if isinstance(store, MemoryScheduleStore) and \
+            not store.write_ahead else None
         self._batch: list[Record] = []
         self._waiter: asyncio.Future[None] | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -70,6 +74,10 @@ class Journal:
     def started(self, job_id: str, run_id: str, sched: datetime | None, started: datetime,
                 attempt: int) -> asyncio.Future[None] | None:
         """A run is about to start; what its body must await first (None: nothing)."""
+        memory = self._memory
+        if memory is not None:
+            memory.run_started(job_id, run_id, sched, started, attempt)
+            return None
         rec = RunStarted(job_id, run_id, sched, started, attempt)
         if not self.write_ahead:
             self.store.apply((rec,))
@@ -85,6 +93,10 @@ class Journal:
         return waiter
 
     def ended(self, job_id: str, run_id: str, outcome: str) -> None:
+        memory = self._memory
+        if memory is not None:
+            memory.run_ended(run_id)
+            return
         rec = RunEnded(job_id, run_id, outcome)
         if self.write_ahead:
             self._add(rec)
