@@ -253,6 +253,13 @@ class LarkService:
             raise RuntimeError("LarkService is not running; use `async with LarkService(...)`")
         return self._store
 
+    def schedule_store(self) -> ScheduleStore | None:
+        """Where ``serve`` keeps the kernel's schedule state: in the store's database
+        (:func:`make_schedule_store`). Only while running (the database's directory exists)."""
+        if self._stack is None:
+            raise RuntimeError("LarkService is not running; use `async with LarkService(...)`")
+        return make_schedule_store(self.config, clock=self.clock)
+
     def actor(self, name: str) -> ActorRef[Any]:
         """The actor ``notifier``, ``user_sync``, ``token_expiry``, ``cleanup`` or ``health``."""
         try:

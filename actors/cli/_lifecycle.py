@@ -30,7 +30,7 @@ from actors._config_load import redact_url
 from actors.cluster import describe_mode, make_cluster_kernel, merge_ready, prune_disabled_jobs
 from actors.config import Config
 from actors.jobs import HealthReport
-from actors.service import make_kernel, make_schedule_store
+from actors.service import make_kernel
 from kernel import Kernel
 from kernel.api_models import ReadyCheck, ReadyReport
 from kernel.console import ConsoleOptions
@@ -40,10 +40,12 @@ from kernel.failures import FailureStore
 from kernel.http import AdminServer
 from kernel.logs import configure_logging
 from kernel.metrics import SchedulerMetrics
+from kernel.state import ScheduleStore
 
 from ._errors import EXIT_ERROR, CliError
 
 __all__ = (
+    "DurableSchedule",
     "HttpRoutes",
     "Service",
     "ServiceFactory",
@@ -89,6 +91,16 @@ class HttpRoutes(Protocol):
 
     def add_routes(self, app: web.Application, *, admin_token: str | None) -> None:
         """Add them to ``app``, which has not started yet."""
+        ...
+
+
+@runtime_checkable
+class DurableSchedule(Protocol):
+    """A service whose database keeps the kernel's schedule state (the Lark service: in its
+    store's database), so that a restart, a crash included, loses nothing."""
+
+    def schedule_store(self) -> ScheduleStore | None:
+        """The store for ``Kernel(schedule_store=...)`` (None: in memory)."""
         ...
 
 
@@ -222,8 +234,8 @@ def _make_kernel(config: Config, service: Service) -> Kernel:
         return make_cluster_kernel(config, failure_store=service.store)
     # One process: the schedule state lives in the store's database, so a restart (a
     # crash included) decides the times that fell while down and reports runs it cut.
-    return make_kernel(config, failure_store=service.store,
-                       schedule_store=make_schedule_store(config))
+    schedule = service.schedule_store() if isinstance(service, DurableSchedule) else None
+    return make_kernel(config, failure_store=service.store, schedule_store=schedule)
 
 
 async def _start_kernel(kernel: Kernel, config: Config) -> None:
