@@ -63,9 +63,12 @@ from kernel.errors import InvalidJobError
 from kernel.failures import FailureStore
 from kernel.job import Job
 from kernel.openapi import api_contract
+from kernel.state import ScheduleStore
 from kernel.triggers import resolve_timezone
 
-__all__ = ("JOB_IDS", "JobIncompleteError", "LarkService", "make_kernel")
+__all__ = (
+    "JOB_IDS", "JobIncompleteError", "LarkService", "make_kernel", "make_schedule_store",
+)
 
 logger = logging.getLogger("actors.service")
 
@@ -80,10 +83,36 @@ class JobIncompleteError(RuntimeError):
         self.report = report
 
 
+def make_schedule_store(config: Config, *, clock: Clock | None = None) -> ScheduleStore | None:
+    """Where one process keeps its schedule state: in the store's database. On SQLite, the
+    same file (``kernel.state.sqlite``); on PostgreSQL, the cluster tables of
+    ``cluster.schema`` (``kernel.distributed.state_pg``); None (memory) for
+    ``sqlite:///:memory:``."""
+    url = config.store.resolved_url
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///"):]
+        if path == ":memory:":
+            return None
+        from kernel.state.sqlite import SqliteScheduleStore
+
+        return SqliteScheduleStore(path)
+    from kernel.distributed._pg import Database
+    from kernel.distributed.state_pg import PostgresScheduleStore
+
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    return PostgresScheduleStore(Database(dsn, schema=config.cluster.schema, pool_size=2,
+                                          clock=clock))
+
+
 def make_kernel(
-    config: Config, *, clock: Clock | None = None, failure_store: FailureStore | None = None
+    config: Config,
+    *,
+    clock: Clock | None = None,
+    failure_store: FailureStore | None = None,
+    schedule_store: ScheduleStore | None = None,
 ) -> Kernel:
-    """A kernel with the configured timezone and job defaults."""
+    """A kernel with the configured timezone and job defaults (and ``schedule_store``:
+    :func:`make_schedule_store` for a service; None keeps it in memory)."""
     scheduler = config.scheduler
     return Kernel(
         timezone=scheduler.timezone,
@@ -96,6 +125,7 @@ def make_kernel(
         failure_store=failure_store,
         failure_outbox_size=config.failures.outbox_size,
         failure_flush_timeout=config.failures.flush_timeout,
+        schedule_store=schedule_store,
     )
 
 
@@ -225,6 +255,13 @@ class LarkService:
         if self._store is None or self._stack is None:
             raise RuntimeError("LarkService is not running; use `async with LarkService(...)`")
         return self._store
+
+    def schedule_store(self) -> ScheduleStore | None:
+        """Where ``serve`` keeps the kernel's schedule state: in the store's database
+        (:func:`make_schedule_store`). Only while running (the database's directory exists)."""
+        if self._stack is None:
+            raise RuntimeError("LarkService is not running; use `async with LarkService(...)`")
+        return make_schedule_store(self.config, clock=self.clock)
 
     def actor(self, name: str) -> ActorRef[Any]:
         """The actor ``notifier``, ``user_sync``, ``token_expiry``, ``cleanup`` or ``health``."""

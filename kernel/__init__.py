@@ -5,7 +5,8 @@ Nothing here knows about Lark; the service's jobs live in :mod:`actors`.
 
 Layout (each package a layer, using only those below it): :mod:`kernel.distributed` and
 :mod:`kernel.admin` on top; :mod:`kernel.engine` (the :class:`Kernel` facade, job actors,
-dispatcher, runner); :mod:`kernel.observe` (events, metrics, logs, failure records);
+dispatcher, runner); :mod:`kernel.state` (the schedule state kept across restarts: its
+port and stores); :mod:`kernel.observe` (events, metrics, logs, failure records);
 :mod:`kernel.schedule` (pure schedule maths and the policy). Beside them the contracts
 every layer shares: :mod:`kernel.clock`, :mod:`kernel.errors`, :mod:`kernel.job`,
 :mod:`kernel.retry`, :mod:`kernel.coordination`, :mod:`kernel.port`, and

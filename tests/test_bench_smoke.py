@@ -26,7 +26,7 @@ N = 20
 def _unavailable(engine: str) -> str | None:
     if engine == "apscheduler3" and importlib.util.find_spec("apscheduler") is None:
         return "apscheduler 3 is a bench-only dependency, not installed here"
-    if engine == "kernel":
+    if engine in ("kernel", "kernel-sqlite"):
         # The kernel lands on main separately; until this branch has it, say so.
         return ENGINES["kernel"].probe()
     return None
@@ -54,7 +54,7 @@ def quick_report(tmp_path: Path, engines: str, scenarios: str) -> dict[str, Any]
 
 @pytest.mark.slow
 @pytest.mark.timeout(30)
-@pytest.mark.parametrize("engine", ["floor", "kernel", "apscheduler3"])
+@pytest.mark.parametrize("engine", ["floor", "kernel", "kernel-sqlite", "apscheduler3"])
 def test_quick_run_writes_every_figure_and_runs_every_fire(engine: str, tmp_path: Path) -> None:
     reason = _unavailable(engine)
     if reason is not None:

@@ -50,5 +50,6 @@ def test_every_kernel_module_is_a_package_a_public_path_or_a_contract() -> None:
     contracts = {"clock", "coordination", "errors", "job", "port", "retry", "testing"}
     public = {p.split(".")[1] for p in PUBLIC_PATHS}
     # kernel/console/ holds only the public paths of kernel.admin.console.
-    assert packages == {"admin", "console", "distributed", "engine", "observe", "schedule"}
+    assert packages == {"admin", "console", "distributed", "engine", "observe", "schedule",
+                        "state"}
     assert modules == contracts | (public - {"console"})

@@ -40,10 +40,12 @@ from kernel.failures import FailureStore
 from kernel.http import AdminServer
 from kernel.logs import configure_logging
 from kernel.metrics import SchedulerMetrics
+from kernel.state import ScheduleStore
 
 from ._errors import EXIT_ERROR, CliError
 
 __all__ = (
+    "DurableSchedule",
     "HttpRoutes",
     "Service",
     "ServiceFactory",
@@ -89,6 +91,16 @@ class HttpRoutes(Protocol):
 
     def add_routes(self, app: web.Application, *, admin_token: str | None) -> None:
         """Add them to ``app``, which has not started yet."""
+        ...
+
+
+@runtime_checkable
+class DurableSchedule(Protocol):
+    """A service whose database keeps the kernel's schedule state (the Lark service: in its
+    store's database), so that a restart, a crash included, loses nothing."""
+
+    def schedule_store(self) -> ScheduleStore | None:
+        """The store for ``Kernel(schedule_store=...)`` (None: in memory)."""
         ...
 
 
@@ -220,12 +232,23 @@ async def _log_health(service: Service) -> None:
 def _make_kernel(config: Config, service: Service) -> Kernel:
     if config.cluster.enabled:
         return make_cluster_kernel(config, failure_store=service.store)
-    return make_kernel(config, failure_store=service.store)
+    # One process: the schedule state lives in the store's database, so a restart (a
+    # crash included) decides the times that fell while down and reports runs it cut.
+    schedule = service.schedule_store() if isinstance(service, DurableSchedule) else None
+    return make_kernel(config, failure_store=service.store, schedule_store=schedule)
 
 
 async def _start_kernel(kernel: Kernel, config: Config) -> None:
     if not isinstance(kernel, PersistentKernel):
-        await kernel.start()
+        try:
+            await kernel.start()  # reads the schedule state from the store's database
+        except UNAVAILABLE as exc:
+            url = redact_url(config.store.resolved_url)
+            raise CliError(
+                f"cannot start: the schedule state in store.url {url} (schema "
+                f"{config.cluster.schema}) is unavailable: {type(exc).__name__}: {exc}",
+                EXIT_ERROR,
+            ) from None
         return
     try:
         await kernel.start()

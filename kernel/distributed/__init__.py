@@ -5,6 +5,8 @@
   the job store (asyncpg).
 * :mod:`kernel.distributed.persistent` - :class:`PersistentKernel`, a kernel whose jobs
   live in PostgreSQL and whose changes reach every replica through LISTEN/NOTIFY.
+* :mod:`kernel.distributed.state_pg` - :class:`PostgresScheduleStore`, the schedule state
+  of one kernel (``Kernel(schedule_store=...)``) in the same tables (claims).
 * :mod:`kernel.distributed.rabbitmq` - the ``rabbitmq`` executor;
   :mod:`kernel.distributed.worker` - :func:`run_worker` and its command line.
 

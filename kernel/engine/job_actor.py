@@ -134,6 +134,10 @@ class JobActor(FireTimes):
     def catch_up(self, times: tuple[datetime, ...]) -> None:
         self._deliver(CatchUp(times))
 
+    def retire(self) -> None:
+        """Leave for good (restored state says a one-shot job's time was decided)."""
+        self._leave()
+
     def run_now(self, *, attempt: int = 1, retry_of: str | None = None) -> str:
         """Start a manual run at once (not a scheduled time, so outside the message
         order); ``JobBusyError`` when ``max_instances`` runs are going."""
@@ -286,6 +290,7 @@ class JobActor(FireTimes):
             "Run of job %s scheduled at %s was missed by %.3f s (misfire_grace_time=%s)",
             self.id, sched, late, self.opts.misfire_grace_time,
         )
+        self.ctx.runner.journal.decided(self.id, sched, "missed")
         bus = self.ctx.bus
         if bus.observed:
             bus.emit(RunMissed(job_id=self.id, scheduled_at=sched, lateness=late))
@@ -299,6 +304,8 @@ class JobActor(FireTimes):
             )
         elif log.isEnabledFor(logging.INFO):
             log.info("Run of job %s scheduled at %s skipped: coalesced", self.id, sched)
+        if sched is not None:
+            self.ctx.runner.journal.decided(self.id, sched, reason)
         bus = self.ctx.bus
         if bus.observed:
             bus.emit(RunSkipped(job_id=self.id, scheduled_at=sched, reason=reason))

@@ -34,15 +34,19 @@ from ..observe.events import Event, FailureRecordDropped
 from ..observe.failures import FailureRecord, FailureStore, MemoryFailureStore
 from ..observe.outbox import DEFAULT_OUTBOX_CAPACITY, FailureOutbox
 from ..schedule.triggers import CronTrigger, DateTrigger, Trigger, resolve_timezone
+from ..state import ScheduleStore
+from ..state.memory import MemoryScheduleStore
 from .callables import callable_info, interval_trigger, shared_interval_trigger
 from .claims import ClaimGate
 from .definitions import UNSET, checked_arguments, checked_trigger, job_options
 from .dispatcher import Dispatcher
 from .event_bus import EventBus
 from .job_actor import JobActor, JobServices
+from .journal import Journal
 from .messages import ChangeKind
 from .port import EnginePort
 from .registry import Registry
+from .restore import record_definition, report_interrupted, restore_job
 from .runner import Runner
 
 __all__ = ("Kernel",)
@@ -58,7 +62,11 @@ class Kernel:
     at most ``max_threads`` worker threads. ``wall_check_interval`` bounds how long a
     wall-clock step can go unnoticed while cron or date jobs are registered.
     ``coordinator`` shares scheduled runs between replicas (``kernel.coordination``);
-    None runs everything here.
+    None runs everything here. ``schedule_store`` keeps the schedule state (interval
+    anchors, the last time decided per job, runs in flight: ``kernel.state``) so that a
+    restart loses nothing: times that fell while down are decided by grace and coalesce,
+    runs in flight at a crash are recorded interrupted. None keeps it in memory. With a
+    ``coordinator`` the claims do that instead (``kernel.distributed``).
 
     Failure records go to ``failure_store`` (default: a bounded ring in memory) through
     a :class:`~kernel.observe.outbox.FailureOutbox` (:attr:`failure_store`): a record the
@@ -80,6 +88,7 @@ class Kernel:
         coordinator: Coordinator | None = None,
         failure_outbox_size: int = DEFAULT_OUTBOX_CAPACITY,
         failure_flush_timeout: float = 10.0,
+        schedule_store: ScheduleStore | None = None,
     ) -> None:
         self.timezone = resolve_timezone(timezone)
         self.job_defaults = job_defaults if job_defaults is not None else JobDefaults()
@@ -114,8 +123,13 @@ class Kernel:
         self.failure_store: FailureStore = self.failure_outbox
         """Where failure records are read and written: the outbox in front of the store."""
         self._dispatcher = Dispatcher(self.clock, wall_check_interval)
+        self.schedule_store: ScheduleStore = (
+            schedule_store if schedule_store is not None else MemoryScheduleStore()
+        )
+        self._journal = Journal(self.schedule_store, self.clock)
+        self._undefined: set[str] = set()  # see _defined
         self._runner = Runner(self.clock, self._bus, self.failure_store, self._rng, max_threads,
-                              self._tasks)
+                              self._tasks, self._journal)
         gate = None
         if coordinator is not None:
             gate = ClaimGate(coordinator, self.clock, self._runner.new_run_id,
@@ -149,6 +163,15 @@ class Kernel:
         if self.running:
             return
         loop = asyncio.get_running_loop()
+        # The schedule state is read before any timer starts.
+        journal = self._journal
+        await journal.store.open()
+        states, in_flight = await journal.store.load()
+        if self._coordinator is not None:
+            # Replicas: the claims decide the times that fell while down and report the
+            # runs a dead replica left (kernel.distributed); nothing is decided twice.
+            states, in_flight = {}, []
+        journal.open(loop)
         self._loop = self._services.loop = loop
         self._loop_thread = threading.get_ident()
         self._runner.open(loop)
@@ -157,11 +180,23 @@ class Kernel:
         jobs = self._jobs.snapshot()
         clock = self.clock
         wall, mono = clock.now(), clock.monotonic()
+        downtime: list[tuple[JobActor, list[datetime]]] = []
         for job in jobs:
-            # Jobs added before start begin now: "every 6 hours" counts from start-up.
+            # Jobs added before start begin now: "every 6 hours" counts from start-up,
+            # unless the stored state says where its grid was.
             job.start(wall, mono, dispatcher.offset, self._rng)
+            times = restore_job(journal, job, states.get(job.id), wall, mono, self._rng)
+            if times:
+                downtime.append((job, times))
             job.change("started")
         dispatcher.arm()
+        for job, times in downtime:
+            job.catch_up(tuple(times))
+        for run in in_flight:
+            task = loop.create_task(report_interrupted(self._runner, run,
+                                                       self._jobs.get(run.job_id)))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         if self._coordinator is not None:
             await self._coordinator.attach(self.port)
         log.info(
@@ -179,6 +214,14 @@ class Kernel:
         self._dispatcher.stop(list(self._jobs.snapshot()))
         await self._runner.drain(wait=wait, grace=grace)
         self._runner.close()
+        if self._undefined:
+            now = self.clock.now()
+            for job_id in sorted(self._undefined):
+                job = self._jobs.get(job_id)
+                if job is not None:
+                    record_definition(self._journal, job, now)
+            self._undefined.clear()
+        await self._journal.close()
         await self.failure_outbox.close(self.failure_flush_timeout)
         self._bus.close_streams()
         if self._coordinator is not None:
@@ -276,6 +319,8 @@ class Kernel:
         if old is not None:
             self._on_loop(old.change, "superseded")
         self._on_loop(job.change, "added" if old is None else "replaced")
+        if self.running:
+            self._defined(job)
         return self._view(job)
 
     # -- managing jobs -------------------------------------------------------------
@@ -294,6 +339,8 @@ class Kernel:
             raise JobLookupError(job_id)
         job.removed = True
         self._on_loop(job.change, "removed")
+        if self.running:
+            self._on_loop_call(self._journal.forgotten, job_id)
 
     def pause_job(self, job_id: str) -> Job:
         """Stop firing a job until ``resume_job``; fires due while paused never run."""
@@ -319,6 +366,7 @@ class Kernel:
             job.set_trigger(trigger)
         if self.running:
             self._on_loop(job.change, "rescheduled")
+            self._defined(job)
         else:
             mono = self.clock.monotonic()
             job.start(self.clock.now(), mono, self._dispatcher.current_offset(mono), self._rng)
@@ -379,6 +427,24 @@ class Kernel:
             change(kind)
         else:
             self._loop.call_soon_threadsafe(self._deliver, change, kind)
+
+    def _defined(self, job: JobActor) -> None:
+        """A job added or rescheduled while running: its definition is recorded now in a
+        store that outlives the process; in memory, at shutdown (no per-add cost: nothing
+        can read it before)."""
+        if self._journal.write_ahead:
+            self._on_loop_call(record_definition, self._journal, job, self.clock.now())
+        else:
+            self._undefined.add(job.id)
+
+    def _on_loop_call(self, func: Callable[..., None], *args: Any) -> None:
+        """Call ``func(*args)`` on the loop thread (now if we are on it); not while stopped."""
+        if not self.running or self._loop is None:
+            return
+        if threading.get_ident() == self._loop_thread:
+            func(*args)
+        else:
+            self._loop.call_soon_threadsafe(func, *args)
 
     def _deliver(self, change: Callable[[ChangeKind], None], kind: ChangeKind) -> None:
         if self.running:

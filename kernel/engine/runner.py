@@ -37,6 +37,7 @@ from ..schedule.policy import retry_at
 from .event_bus import EventBus
 from .gate import Lease
 from .invoke import call_job
+from .journal import Journal
 
 __all__ = ("RunOwner", "Runner", "failed_event")
 
@@ -80,8 +81,10 @@ class Runner:
         rng: random.Random,
         max_threads: int,
         tasks: set[asyncio.Task[Any]],
+        journal: Journal,
     ) -> None:
         self.clock = clock
+        self.journal = journal
         self.bus = bus
         self.failure_store = failure_store
         self.rng = rng
@@ -143,6 +146,8 @@ class Runner:
             run_id = lease.run_id
         clock = self.clock
         started = clock.now()
+        # Write-ahead: the body waits until this start is committed (None: nothing to wait).
+        written = self.journal.started(job.id, run_id, sched, started, attempt)
         if self.bus.observed:
             self.bus.emit(RunStarted(
                 job_id=job.id, scheduled_at=sched, run_id=run_id, started_at=started,
@@ -152,7 +157,7 @@ class Runner:
         assert loop is not None
         task = loop.create_task(self._execute(
             job, run_id, sched, late, started, clock.monotonic(), manual, attempt, retry_of,
-            lease,
+            lease, written,
         ))
         self.tasks.add(task)  # _execute discards it when done (cheaper than a callback)
         return run_id
@@ -169,8 +174,10 @@ class Runner:
         attempt: int,
         retry_of: str | None,
         lease: Lease | None,
+        written: asyncio.Future[None] | None,
     ) -> None:
         ok = False
+        outcome = "failed"
         try:
             clock = self.clock
             if run_log.isEnabledFor(logging.INFO):
@@ -182,6 +189,8 @@ class Runner:
             if lease is not None:
                 lease.begin()
             try:
+                if written is not None:
+                    await written
                 if job.is_coro and job.opts.timeout is None:
                     # The common case, without call_job's extra coroutine layer.
                     func = job.func
@@ -192,6 +201,7 @@ class Runner:
                     await call_job(clock, executor, job.func, job.args, job.kwargs,
                                    job.is_coro, job.opts.timeout, job.id)
             except asyncio.CancelledError:
+                outcome = "cancelled"
                 job.run_finished()
                 duration = clock.monotonic() - t0
                 run_log.warning("Job %s (run %s) cancelled after %.3f s", job.id, run_id,
@@ -207,6 +217,7 @@ class Runner:
             else:
                 job.run_finished()
                 ok = True
+                outcome = "succeeded"
                 duration = clock.monotonic() - t0
                 if run_log.isEnabledFor(logging.INFO):
                     run_log.info("Job %s (run %s) succeeded in %.3f s", job.id, run_id, duration)
@@ -218,6 +229,7 @@ class Runner:
                 if retry_of is not None:
                     await self._link_retry(retry_of, run_id, started, "succeeded", None, manual)
         finally:
+            self.journal.ended(job.id, run_id, outcome)
             if lease is not None:
                 # Shielded: a cancellation at shutdown must not leave the claim looking alive.
                 await asyncio.shield(lease.end(ok))

@@ -77,6 +77,17 @@ class FireTimes:
         else:  # pragma: no cover - the kernel validates triggers on add
             raise TypeError(f"unsupported trigger {trigger!r}")
 
+    def restore_anchor(
+        self, anchor_wall: datetime, wall_now: datetime, mono_now: float, rng: random.Random
+    ) -> None:
+        """After a restart: an interval job without ``start_date`` goes back to the grid
+        whose first fire was ``anchor_wall``, at its first time at or after now."""
+        self.anchor_wall = anchor_wall
+        self.anchor_mono = mono_now + (anchor_wall - wall_now).total_seconds()
+        behind = mono_now - self.anchor_mono
+        self.k = max(0, math.ceil(behind / self.interval)) if behind > 0 else 0
+        self._interval_point(rng)
+
     def resume(
         self, wall_now: datetime, mono_now: float, offset: float, rng: random.Random
     ) -> None:
