@@ -139,8 +139,10 @@ DECLARE
     live integer;
     t bigint;
 BEGIN
-    ahead := extract(epoch FROM p_at - now()) - p_tolerance;
-    IF ahead > 0 THEN
+    ahead := extract(epoch FROM p_at - now());
+    IF ahead > p_tolerance THEN
+        -- Ask again at the time itself, not at the tolerance's edge: a replica whose
+        -- clock runs ahead does not win every race by the tolerance.
         RETURN QUERY SELECT 'early'::text, 0::bigint, ahead;
         RETURN;
     END IF;

@@ -120,8 +120,10 @@ class ClaimLease:
                 if not stored:
                     log.warning(
                         "Outcome of job %s run %s (scheduled %s) refused: its fencing token "
-                        "%d is stale (the claim was reaped or retried elsewhere)", self.job_id,
-                        self.run_id, self.scheduled_at, self.token)
+                        "%d is stale (its lease was lost while this process was paused or cut "
+                        "off; the claim stays as the reaper recorded it, and writes fenced by "
+                        "the token were refused too)", self.job_id, self.run_id,
+                        self.scheduled_at, self.token)
                 return
 
 
