@@ -126,6 +126,11 @@ class Coordinator(Protocol):
         """Called at the end of ``Kernel.shutdown``: stop background work."""
         ...
 
+    def owns(self, job_id: str) -> bool:
+        """Whether this replica fires ``job_id`` now (the job set is partitioned among the
+        live replicas; the claim still decides who runs each time)."""
+        ...
+
     async def claim(
         self, job_id: str, scheduled_at: datetime, run_id: str, *, max_instances: int
     ) -> Claim:

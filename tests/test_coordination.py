@@ -46,6 +46,9 @@ class MemoryCoordinator:
     async def detach(self) -> None:
         self.shared.calls.append(("detach", self.replica_id))
 
+    def owns(self, job_id: str) -> bool:
+        return True
+
     def _token(self) -> int:
         self.shared.tokens += 1
         return self.shared.tokens

@@ -4,6 +4,7 @@ replicas, expired leases reported as interrupted runs, skewed clocks."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -129,7 +130,9 @@ async def test_replicas_with_skewed_clocks_run_each_scheduled_time_once(
 
     def replica(name: str, offset: float) -> tuple[Kernel, VirtualClock]:
         clock = VirtualClock(T0 + timedelta(seconds=offset))
-        kernel = Kernel(clock=clock, coordinator=PostgresCoordinator(db, replica_id=name))
+        # Both replicas fire the job (no partitioning): the claims alone keep it once.
+        kernel = Kernel(clock=clock, coordinator=PostgresCoordinator(db, replica_id=name,
+                                                                     partition=False))
 
         async def job() -> None:
             ran.append((name, clock.now()))
@@ -282,3 +285,33 @@ async def test_renewal_is_one_statement_that_keeps_held_leases_and_the_heartbeat
     a.release(claims[0].token)
     await a.detach()
     assert await db.fetchval("SELECT count(*) FROM replicas") == 0
+
+
+def test_rendezvous_moves_only_the_leaving_replicas_jobs() -> None:
+    from kernel.distributed.postgres import owner_of
+
+    jobs = [f"job-{i}" for i in range(3000)]
+    three = {j: owner_of(("a", "b", "c"), j) for j in jobs}
+    shares = Counter(three.values())
+    assert set(shares) == {"a", "b", "c"} and min(shares.values()) > 800
+    two = {j: owner_of(("a", "b"), j) for j in jobs}
+    moved = [j for j in jobs if three[j] != two[j]]
+    assert moved and all(three[j] == "c" for j in moved)
+    assert len(moved) == shares["c"]
+
+
+async def test_live_replicas_partition_the_jobs_and_rebalance_on_leave(db: Database) -> None:
+    a, b = coordinators(db, 2, lease=3.0)
+    seen: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
+    a.on_rebalance = lambda old, new: seen.append((old, new))
+    assert a.owns("x") and a.live == ("r0",)  # alone: owns everything
+    await b.renew_held()
+    await a.renew_held()
+    assert a.live == ("r0", "r1") and seen == [(("r0",), ("r0", "r1"))]
+    jobs = [f"job-{i}" for i in range(100)]
+    await b.renew_held()
+    assert all(a.owns(j) != b.owns(j) for j in jobs)
+    await b.detach()  # leaves: its row goes, a takes everything at its next renewal
+    await a.renew_held()
+    assert a.live == ("r0",) and all(a.owns(j) for j in jobs)
+    await a.detach()

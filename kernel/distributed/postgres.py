@@ -36,11 +36,12 @@ replica sees them (the reaper's records included).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -72,13 +73,24 @@ _VERDICTS: dict[str, ClaimVerdict] = {"won": "won", "taken": "taken", "busy": "b
 DUE_TOLERANCE = 0.05
 """Seconds a claim may come before its scheduled time on the database's clock."""
 
+# One statement per renewal period: this replica's heartbeat, every held lease, and the
+# replicas that are live (a heartbeat within two renewal periods: $4 seconds).
 _RENEW = (
     "WITH beat AS (INSERT INTO replicas (id, heartbeat_at, lease_until) "
     "VALUES ($1, now(), now() + $2 * interval '1 second') ON CONFLICT (id) DO UPDATE "
-    "SET heartbeat_at = now(), lease_until = EXCLUDED.lease_until) "
-    "UPDATE claims SET lease_until = now() + $2 * interval '1 second' "
-    "WHERE token = ANY($3::bigint[]) AND state = 'running' RETURNING token"
+    "SET heartbeat_at = now(), lease_until = EXCLUDED.lease_until), "
+    "renewed AS (UPDATE claims SET lease_until = now() + $2 * interval '1 second' "
+    "WHERE token = ANY($3::bigint[]) AND state = 'running' RETURNING token) "
+    "SELECT token, NULL::text AS replica FROM renewed UNION ALL "
+    "SELECT NULL::bigint, id FROM replicas WHERE heartbeat_at > now() - $4 * interval '1 second'"
 )
+
+
+def owner_of(live: Sequence[str], job_id: str) -> str:
+    """The live replica that fires ``job_id``: rendezvous (highest random weight) hashing,
+    so a replica joining or leaving moves only its share of the jobs."""
+    return max(live, key=lambda replica: hashlib.blake2b(
+        f"{replica}\0{job_id}".encode(), digest_size=8).digest())
 
 
 class _Held:
@@ -119,6 +131,7 @@ class PostgresCoordinator:
         replica_id: str | None = None,
         lease: float = 15.0,
         keep_claims: timedelta = timedelta(days=7),
+        partition: bool = True,
     ) -> None:
         if lease < 0.1:
             raise ValueError(f"lease={lease} must be at least 0.1 seconds")
@@ -132,6 +145,12 @@ class PostgresCoordinator:
         self._renew_conn: asyncpg.Connection | None = None
         self._held: dict[int, _Held] = {}
         self._granted: dict[int, float] = {}  # token -> monotonic time its claim was sent
+        self.partition = partition
+        self.live: tuple[str, ...] = (self.replica_id,)
+        """The live replicas as of the last renewal (this one always included)."""
+        self.on_rebalance: Callable[[tuple[str, ...], tuple[str, ...]], None] | None = None
+        """Called with (old, new) live replicas when the set changes."""
+        self._owns: dict[str, bool] = {}
 
     # -- Coordinator ------------------------------------------------------------------
     async def attach(self, port: KernelPort) -> None:
@@ -147,6 +166,8 @@ class PostgresCoordinator:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         self._reaper = self._renewer = None
+        self.live = (self.replica_id,)
+        self._owns.clear()
         conn, self._renew_conn = self._renew_conn, None
         if conn is not None:
             try:
@@ -157,6 +178,26 @@ class PostgresCoordinator:
                 log.warning("could not remove replica %s from the replicas table: %s",
                             self.replica_id, exc)
             await conn.close(timeout=2)
+
+    def owns(self, job_id: str) -> bool:
+        """Whether this replica fires ``job_id`` (see :func:`owner_of`); every replica
+        owns every job while it is alone or ``partition`` is off."""
+        live = self.live
+        if not self.partition or len(live) == 1:
+            return True
+        owned = self._owns.get(job_id)
+        if owned is None:
+            owned = self._owns[job_id] = owner_of(live, job_id) == self.replica_id
+        return owned
+
+    def _set_live(self, live: tuple[str, ...]) -> None:
+        if live == self.live:
+            return
+        old, self.live = self.live, live
+        self._owns.clear()
+        log.info("Live replicas: %s (were %s)", ", ".join(live), ", ".join(old))
+        if self.on_rebalance is not None:
+            self.on_rebalance(old, live)
 
     def _monotonic(self) -> float:
         return self.db.clock.monotonic() if self._port is None else \
@@ -224,9 +265,11 @@ class PostgresCoordinator:
             if conn is None or conn.is_closed():
                 conn = self._renew_conn = await self.db.connect()
             rows = await conn.fetch(_RENEW, self.replica_id, self.lease, tokens,
-                                    timeout=max(self.lease / 3, 0.05))
-            renewed = {row["token"] for row in rows}
+                                    2 * self.lease / 3, timeout=max(self.lease / 3, 0.05))
+            renewed = {row["token"] for row in rows if row["token"] is not None}
+            live = {row["replica"] for row in rows if row["replica"] is not None}
             self.db.mark_up()
+            self._set_live(tuple(sorted(live | {self.replica_id})))
         except Exception as exc:
             log.warning("Could not renew the leases of %d run(s) of replica %s: %s: %s",
                         len(tokens), self.replica_id, type(exc).__name__, exc)

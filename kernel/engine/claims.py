@@ -143,6 +143,8 @@ class ClaimGate:
         """Claims are made one by one today; a batching coordinator would send here."""
 
     async def admit(self, job: GatedJob, plans: Sequence[Plan]) -> None:
+        if not self.coordinator.owns(job.id):
+            return  # another live replica fires this job (it catches up when it moves)
         for plan in plans:
             if plan.action == "run":
                 await self._claim_and_apply(job, plan)
@@ -154,6 +156,8 @@ class ClaimGate:
                 job.apply_verdict(plan, plan.action, plan.lateness, None)
 
     async def _claim_and_apply(self, job: GatedJob, plan: Plan) -> None:
+        if not self._running():
+            return  # stopping: the time is left to the replicas that go on (or catch-up)
         run_id = self._new_run_id()
         answer = await self._claim(
             job, plan.scheduled_at, plan.lateness, plan.decided_at,

@@ -104,7 +104,9 @@ class Runner:
         tasks = list(self.tasks)
         if tasks and wait:
             if grace is None:
-                await asyncio.gather(*tasks, return_exceptions=True)
+                while tasks:  # a claim settled meanwhile may have started one more run
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                    tasks = [task for task in self.tasks if not task.done()]
             else:
                 await _wait_with_grace(self.clock, tasks, grace)
         for task in list(self.tasks):
