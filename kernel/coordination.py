@@ -47,9 +47,9 @@ and none at all from a replica whose loop was blocked while another ran that tim
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 
 import msgspec
 
@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 
 __all__ = (
     "Claim",
+    "ClaimRequest",
     "ClaimState",
     "ClaimVerdict",
     "Coordinator",
@@ -83,6 +84,15 @@ class Claim(msgspec.Struct, frozen=True):
     verdict: ClaimVerdict
     token: int = 0
     wait: float = 0.0
+
+
+class ClaimRequest(NamedTuple):
+    """One claim of a batch (:meth:`Coordinator.claim_many`)."""
+
+    job_id: str
+    scheduled_at: datetime
+    run_id: str
+    max_instances: int
 
 
 LeaseLost = Literal["lost", "unrenewable"]
@@ -135,6 +145,11 @@ class Coordinator(Protocol):
         self, job_id: str, scheduled_at: datetime, run_id: str, *, max_instances: int
     ) -> Claim:
         """Claim one scheduled time of a job for this replica (see the module doc)."""
+        ...
+
+    async def claim_many(self, requests: Sequence[ClaimRequest]) -> Sequence[Claim]:
+        """Several claims in one round trip (those of one timer tick), answered in order;
+        each as :meth:`claim` would answer it."""
         ...
 
     async def claim_retry(

@@ -3,8 +3,9 @@
 ``python -m tests.cluster_replica_main DSN SCHEMA NAME LEASE``: a PersistentKernel on
 SCHEMA with two jobs every second:
 
-* ``work`` runs 0.8 s (max_instances 3, so a retry is not refused by the next run; no coalescing, grace 30 s) and is retried once
-  after 0.5 s (``RetryPolicy(max_attempts=2, backoff=0.5)``);
+* ``work`` runs 0.8 s (max_instances 3, so a retry is not refused by the next run; no
+  coalescing, grace 30 s) and is retried once after 0.5 s
+  (``RetryPolicy(max_attempts=2, backoff=0.5)``);
 * ``tick`` is instant (max_instances 1, no coalescing, grace 30 s), never retried.
 
 Each run writes a ``start`` row into ``ran`` as it begins and an ``end`` row when it is
@@ -39,7 +40,8 @@ FENCED_WRITE = (
 
 async def body(seconds: float) -> None:
     run = current_run.get()
-    assert run is not None and POOL is not None
+    assert run is not None
+    assert POOL is not None
     args = (run.job_id, run.scheduled_at, NAME, run.run_id, run.attempt, run.token)
     await POOL.execute(FENCED_WRITE, *args, "start")
     await asyncio.sleep(seconds)

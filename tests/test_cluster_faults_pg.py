@@ -186,7 +186,7 @@ async def test_a_replica_paused_past_its_lease_completes_nothing_twice(tmp_path:
         # lease lost) or, if the body's own timer came first, had its outcome refused.
         text = (tmp_path / f"{victim}.log").read_text(errors="replace")
         assert f"{paused_run}) cancelled after" in text or \
-            f"run {paused_run} (scheduled" in text and "refused" in text, text
+            (f"run {paused_run} (scheduled" in text and "refused" in text), text
 
     await cluster(tmp_path, scenario)
 

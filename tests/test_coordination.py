@@ -4,15 +4,14 @@ coordinator is retried within grace, leases are renewed while a run lasts."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from kernel import Kernel
-from collections.abc import Callable
-
-from kernel.coordination import Claim, ClaimState, LeaseLost, current_run
+from kernel.coordination import Claim, ClaimRequest, ClaimState, LeaseLost, current_run
 from kernel.events import Event, JobAdded
 from kernel.testing import VirtualClock
 from kernel.triggers import IntervalTrigger
@@ -69,6 +68,11 @@ class MemoryCoordinator:
         token = self._token()
         self.shared.claims[key] = [self.replica_id, run_id, state, token, 1]
         return Claim("busy") if self.shared.busy else Claim("won", token)
+
+    async def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim]:
+        self.shared.calls.append(("batch", self.replica_id, len(requests)))
+        return [await self.claim(r.job_id, r.scheduled_at, r.run_id,
+                                 max_instances=r.max_instances) for r in requests]
 
     async def claim_retry(self, job_id: str, scheduled_at: datetime, run_id: str, *,
                           attempt: int, max_instances: int) -> Claim:
@@ -248,7 +252,8 @@ async def test_a_retry_takes_a_claim_of_its_own_with_a_new_token() -> None:
         await CLOCK.advance(10)
         await CLOCK.advance(2)
     row = shared.claims[("j", START)]
-    assert row[4] == 2 and row[2] == "failed"
+    assert row[4] == 2
+    assert row[2] == "failed"
     assert [c for c in shared.calls if c[0] == "retry"] == [("retry", row[0], 2)]
     assert sorted(e for _, e in events) == ["RunFailed", "RunFailed", "RunStarted",
                                             "RunStarted"]
@@ -317,3 +322,15 @@ async def test_an_unreachable_database_is_retried_then_reported_down() -> None:
     assert db.health.state == "down"
     assert db.health.error is not None
     assert "127.0.0.1" in db.health.error
+
+
+async def test_the_claims_of_one_timer_tick_go_in_one_batch() -> None:
+    shared = Shared()
+    (a,), _ = replicas(shared, 1)
+    for name in ("k", "l"):
+        a.add_job(job, IntervalTrigger(seconds=10, start_date=START), job_id=name)
+    async with a:
+        await CLOCK.advance(10)
+    assert [c for c in shared.calls if c[0] == "batch"] == [("batch", "r0", 3)]
+    assert sorted(key for key, row in shared.claims.items() if row[2] == "succeeded") == [
+        ("j", START), ("k", START), ("l", START)]

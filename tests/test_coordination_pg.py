@@ -240,7 +240,8 @@ async def test_tokens_grow_and_a_stale_token_cannot_store_an_outcome(db: Databas
                      "WHERE run_id = 'a-1'")
     await b.reap()
     retry = await b.claim_retry("job", T0, "b-2", attempt=2, max_instances=2)
-    assert retry.verdict == "won" and retry.token > second.token
+    assert retry.verdict == "won"
+    assert retry.token > second.token
     # Another replica asking for the same attempt loses; so does an attempt out of turn.
     assert (await a.claim_retry("job", T0, "a-2", attempt=2, max_instances=2)).verdict \
         == "taken"
@@ -293,10 +294,12 @@ def test_rendezvous_moves_only_the_leaving_replicas_jobs() -> None:
     jobs = [f"job-{i}" for i in range(3000)]
     three = {j: owner_of(("a", "b", "c"), j) for j in jobs}
     shares = Counter(three.values())
-    assert set(shares) == {"a", "b", "c"} and min(shares.values()) > 800
+    assert set(shares) == {"a", "b", "c"}
+    assert min(shares.values()) > 800
     two = {j: owner_of(("a", "b"), j) for j in jobs}
     moved = [j for j in jobs if three[j] != two[j]]
-    assert moved and all(three[j] == "c" for j in moved)
+    assert moved
+    assert all(three[j] == "c" for j in moved)
     assert len(moved) == shares["c"]
 
 
@@ -304,14 +307,34 @@ async def test_live_replicas_partition_the_jobs_and_rebalance_on_leave(db: Datab
     a, b = coordinators(db, 2, lease=3.0)
     seen: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
     a.on_rebalance = lambda old, new: seen.append((old, new))
-    assert a.owns("x") and a.live == ("r0",)  # alone: owns everything
+    assert a.owns("x")
+    assert a.live == ("r0",)
     await b.renew_held()
     await a.renew_held()
-    assert a.live == ("r0", "r1") and seen == [(("r0",), ("r0", "r1"))]
+    assert a.live == ("r0", "r1")
+    assert seen == [(("r0",), ("r0", "r1"))]
     jobs = [f"job-{i}" for i in range(100)]
     await b.renew_held()
     assert all(a.owns(j) != b.owns(j) for j in jobs)
     await b.detach()  # leaves: its row goes, a takes everything at its next renewal
     await a.renew_held()
-    assert a.live == ("r0",) and all(a.owns(j) for j in jobs)
+    assert a.live == ("r0",)
+    assert all(a.owns(j) for j in jobs)
     await a.detach()
+
+
+async def test_a_batch_of_claims_is_one_statement_answered_in_order(db: Database) -> None:
+    from kernel.coordination import ClaimRequest
+
+    a, b = coordinators(db, 2)
+    assert (await b.claim("j2", T0, "b-1", max_instances=1)).verdict == "won"
+    db_now: datetime = await db.fetchval("SELECT now()")
+    answers = await a.claim_many([
+        ClaimRequest("j3", T0, "a-3", 1),
+        ClaimRequest("j2", T0, "a-2", 1),  # b has it
+        ClaimRequest("j1", T0, "a-1", 1),
+        ClaimRequest("j1", db_now + timedelta(seconds=5), "a-4", 1),  # not due yet
+    ])
+    assert [c.verdict for c in answers] == ["won", "taken", "won", "early"]
+    assert answers[0].token != answers[2].token
+    assert await db.fetchval("SELECT count(*) FROM claims") == 3

@@ -35,7 +35,8 @@
   periods) the jobs a replica gains are caught up from their stored last decided time.
   The claims still make each time run once while replicas disagree on the set.
 
-Known limits: manual runs (``run_job``) are not claimed (they run where asked); a remote change replaces the local job, so a run in progress there is no longer
+Known limits: manual runs (``run_job``) are not claimed (they run where asked); a
+remote change replaces the local job, so a run in progress there is no longer
 counted locally (the claims still hold ``max_instances`` across replicas); arguments
 come back as JSON types (a tuple becomes a list, a datetime a string).
 """

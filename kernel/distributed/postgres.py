@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import msgspec
 
-from ..coordination import Claim, ClaimState, ClaimVerdict, LeaseLost
+from ..coordination import Claim, ClaimRequest, ClaimState, ClaimVerdict, LeaseLost
 from ..observe.failures import FailureRecord, RetryAttempt
 from ._pg import Database, Health
 from ._pgstore import PostgresJobStore, StoredJob
@@ -213,6 +213,26 @@ class PostgresCoordinator:
             DUE_TOLERANCE,
         )
         return self._answer(rows[0], sent)
+
+    async def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim]:
+        """One statement for all ``requests``, taken in (job, time) order so that two
+        replicas' batches lock their jobs in the same order (no deadlock)."""
+        order = sorted(range(len(requests)),
+                       key=lambda i: (requests[i].job_id, requests[i].scheduled_at))
+        sent = self._monotonic()
+        rows = await self.db.fetch(
+            "SELECT c.o_verdict, c.o_token, c.o_wait FROM unnest($1::text[], "
+            "$2::timestamptz[], $3::text[], $4::int[]) WITH ORDINALITY AS u(job, at, run, mx, i) "
+            "CROSS JOIN LATERAL claim_fenced(u.job, u.at, $5, u.run, u.mx, $6, $7) AS c "
+            "ORDER BY u.i",
+            [requests[i].job_id for i in order], [requests[i].scheduled_at for i in order],
+            [requests[i].run_id for i in order], [requests[i].max_instances for i in order],
+            self.replica_id, self.lease, DUE_TOLERANCE,
+        )
+        answers: list[Claim] = [Claim("taken")] * len(requests)
+        for i, row in zip(order, rows, strict=True):
+            answers[i] = self._answer(row, sent)
+        return answers
 
     async def claim_retry(
         self, job_id: str, scheduled_at: datetime, run_id: str, *, attempt: int,

@@ -31,7 +31,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 from ..clock import Clock
-from ..coordination import Claim, ClaimState, Coordinator, LeaseLost, RunContext, current_run
+from ..coordination import (
+    Claim,
+    ClaimRequest,
+    ClaimState,
+    Coordinator,
+    LeaseLost,
+    RunContext,
+    current_run,
+)
 from ..schedule.policy import decide_one
 from .gate import GatedJob, Plan, RetryOwner, Verdict
 
@@ -48,6 +56,8 @@ _FINISH_ATTEMPTS = 8
 # The longest wait for a time that is not due yet on the coordinator's clock before asking
 # again (a clock far ahead still asks at least this often).
 _EARLY_WAIT_MAX = 30.0
+# Batches being sent (a reference keeps each task alive until it is done).
+_SENDING: set[asyncio.Task[None]] = set()
 
 
 class ClaimLease:
@@ -138,6 +148,8 @@ class ClaimGate:
         self.clock = clock
         self._new_run_id = new_run_id
         self._running = running
+        # Claims asked in this turn of the loop: sent together, in one statement.
+        self._batch: list[tuple[ClaimRequest, asyncio.Future[Claim | None]]] = []
 
     def tick_done(self) -> None:
         """Claims are made one by one today; a batching coordinator would send here."""
@@ -159,10 +171,16 @@ class ClaimGate:
         if not self._running():
             return  # stopping: the time is left to the replicas that go on (or catch-up)
         run_id = self._new_run_id()
-        answer = await self._claim(
-            job, plan.scheduled_at, plan.lateness, plan.decided_at,
-            lambda: self.coordinator.claim(job.id, plan.scheduled_at, run_id,
-                                           max_instances=job.opts.max_instances))
+        answer = await self._claim_in_batch(
+            ClaimRequest(job.id, plan.scheduled_at, run_id, job.opts.max_instances))
+        if answer is None or answer.verdict == "early":
+            # Not settled by the batch (the database failed it, or the time is not due
+            # yet on its clock): this claim goes on alone, with backoff or a wait.
+            answer = await self._claim(
+                job, plan.scheduled_at, plan.lateness, plan.decided_at,
+                lambda: self.coordinator.claim(job.id, plan.scheduled_at, run_id,
+                                               max_instances=job.opts.max_instances),
+                first=answer)
         lateness = plan.lateness + self.clock.monotonic() - plan.decided_at
         verdict = None if answer is None else answer.verdict
         if verdict == "won":
@@ -177,6 +195,35 @@ class ClaimGate:
                       plan.scheduled_at)
         else:
             job.apply_verdict(plan, "missed", lateness, None)
+
+    def _claim_in_batch(self, request: ClaimRequest) -> asyncio.Future[Claim | None]:
+        """The answer to ``request``, sent with every other claim asked in this turn of
+        the loop (the job actors a timer tick woke) in one statement; None if it failed."""
+        future: asyncio.Future[Claim | None] = asyncio.get_running_loop().create_future()
+        if not self._batch:
+            asyncio.get_running_loop().call_soon(self._send_batch)
+        self._batch.append((request, future))
+        return future
+
+    def _send_batch(self) -> None:
+        batch, self._batch = self._batch, []
+        if batch:
+            task = asyncio.get_running_loop().create_task(self._settle(batch))
+            _SENDING.add(task)
+            task.add_done_callback(_SENDING.discard)
+
+    async def _settle(self, batch: list[tuple[ClaimRequest, asyncio.Future[Claim | None]]]
+                      ) -> None:
+        try:
+            answers: Sequence[Claim | None] = await self.coordinator.claim_many(
+                [request for request, _ in batch])
+        except Exception as exc:
+            log.warning("A batch of %d claims failed (%s: %s); each is retried alone",
+                        len(batch), type(exc).__name__, exc)
+            answers = [None] * len(batch)
+        for (_, future), answer in zip(batch, answers, strict=True):
+            if not future.done():
+                future.set_result(answer)
 
     def retry(self, job: RetryOwner, scheduled_at: datetime, attempt: int,
               retry_of: str) -> Awaitable[None]:
@@ -205,7 +252,8 @@ class ClaimGate:
                      job.id, scheduled_at)
 
     async def _claim(self, job: GatedJob, scheduled_at: datetime, lateness: float,
-                     decided_at: float, ask: Callable[[], Awaitable[Claim]]) -> Claim | None:
+                     decided_at: float, ask: Callable[[], Awaitable[Claim]],
+                     first: Claim | None = None) -> Claim | None:
         """The coordinator's answer (never ``early``: such a time is waited for and asked
         again), or None when it stayed unreachable past the job's grace (or
         ``CLAIM_PATIENCE``)."""
@@ -215,7 +263,8 @@ class ClaimGate:
         delay = 0.1
         while True:
             try:
-                answer = await ask()
+                answer = first if first is not None else await ask()
+                first = None
             except Exception as exc:
                 waited = lateness + clock.monotonic() - decided_at
                 gave_up = decide_one(waited + delay, grace=patience, max_instances=None,

@@ -45,8 +45,10 @@ class Lease(Protocol):
     """A run's hold on its scheduled time (a claim), kept while the run lasts."""
 
     run_id: str
-    lost: str | None
-    """Set when the hold ended early (the run was then cancelled by the lease)."""
+    @property
+    def lost(self) -> str | None:
+        """Set when the hold ended early (the run was then cancelled by the lease)."""
+        ...
 
     def begin(self) -> None:
         """Called in the run's task just before the body starts."""
