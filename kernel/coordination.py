@@ -62,6 +62,7 @@ __all__ = (
     "ClaimState",
     "ClaimVerdict",
     "Coordinator",
+    "FinishRequest",
     "LeaseLost",
     "RunContext",
     "current_run",
@@ -93,6 +94,16 @@ class ClaimRequest(NamedTuple):
     scheduled_at: datetime
     run_id: str
     max_instances: int
+
+
+class FinishRequest(NamedTuple):
+    """One outcome of a batch (:meth:`Coordinator.finish_many`)."""
+
+    job_id: str
+    scheduled_at: datetime
+    run_id: str
+    state: ClaimState
+    token: int
 
 
 LeaseLost = Literal["lost", "unrenewable"]
@@ -176,6 +187,10 @@ class Coordinator(Protocol):
     ) -> bool:
         """Record how a won claim ended (``succeeded`` or ``failed``); False when refused
         because ``token`` is no longer the claim's (fenced off)."""
+        ...
+
+    async def finish_many(self, requests: Sequence[FinishRequest]) -> Sequence[bool]:
+        """Several outcomes in one round trip, answered in order (as :meth:`finish`)."""
         ...
 
     async def mark(self, job_id: str, scheduled_at: datetime, state: ClaimState) -> bool:

@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 
 from kernel import Kernel
-from kernel.coordination import Claim, ClaimRequest, ClaimState, LeaseLost, current_run
+from kernel.coordination import (
+    Claim,
+    ClaimRequest,
+    ClaimState,
+    FinishRequest,
+    LeaseLost,
+    current_run,
+)
 from kernel.events import Event, JobAdded
 from kernel.testing import VirtualClock
 from kernel.triggers import IntervalTrigger
@@ -73,6 +80,11 @@ class MemoryCoordinator:
         self.shared.calls.append(("batch", self.replica_id, len(requests)))
         return [await self.claim(r.job_id, r.scheduled_at, r.run_id,
                                  max_instances=r.max_instances) for r in requests]
+
+    async def finish_many(self, requests: Sequence[FinishRequest]) -> list[bool]:
+        self.shared.calls.append(("finish_many", self.replica_id, len(requests)))
+        return [await self.finish(r.job_id, r.scheduled_at, r.run_id, r.state, token=r.token)
+                for r in requests]
 
     async def claim_retry(self, job_id: str, scheduled_at: datetime, run_id: str, *,
                           attempt: int, max_instances: int) -> Claim:
@@ -332,5 +344,6 @@ async def test_the_claims_of_one_timer_tick_go_in_one_batch() -> None:
     async with a:
         await CLOCK.advance(10)
     assert [c for c in shared.calls if c[0] == "batch"] == [("batch", "r0", 3)]
+    assert [c for c in shared.calls if c[0] == "finish_many"] == [("finish_many", "r0", 3)]
     assert sorted(key for key, row in shared.claims.items() if row[2] == "succeeded") == [
         ("j", START), ("k", START), ("l", START)]

@@ -338,3 +338,19 @@ async def test_a_batch_of_claims_is_one_statement_answered_in_order(db: Database
     assert [c.verdict for c in answers] == ["won", "taken", "won", "early"]
     assert answers[0].token != answers[2].token
     assert await db.fetchval("SELECT count(*) FROM claims") == 3
+
+
+async def test_a_batch_of_outcomes_stores_only_current_tokens(db: Database) -> None:
+    from kernel.coordination import FinishRequest
+
+    (a,) = coordinators(db, 1)
+    one = await a.claim("j1", T0, "a-1", max_instances=1)
+    two = await a.claim("j2", T0, "a-2", max_instances=1)
+    stored = await a.finish_many([
+        FinishRequest("j1", T0, "a-1", "succeeded", one.token),
+        FinishRequest("j2", T0, "a-2", "failed", one.token),  # not j2's token: refused
+    ])
+    assert stored == [True, False]
+    rows = await db.fetch("SELECT job_id, state FROM claims ORDER BY job_id")
+    assert [(r["job_id"], r["state"]) for r in rows] == [("j1", "succeeded"), ("j2", "running")]
+    assert await a.finish_many([FinishRequest("j2", T0, "a-2", "failed", two.token)]) == [True]

@@ -48,7 +48,14 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import msgspec
 
-from ..coordination import Claim, ClaimRequest, ClaimState, ClaimVerdict, LeaseLost
+from ..coordination import (
+    Claim,
+    ClaimRequest,
+    ClaimState,
+    ClaimVerdict,
+    FinishRequest,
+    LeaseLost,
+)
 from ..observe.failures import FailureRecord, RetryAttempt
 from ._pg import Database, Health
 from ._pgstore import PostgresJobStore, StoredJob
@@ -273,6 +280,21 @@ class PostgresCoordinator:
             job_id, scheduled_at, run_id, token, state,
         )
         return status.endswith(" 1")
+
+    async def finish_many(self, requests: Sequence[FinishRequest]) -> list[bool]:
+        """One statement for all ``requests`` (each fenced by its token)."""
+        rows = await self.db.fetch(
+            "UPDATE claims c SET state = u.state, finished_at = now(), lease_until = NULL "
+            "FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::bigint[]) "
+            "AS u(job, at, run, state, token) WHERE c.job_id = u.job AND c.scheduled_at = u.at "
+            "AND c.run_id = u.run AND c.token = u.token AND c.state = 'running' "
+            "RETURNING c.token",
+            [r.job_id for r in requests], [r.scheduled_at for r in requests],
+            [r.run_id for r in requests], [r.state for r in requests],
+            [r.token for r in requests],
+        )
+        stored = {row["token"] for row in rows}
+        return [r.token in stored for r in requests]
 
     async def renew_held(self) -> None:
         """One renewal: this replica's heartbeat and every held lease in one statement;

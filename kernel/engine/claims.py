@@ -36,6 +36,7 @@ from ..coordination import (
     ClaimRequest,
     ClaimState,
     Coordinator,
+    FinishRequest,
     LeaseLost,
     RunContext,
     current_run,
@@ -64,11 +65,13 @@ class ClaimLease:
     """A won claim: ``begin`` in the run's task, ``settle`` when the body has ended,
     ``end`` with the outcome. ``lost`` says why the lease ended early (None: held)."""
 
-    __slots__ = ("_task", "attempt", "clock", "coordinator", "job_id", "lost", "run_id",
-                 "scheduled_at", "token")
+    __slots__ = ("_task", "attempt", "clock", "coordinator", "finisher", "job_id", "lost",
+                 "run_id", "scheduled_at", "token")
 
     def __init__(self, coordinator: Coordinator, clock: Clock, job_id: str,
-                 scheduled_at: datetime, run_id: str, token: int, attempt: int = 1) -> None:
+                 scheduled_at: datetime, run_id: str, token: int, attempt: int = 1,
+                 finisher: Callable[[FinishRequest], Awaitable[bool]] | None = None) -> None:
+        self.finisher = finisher
         self.coordinator = coordinator
         self.clock = clock
         self.job_id = job_id
@@ -114,10 +117,15 @@ class ClaimLease:
             return
         delay = 0.2
         for attempt in range(_FINISH_ATTEMPTS):
+            state: ClaimState = "succeeded" if ok else "failed"
             try:
-                stored = await self.coordinator.finish(
-                    self.job_id, self.scheduled_at, self.run_id,
-                    "succeeded" if ok else "failed", token=self.token)
+                if self.finisher is not None and attempt == 0:
+                    # With the other outcomes of this turn of the loop, in one statement.
+                    stored = await self.finisher(FinishRequest(
+                        self.job_id, self.scheduled_at, self.run_id, state, self.token))
+                else:
+                    stored = await self.coordinator.finish(
+                        self.job_id, self.scheduled_at, self.run_id, state, token=self.token)
             except Exception as exc:
                 if attempt == _FINISH_ATTEMPTS - 1:
                     log.error("Could not record the end of job %s run %s: %s: %s; its lease "
@@ -150,6 +158,7 @@ class ClaimGate:
         self._running = running
         # Claims asked in this turn of the loop: sent together, in one statement.
         self._batch: list[tuple[ClaimRequest, asyncio.Future[Claim | None]]] = []
+        self._finishes: list[tuple[FinishRequest, asyncio.Future[bool]]] = []
 
     def tick_done(self) -> None:
         """Claims are made one by one today; a batching coordinator would send here."""
@@ -186,7 +195,7 @@ class ClaimGate:
         if verdict == "won":
             assert answer is not None
             lease = ClaimLease(self.coordinator, self.clock, job.id, plan.scheduled_at, run_id,
-                               answer.token)
+                               answer.token, finisher=self._finish_in_batch)
             job.apply_verdict(plan, "run", lateness, lease)
         elif verdict == "busy":
             job.apply_verdict(plan, "max_instances", lateness, None)
@@ -225,6 +234,36 @@ class ClaimGate:
             if not future.done():
                 future.set_result(answer)
 
+    def _finish_in_batch(self, request: FinishRequest) -> asyncio.Future[bool]:
+        """Store an outcome with the others of this turn of the loop, in one statement;
+        the future fails as the statement did (the lease then retries alone)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        if not self._finishes:
+            loop.call_soon(self._send_finishes)
+        self._finishes.append((request, future))
+        return future
+
+    def _send_finishes(self) -> None:
+        batch, self._finishes = self._finishes, []
+        if batch:
+            task = asyncio.get_running_loop().create_task(self._store_finishes(batch))
+            _SENDING.add(task)
+            task.add_done_callback(_SENDING.discard)
+
+    async def _store_finishes(self, batch: list[tuple[FinishRequest, asyncio.Future[bool]]]
+                              ) -> None:
+        try:
+            stored = await self.coordinator.finish_many([request for request, _ in batch])
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), ok in zip(batch, stored, strict=True):
+            if not future.done():
+                future.set_result(ok)
+
     def retry(self, job: RetryOwner, scheduled_at: datetime, attempt: int,
               retry_of: str) -> Awaitable[None]:
         """Claim attempt ``attempt`` of ``scheduled_at`` and start it if won."""
@@ -244,7 +283,8 @@ class ClaimGate:
         elif answer.verdict == "won":
             job.start_retry(scheduled_at, attempt, retry_of,
                             ClaimLease(self.coordinator, self.clock, job.id, scheduled_at,
-                                       run_id, answer.token, attempt))
+                                       run_id, answer.token, attempt,
+                                       finisher=self._finish_in_batch))
         elif answer.verdict == "busy":
             job.report_retry_skipped(scheduled_at)
         else:
