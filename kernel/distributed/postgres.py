@@ -288,13 +288,13 @@ class PostgresCoordinator:
             "FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::bigint[]) "
             "AS u(job, at, run, state, token) WHERE c.job_id = u.job AND c.scheduled_at = u.at "
             "AND c.run_id = u.run AND c.token = u.token AND c.state = 'running' "
-            "RETURNING c.token",
+            "RETURNING c.job_id, c.scheduled_at, c.token",
             [r.job_id for r in requests], [r.scheduled_at for r in requests],
             [r.run_id for r in requests], [r.state for r in requests],
             [r.token for r in requests],
         )
-        stored = {row["token"] for row in rows}
-        return [r.token in stored for r in requests]
+        stored = {(row["job_id"], row["scheduled_at"], row["token"]) for row in rows}
+        return [(r.job_id, r.scheduled_at, r.token) in stored for r in requests]
 
     async def renew_held(self) -> None:
         """One renewal: this replica's heartbeat and every held lease in one statement;
