@@ -161,7 +161,8 @@ class ClaimGate:
         self._finishes: list[tuple[FinishRequest, asyncio.Future[bool]]] = []
 
     def tick_done(self) -> None:
-        """Claims are made one by one today; a batching coordinator would send here."""
+        """Nothing to do: the claims (and outcomes) asked in one turn of the loop, which
+        holds every job actor a tick woke, are sent together when the turn is over."""
 
     async def admit(self, job: GatedJob, plans: Sequence[Plan]) -> None:
         if not self.coordinator.owns(job.id):

@@ -11,9 +11,9 @@ Where later work plugs in:
 
 * a schedule-state store (issue 12) journals each decision and each run start before
   the run's body starts: a gate whose verdict is given once the journal write is done;
-* claims with fencing tokens, batched (issue 13): ``admit`` is called for every job
-  that fired in one timer tick before :meth:`Gate.tick_done`, so a gate can send one
-  statement per tick and resolve every job's verdicts from its answer.
+* claims with fencing tokens, batched (issue 13, :mod:`.claims`): the actors one tick
+  wakes ask in the same turn of the loop, and the claim gate sends their claims (and,
+  later, their outcomes) in one statement per turn.
 """
 
 from __future__ import annotations
