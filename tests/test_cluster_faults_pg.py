@@ -177,11 +177,17 @@ async def test_a_replica_paused_past_its_lease_completes_nothing_twice(tmp_path:
             (1, "start"), (2, "start"), (2, "end")]
         assert at_time[1]["token"] > at_time[0]["token"]
         assert at_time[1]["replica"] != victim
-        # Nothing else of the paused replica's was recorded interrupted falsely, and
-        # every tick ran once (the others went on while it was stopped).
+        # Every tick time was decided once and ran at most once (the others went on while
+        # it was stopped); one the paused replica had claimed but not started when it was
+        # stopped is recorded interrupted (tick has no retry policy) and ran nowhere.
         ticks = [r for r in ran if r["job_id"] == "tick" and r["phase"] == "start"]
         assert len({r["scheduled_at"] for r in ticks}) == len(ticks)
-        contiguous(sorted(r["scheduled_at"] for r in ticks))
+        decided = await db.fetch("SELECT scheduled_at, state, replica FROM claims WHERE "
+                                 "job_id = 'tick' ORDER BY scheduled_at")
+        contiguous([r["scheduled_at"] for r in decided])
+        started = {r["scheduled_at"] for r in ticks}
+        assert {(r["state"], r["replica"]) for r in decided
+                if r["scheduled_at"] not in started} <= {("interrupted", victim)}
         # After SIGCONT the paused replica either cancelled the run (its renewal found the
         # lease lost) or, if the body's own timer came first, had its outcome refused.
         text = (tmp_path / f"{victim}.log").read_text(errors="replace")
@@ -247,10 +253,16 @@ async def test_a_killed_replica_hands_its_jobs_over_within_one_lease(tmp_path: P
         ticks = sorted(r["scheduled_at"] for r in ran if r["job_id"] == "tick"
                        and r["phase"] == "start")
         assert len(ticks) == len(set(ticks))
-        contiguous(ticks)
+        decided = await db.fetch("SELECT scheduled_at, state, replica, run_id FROM claims "
+                                 "WHERE job_id = 'tick' ORDER BY scheduled_at")
+        contiguous([r["scheduled_at"] for r in decided])
+        # A tick the victim had claimed but not started is interrupted; nothing else is.
+        lost = [r for r in decided if r["scheduled_at"] not in set(ticks)]
+        assert {(r["state"], r["replica"]) for r in lost} <= {("interrupted", victim)}
         assert {r["replica"] for r in ran if r["db_at"] > killed + SECOND} <= \
             set("abc") - {victim}
         failures = await db.fetch("SELECT record->>'run_id' AS run_id FROM failures")
-        assert [f["run_id"] for f in failures] == [killed_run]
+        assert sorted(f["run_id"] for f in failures) == sorted(
+            [killed_run, *(r["run_id"] for r in lost)])
 
     await cluster(tmp_path, scenario)

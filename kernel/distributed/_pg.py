@@ -162,16 +162,22 @@ BEGIN
     SELECT count(*) INTO live FROM claims c
         WHERE c.job_id = p_job AND c.state = 'running' AND c.lease_until > now();
     UPDATE jobs SET last_fire = GREATEST(last_fire, p_at) WHERE id = p_job;
+    -- ON CONFLICT: a missed or coalesced time is recorded (mark) without the lock.
     IF live >= p_max THEN
         INSERT INTO claims (job_id, scheduled_at, replica, run_id, state, finished_at)
-            VALUES (p_job, p_at, p_replica, p_run, 'skipped', now());
-        RETURN QUERY SELECT 'busy'::text, 0::bigint, 0::float8;
+            VALUES (p_job, p_at, p_replica, p_run, 'skipped', now()) ON CONFLICT DO NOTHING;
+        RETURN QUERY SELECT CASE WHEN FOUND THEN 'busy' ELSE 'taken' END, 0::bigint,
+            0::float8;
         RETURN;
     END IF;
     t := nextval('claim_tokens');
     INSERT INTO claims (job_id, scheduled_at, replica, run_id, state, lease_until, token)
         VALUES (p_job, p_at, p_replica, p_run, 'running',
-                now() + p_lease * interval '1 second', t);
+                now() + p_lease * interval '1 second', t) ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'taken'::text, 0::bigint, 0::float8;
+        RETURN;
+    END IF;
     RETURN QUERY SELECT 'won'::text, t, 0::float8;
 END $$;
 

@@ -307,7 +307,7 @@ class PostgresCoordinator:
             if conn is None or conn.is_closed():
                 conn = self._renew_conn = await self.db.connect()
             rows = await conn.fetch(_RENEW, self.replica_id, self.lease, tokens,
-                                    2 * self.lease / 3, timeout=max(self.lease / 3, 0.05))
+                                    2 * self.lease / 3, timeout=max(self.lease / 2, 0.05))
             renewed = {row["token"] for row in rows if row["token"] is not None}
             live = {row["replica"] for row in rows if row["replica"] is not None}
             self.db.mark_up()
