@@ -59,6 +59,7 @@ from actors.runtime import ActorRef, ActorRestarted, Supervisor
 from actors.store import Store, make_store, secure_data_dir
 from kernel import JobDefaults, Kernel, __version__
 from kernel.clock import Clock, RealClock
+from kernel.coordination import current_run
 from kernel.errors import InvalidJobError
 from kernel.failures import FailureStore
 from kernel.job import Job
@@ -293,7 +294,10 @@ class LarkService:
     async def check_token_expiry(self) -> ExpiryReport:
         """Send the due expiry notices; :class:`JobIncompleteError` when one failed to send
         (it is retried on the next run)."""
-        report: ExpiryReport = await self.actor("token_expiry").ask(CheckExpiry())
+        run = current_run.get()  # set in a claimed run (cluster mode): its notices' uuid
+        message = CheckExpiry() if run is None else \
+            CheckExpiry(job_id=run.job_id, scheduled_at=run.scheduled_at)
+        report: ExpiryReport = await self.actor("token_expiry").ask(message)
         failed = report.count("failed")
         if failed:
             raise JobIncompleteError(

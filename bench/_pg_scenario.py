@@ -2,11 +2,12 @@
 
 N interval jobs every second (phases spread over the second, about N fires/s), each firing
 ``duration`` times, on 1 or 3 :class:`PersistentKernel` replicas sharing one fresh schema
-(``bench._engines.kernel_pg``). Every replica declares all N jobs and claims every
-scheduled time; the winner runs the body. Fires are matched to the plan as in ``steady``:
+(``bench._engines.kernel_pg``). Every replica declares all N jobs; each job's owner among
+the live replicas claims its times (the claims of one timer tick in one statement) and
+runs the body. Fires are matched to the plan as in ``steady``:
 a scheduled time that ran on two replicas is an **extra** fire (a failure), one that no
 replica ran within the drain is **missed**. Lateness here includes the claim: the body
-starts only after the winning replica's ``claim_run`` round trip.
+starts only after the claim's round trip (``claim_fenced``).
 """
 
 from __future__ import annotations

@@ -17,12 +17,26 @@ expired) running claims, this replica's included, and answers ``"busy"`` when th
 at its limit; the time is then recorded as skipped so no other replica runs it later.
 The limit is the claim's to apply: a replica does not check its own running count first.
 
-The winner renews its lease while the run lasts (every third of the lease) and finishes
-the claim with the outcome. A replica that dies stops renewing; once the lease has
-expired a reaper (any replica) marks the claim ``interrupted`` and records a failure,
-so the run is never silently lost, and the scheduled time is never started again
-because its claim row still exists. Manual runs and retries are not claimed: they are
-not scheduled times, and a retry follows a failure this replica recorded.
+**Fencing.** Every won claim carries a *fencing token*, a number the coordinator draws
+from one increasing sequence (so it grows per job too), readable inside the run as
+``current_run.get().token``. The coordinator keeps the leases of this replica's running
+claims alive (:meth:`Coordinator.hold`: one renewal statement per replica per renewal
+period, on a connection of its own) and tells the run when its lease is lost (another
+replica reaped it) or could not be renewed in time: the run is cancelled at once. Its
+outcome is stored only while its token is still the claim's
+(:meth:`Coordinator.finish` answers False otherwise), and a side effect in the same
+database can be fenced the same way (write only while the claim row still has the
+run's token). A replica that dies or pauses past its lease stops renewing; once the
+lease has expired a reaper (any replica) marks the claim ``interrupted`` and records a
+failure, so the run is never silently lost; the job's retry policy then decides, with
+its delay, whether the scheduled time runs again, and that retry takes a claim of its
+own (:meth:`Coordinator.claim_retry`: a new token on the same row), never an unclaimed
+re-run. Manual runs are not claimed: they are not scheduled times.
+
+**The coordinator's clock decides "due".** A claim for a scheduled time later than the
+coordinator's own now (beyond a small tolerance) is not granted: the answer is
+``early`` with the seconds to wait, and the replica asks again then. A replica whose
+clock runs ahead therefore neither runs early nor takes the time from the others.
 
 Decisions that run nothing (a time missed past its grace, or coalesced into a later
 one) are recorded too (:meth:`Coordinator.mark`), and only the replica that records one
@@ -33,8 +47,9 @@ and none at all from a replica whose loop was blocked while another ran that tim
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 
 import msgspec
 
@@ -42,29 +57,72 @@ if TYPE_CHECKING:
     from .port import KernelPort
 
 __all__ = (
+    "Claim",
+    "ClaimRequest",
     "ClaimState",
     "ClaimVerdict",
     "Coordinator",
+    "FinishRequest",
+    "LeaseLost",
     "RunContext",
     "current_run",
 )
 
-ClaimVerdict = Literal["won", "taken", "busy"]
+ClaimVerdict = Literal["won", "taken", "busy", "early"]
 """``won``: run it; ``taken``: another replica has (or had) this time;
-``busy``: the job is at ``max_instances`` across replicas (recorded as skipped)."""
+``busy``: the job is at ``max_instances`` across replicas (recorded as skipped);
+``early``: the time is not due yet on the coordinator's clock (ask again later)."""
 
 ClaimState = Literal[
     "running", "succeeded", "failed", "interrupted", "skipped", "missed", "coalesced",
 ]
 
 
+class Claim(msgspec.Struct, frozen=True):
+    """The answer to a claim: the verdict, the fencing token of a won claim, and for an
+    ``early`` one the seconds until the time is due on the coordinator's clock."""
+
+    verdict: ClaimVerdict
+    token: int = 0
+    wait: float = 0.0
+
+
+class ClaimRequest(NamedTuple):
+    """One claim of a batch (:meth:`Coordinator.claim_many`)."""
+
+    job_id: str
+    scheduled_at: datetime
+    run_id: str
+    max_instances: int
+
+
+class FinishRequest(NamedTuple):
+    """One outcome of a batch (:meth:`Coordinator.finish_many`)."""
+
+    job_id: str
+    scheduled_at: datetime
+    run_id: str
+    state: ClaimState
+    token: int
+
+
+LeaseLost = Literal["lost", "unrenewable"]
+"""Why a held lease ended: ``lost`` (the claim is no longer this run's: reaped or
+retried elsewhere), ``unrenewable`` (the coordinator could not be reached before the
+lease would expire)."""
+
+
 class RunContext(msgspec.Struct, frozen=True, kw_only=True):
-    """The claimed run the current task is executing (see :data:`current_run`)."""
+    """The claimed run the current task is executing (see :data:`current_run`).
+
+    ``token`` is the claim's fencing token: a write fenced by it (kept only while the
+    claim still holds this token) is never done twice for one scheduled time."""
 
     job_id: str
     scheduled_at: datetime
     run_id: str
     attempt: int = 1
+    token: int = 0
 
 
 current_run: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(
@@ -89,20 +147,50 @@ class Coordinator(Protocol):
         """Called at the end of ``Kernel.shutdown``: stop background work."""
         ...
 
+    def owns(self, job_id: str) -> bool:
+        """Whether this replica fires ``job_id`` now (the job set is partitioned among the
+        live replicas; the claim still decides who runs each time)."""
+        ...
+
     async def claim(
         self, job_id: str, scheduled_at: datetime, run_id: str, *, max_instances: int
-    ) -> ClaimVerdict:
+    ) -> Claim:
         """Claim one scheduled time of a job for this replica (see the module doc)."""
         ...
 
-    async def renew(self, job_id: str, scheduled_at: datetime, run_id: str) -> bool:
-        """Extend a won claim's lease; False if the claim is no longer this run's."""
+    async def claim_many(self, requests: Sequence[ClaimRequest]) -> Sequence[Claim]:
+        """Several claims in one round trip (those of one timer tick), answered in order;
+        each as :meth:`claim` would answer it."""
+        ...
+
+    async def claim_retry(
+        self, job_id: str, scheduled_at: datetime, run_id: str, *, attempt: int,
+        max_instances: int,
+    ) -> Claim:
+        """Claim attempt ``attempt`` of a scheduled time whose previous attempt failed or
+        was interrupted: ``won`` with a new token, or ``taken`` (another replica retries
+        it, or it is no longer to be retried), or ``busy``."""
+        ...
+
+    def hold(self, token: int, on_lost: Callable[[LeaseLost], None]) -> None:
+        """Keep the lease of won claim ``token`` alive until :meth:`release`; call
+        ``on_lost`` (on the loop) once if it is lost or cannot be renewed in time."""
+        ...
+
+    def release(self, token: int) -> None:
+        """Stop renewing the lease of claim ``token``."""
         ...
 
     async def finish(
-        self, job_id: str, scheduled_at: datetime, run_id: str, state: ClaimState
-    ) -> None:
-        """Record how a won claim ended (``succeeded`` or ``failed``)."""
+        self, job_id: str, scheduled_at: datetime, run_id: str, state: ClaimState, *,
+        token: int,
+    ) -> bool:
+        """Record how a won claim ended (``succeeded`` or ``failed``); False when refused
+        because ``token`` is no longer the claim's (fenced off)."""
+        ...
+
+    async def finish_many(self, requests: Sequence[FinishRequest]) -> Sequence[bool]:
+        """Several outcomes in one round trip, answered in order (as :meth:`finish`)."""
         ...
 
     async def mark(self, job_id: str, scheduled_at: datetime, state: ClaimState) -> bool:

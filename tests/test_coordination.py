@@ -4,13 +4,21 @@ coordinator is retried within grace, leases are renewed while a run lasts."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from kernel import Kernel
-from kernel.coordination import ClaimState, ClaimVerdict, current_run
+from kernel.coordination import (
+    Claim,
+    ClaimRequest,
+    ClaimState,
+    FinishRequest,
+    LeaseLost,
+    current_run,
+)
 from kernel.events import Event, JobAdded
 from kernel.testing import VirtualClock
 from kernel.triggers import IntervalTrigger
@@ -27,6 +35,8 @@ class Shared:
         self.calls: list[tuple[str, ...]] = []
         self.failures = 0
         self.busy = False
+        self.tokens = 0
+        self.early: list[float] = []
 
 
 class MemoryCoordinator:
@@ -34,6 +44,7 @@ class MemoryCoordinator:
         self.shared = shared
         self.replica_id = replica_id
         self.lease = lease
+        self.held: dict[int, Callable[[LeaseLost], None]] = {}
 
     async def attach(self, kernel: Kernel) -> None:
         self.shared.calls.append(("attach", self.replica_id))
@@ -41,30 +52,80 @@ class MemoryCoordinator:
     async def detach(self) -> None:
         self.shared.calls.append(("detach", self.replica_id))
 
+    def owns(self, job_id: str) -> bool:
+        return True
+
+    def _token(self) -> int:
+        self.shared.tokens += 1
+        return self.shared.tokens
+
     async def claim(self, job_id: str, scheduled_at: datetime, run_id: str, *,
-                    max_instances: int) -> ClaimVerdict:
+                    max_instances: int) -> Claim:
         if self.shared.failures:
             self.shared.failures -= 1
             raise ConnectionError("database unreachable")
+        if self.shared.early:
+            wait = self.shared.early.pop(0)
+            self.shared.calls.append(("early", self.replica_id, CLOCK.now()))
+            return Claim("early", wait=wait)
         key = (job_id, scheduled_at)
         if key in self.shared.claims:
-            return "taken"
+            return Claim("taken")
         state = "skipped" if self.shared.busy else "running"
-        self.shared.claims[key] = [self.replica_id, run_id, state]
-        return "busy" if self.shared.busy else "won"
+        token = self._token()
+        self.shared.claims[key] = [self.replica_id, run_id, state, token, 1]
+        return Claim("busy") if self.shared.busy else Claim("won", token)
 
-    async def renew(self, job_id: str, scheduled_at: datetime, run_id: str) -> bool:
-        self.shared.calls.append(("renew", self.replica_id, run_id))
-        return True
+    async def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim]:
+        self.shared.calls.append(("batch", self.replica_id, len(requests)))
+        return [await self.claim(r.job_id, r.scheduled_at, r.run_id,
+                                 max_instances=r.max_instances) for r in requests]
+
+    async def finish_many(self, requests: Sequence[FinishRequest]) -> list[bool]:
+        self.shared.calls.append(("finish_many", self.replica_id, len(requests)))
+        return [await self.finish(r.job_id, r.scheduled_at, r.run_id, r.state, token=r.token)
+                for r in requests]
+
+    async def claim_retry(self, job_id: str, scheduled_at: datetime, run_id: str, *,
+                          attempt: int, max_instances: int) -> Claim:
+        row = self.shared.claims[(job_id, scheduled_at)]
+        if row[4] != attempt - 1 or row[2] not in ("failed", "interrupted"):
+            return Claim("taken")
+        token = self._token()
+        self.shared.claims[(job_id, scheduled_at)] = [self.replica_id, run_id, "running", token,
+                                                      attempt]
+        self.shared.calls.append(("retry", self.replica_id, attempt))
+        return Claim("won", token)
+
+    def hold(self, token: int, on_lost: Callable[[LeaseLost], None]) -> None:
+        self.shared.calls.append(("hold", self.replica_id, token))
+        self.held[token] = on_lost
+
+    def release(self, token: int) -> None:
+        self.shared.calls.append(("release", self.replica_id, token))
+        self.held.pop(token, None)
+
+    def lose(self, why: LeaseLost) -> None:
+        """The leases of this replica's runs are lost (reaped elsewhere)."""
+        for key, row in self.shared.claims.items():
+            if row[0] == self.replica_id and row[2] == "running":
+                self.shared.claims[key][2] = "interrupted"
+        for on_lost in list(self.held.values()):
+            on_lost(why)
+        self.held.clear()
 
     async def finish(self, job_id: str, scheduled_at: datetime, run_id: str,
-                     state: ClaimState) -> None:
-        self.shared.claims[(job_id, scheduled_at)][2] = state
+                     state: ClaimState, *, token: int) -> bool:
+        row = self.shared.claims[(job_id, scheduled_at)]
+        if row[3] != token or row[2] != "running":
+            return False
+        row[2] = state
+        return True
 
     async def mark(self, job_id: str, scheduled_at: datetime, state: ClaimState) -> bool:
         if (job_id, scheduled_at) in self.shared.claims:
             return False
-        self.shared.claims[(job_id, scheduled_at)] = [self.replica_id, "", state]
+        self.shared.claims[(job_id, scheduled_at)] = [self.replica_id, "", state, 0, 1]
         return True
 
 
@@ -115,8 +176,8 @@ async def test_only_the_winner_of_the_claim_runs_and_reports() -> None:
     assert shared.claims[("j", START)][2] == "succeeded"
     assert [(r.job_id, r.scheduled_at) for r in SEEN] == [("j", START)]
     # ``async with a, b`` stops b first.
-    assert shared.calls == [("attach", "r0"), ("attach", "r1"), ("detach", "r1"),
-                            ("detach", "r0")]
+    assert [c for c in shared.calls if c[0] in ("attach", "detach")] == [
+        ("attach", "r0"), ("attach", "r1"), ("detach", "r1"), ("detach", "r0")]
 
 
 async def test_a_busy_claim_is_reported_skipped_by_the_replica_that_recorded_it() -> None:
@@ -149,16 +210,65 @@ async def test_an_unreachable_coordinator_is_retried_within_grace(
     assert events == expected
 
 
-async def test_the_winner_renews_its_lease_while_the_run_lasts() -> None:
+async def test_the_winner_holds_its_lease_while_the_run_lasts_and_sees_its_token() -> None:
     shared = Shared()
     (a,), _ = replicas(shared, 1, args=[2.5])
     async with a:
         await CLOCK.advance(10)
         await CLOCK.advance(3)
-    # Lease 3 s, renewed every second of a 2.5 s run.
-    run_id = shared.claims[("j", START)][1]
-    assert [c for c in shared.calls if c[0] == "renew"] == [("renew", "r0", run_id)] * 2
-    assert shared.claims[("j", START)][2] == "succeeded"
+    row = shared.claims[("j", START)]
+    token = row[3]
+    assert [c for c in shared.calls if c[0] in ("hold", "release")] == [
+        ("hold", "r0", token), ("release", "r0", token)]
+    assert row[2] == "succeeded"
+    assert [(r.run_id, r.token) for r in SEEN] == [(row[1], token)]
+
+
+async def test_a_lost_lease_cancels_the_run_at_once_and_stores_no_outcome() -> None:
+    shared = Shared()
+    (a,), events = replicas(shared, 1, args=[5.0])
+    coordinator = a._coordinator
+    assert isinstance(coordinator, MemoryCoordinator)
+    async with a:
+        await CLOCK.advance(10)
+        await CLOCK.advance(1)
+        coordinator.lose("lost")
+        await CLOCK.advance(0)
+        assert a.in_flight == 0  # cancelled at once, not at the end of its 5 s
+        await CLOCK.advance(8)
+    # The claim stays as the reaper left it; no success and no second record from here.
+    assert shared.claims[("j", START)][2] == "interrupted"
+    assert ("r0", "RunSucceeded") not in events
+    assert ("r0", "RunFailed") not in events
+
+
+async def test_a_time_not_due_on_the_coordinators_clock_is_asked_again_later() -> None:
+    shared = Shared()
+    shared.early = [0.75]  # this replica's clock runs 0.8 s ahead of the database's
+    (a,), events = replicas(shared, 1)
+    async with a:
+        await CLOCK.advance(10)
+        assert events == []
+        await CLOCK.advance(0.75)
+    assert events == [("r0", "RunStarted"), ("r0", "RunSucceeded")]
+    assert [c for c in shared.calls if c[0] == "early"] == [("early", "r0", START)]
+
+
+async def test_a_retry_takes_a_claim_of_its_own_with_a_new_token() -> None:
+    from kernel.retry import RetryPolicy
+
+    shared = Shared()
+    (a, b), events = replicas(shared, 2, args=["not a number"],
+                              retry=RetryPolicy(max_attempts=2, backoff=2.0, jitter=0.0))
+    async with a, b:
+        await CLOCK.advance(10)
+        await CLOCK.advance(2)
+    row = shared.claims[("j", START)]
+    assert row[4] == 2
+    assert row[2] == "failed"
+    assert [c for c in shared.calls if c[0] == "retry"] == [("retry", row[0], 2)]
+    assert sorted(e for _, e in events) == ["RunFailed", "RunFailed", "RunStarted",
+                                            "RunStarted"]
 
 
 async def test_a_failed_run_finishes_its_claim_as_failed() -> None:
@@ -224,3 +334,16 @@ async def test_an_unreachable_database_is_retried_then_reported_down() -> None:
     assert db.health.state == "down"
     assert db.health.error is not None
     assert "127.0.0.1" in db.health.error
+
+
+async def test_the_claims_of_one_timer_tick_go_in_one_batch() -> None:
+    shared = Shared()
+    (a,), _ = replicas(shared, 1)
+    for name in ("k", "l"):
+        a.add_job(job, IntervalTrigger(seconds=10, start_date=START), job_id=name)
+    async with a:
+        await CLOCK.advance(10)
+    assert [c for c in shared.calls if c[0] == "batch"] == [("batch", "r0", 3)]
+    assert [c for c in shared.calls if c[0] == "finish_many"] == [("finish_many", "r0", 3)]
+    assert sorted(key for key, row in shared.claims.items() if row[2] == "succeeded") == [
+        ("j", START), ("k", START), ("l", START)]

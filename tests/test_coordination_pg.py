@@ -4,6 +4,7 @@ replicas, expired leases reported as interrupted runs, skewed clocks."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -40,14 +41,15 @@ async def test_racing_claims_on_one_scheduled_time_have_exactly_one_winner(db: D
         c.claim("job", T0, f"run-{i}", max_instances=5)
         for i, c in enumerate([a, b] * 10)
     ))
-    assert sorted(verdicts) == ["taken"] * 19 + ["won"]
+    assert sorted(v.verdict for v in verdicts) == ["taken"] * 19 + ["won"]
 
 
 async def test_a_claim_asked_again_by_the_same_run_is_still_won(db: Database) -> None:
     (a,) = coordinators(db, 1)
-    assert await a.claim("job", T0, "run-1", max_instances=1) == "won"
+    first = await a.claim("job", T0, "run-1", max_instances=1)
+    assert first.verdict == "won"
     # The first answer may have been lost with the connection: asking again is safe.
-    assert await a.claim("job", T0, "run-1", max_instances=1) == "won"
+    assert await a.claim("job", T0, "run-1", max_instances=1) == first
 
 
 @pytest.mark.parametrize(
@@ -59,19 +61,23 @@ async def test_max_instances_holds_across_replicas(
     db: Database, max_instances: int, second: str
 ) -> None:
     a, b = coordinators(db, 2)
-    assert await a.claim("job", T0, "a-1", max_instances=max_instances) == "won"
+    won = await a.claim("job", T0, "a-1", max_instances=max_instances)
+    assert won.verdict == "won"
     later = T0 + timedelta(seconds=1)
-    assert await b.claim("job", later, "b-1", max_instances=max_instances) == second
+    assert (await b.claim("job", later, "b-1", max_instances=max_instances)).verdict == second
     # A busy time is decided (skipped): no replica runs it later.
-    assert await a.claim("job", later, "a-2", max_instances=max_instances) == "taken"
-    await a.finish("job", T0, "a-1", "succeeded")
-    assert await b.claim("job", T0 + timedelta(seconds=2), "b-2",
-                         max_instances=max_instances) == "won"
+    assert (await a.claim("job", later, "a-2", max_instances=max_instances)).verdict == "taken"
+    assert await a.finish("job", T0, "a-1", "succeeded", token=won.token)
+    assert (await b.claim("job", T0 + timedelta(seconds=2), "b-2",
+                          max_instances=max_instances)).verdict == "won"
 
 
 async def test_an_expired_lease_is_reaped_once_as_an_interrupted_run(db: Database) -> None:
     a, b = coordinators(db, 2, lease=5.0)
-    assert await a.claim("job", T0, "a-1", max_instances=1) == "won"
+    won = await a.claim("job", T0, "a-1", max_instances=1)
+    assert won.verdict == "won"
+    lost: list[str] = []
+    a.hold(won.token, lost.append)
     assert await b.reap() == []
     # Replica a dies: it stops renewing and the lease runs out (moved back, not waited for).
     await db.execute("UPDATE claims SET lease_until = now() - interval '1 second'")
@@ -85,17 +91,21 @@ async def test_an_expired_lease_is_reaped_once_as_an_interrupted_run(db: Databas
     assert [(r["state"], r["done"]) for r in rows] == [("interrupted", True)]
     # The scheduled time is decided: it is never started again, and the dead run's late
     # outcome does not overwrite "interrupted".
-    assert await b.claim("job", T0, "b-1", max_instances=1) == "taken"
-    assert await a.renew("job", T0, "a-1") is False
-    await a.finish("job", T0, "a-1", "succeeded")
+    assert (await b.claim("job", T0, "b-1", max_instances=1)).verdict == "taken"
+    # The next renewal finds the lease lost and tells the run at once.
+    await a.renew_held()
+    assert lost == ["lost"]
+    assert await a.finish("job", T0, "a-1", "succeeded", token=won.token) is False
     assert await db.fetchval("SELECT state FROM claims") == "interrupted"
     # An interrupted run no longer counts against max_instances.
-    assert await b.claim("job", T0 + timedelta(seconds=1), "b-2", max_instances=1) == "won"
+    assert (await b.claim("job", T0 + timedelta(seconds=1), "b-2",
+                          max_instances=1)).verdict == "won"
+    await a.detach()
 
 
 async def test_a_reaping_kernel_stores_and_reports_the_interrupted_run(db: Database) -> None:
     dead = PostgresCoordinator(db, replica_id="dead", lease=5.0)
-    assert await dead.claim("job", T0, "d-1", max_instances=1) == "won"
+    assert (await dead.claim("job", T0, "d-1", max_instances=1)).verdict == "won"
     await db.execute("UPDATE claims SET lease_until = now() - interval '1 second'")
     store = PostgresFailureStore(db)
     alive = PostgresCoordinator(db, replica_id="alive", lease=5.0)
@@ -120,7 +130,9 @@ async def test_replicas_with_skewed_clocks_run_each_scheduled_time_once(
 
     def replica(name: str, offset: float) -> tuple[Kernel, VirtualClock]:
         clock = VirtualClock(T0 + timedelta(seconds=offset))
-        kernel = Kernel(clock=clock, coordinator=PostgresCoordinator(db, replica_id=name))
+        # Both replicas fire the job (no partitioning): the claims alone keep it once.
+        kernel = Kernel(clock=clock, coordinator=PostgresCoordinator(db, replica_id=name,
+                                                                     partition=False))
 
         async def job() -> None:
             ran.append((name, clock.now()))
@@ -161,7 +173,7 @@ async def _after_a_dead_replica(
     """A replica died holding the claim of job's 00:00 run; a kernel on another replica
     with ``policy`` for the job, whose events are recorded (not started yet)."""
     dead = PostgresCoordinator(db, replica_id="dead", lease=5.0)
-    assert await dead.claim("job", T0, "d-1", max_instances=1) == "won"
+    assert (await dead.claim("job", T0, "d-1", max_instances=1)).verdict == "won"
     await db.execute("UPDATE claims SET lease_until = now() - interval '1 second'")
     alive = PostgresCoordinator(db, replica_id="alive", lease=5.0)
     clock = VirtualClock(T0 + timedelta(seconds=30))
@@ -216,3 +228,129 @@ async def test_an_interrupted_run_is_retried_after_the_retry_policy_delay(db: Da
         await clock.advance(0.1)
         await drain(kernel)
         assert started() == [(2, T0 + timedelta(seconds=40))]
+
+
+async def test_tokens_grow_and_a_stale_token_cannot_store_an_outcome(db: Database) -> None:
+    a, b = coordinators(db, 2, lease=5.0)
+    first = await a.claim("job", T0, "a-1", max_instances=2)
+    second = await b.claim("job", T0 + timedelta(seconds=1), "b-1", max_instances=2)
+    assert 0 < first.token < second.token
+    # Attempt 1 of T0 interrupted (its lease ran out); attempt 2 takes a claim of its own.
+    await db.execute("UPDATE claims SET lease_until = now() - interval '1 second' "
+                     "WHERE run_id = 'a-1'")
+    await b.reap()
+    retry = await b.claim_retry("job", T0, "b-2", attempt=2, max_instances=2)
+    assert retry.verdict == "won"
+    assert retry.token > second.token
+    # Another replica asking for the same attempt loses; so does an attempt out of turn.
+    assert (await a.claim_retry("job", T0, "a-2", attempt=2, max_instances=2)).verdict \
+        == "taken"
+    assert (await a.claim_retry("job", T0, "a-3", attempt=3, max_instances=2)).verdict \
+        == "taken"
+    # The first attempt's late outcome is fenced off; the retry's is stored.
+    assert await a.finish("job", T0, "a-1", "succeeded", token=first.token) is False
+    assert await b.finish("job", T0, "b-2", "succeeded", token=retry.token) is True
+    rows = await db.fetch("SELECT state, attempt, run_id FROM claims WHERE scheduled_at = $1",
+                          T0)
+    assert [(r["state"], r["attempt"], r["run_id"]) for r in rows] == [("succeeded", 2, "b-2")]
+
+
+async def test_a_time_not_due_on_the_database_clock_is_not_granted(db: Database) -> None:
+    (a,) = coordinators(db, 1)
+    db_now: datetime = await db.fetchval("SELECT now()")
+    ahead = await a.claim("job", db_now + timedelta(seconds=5), "a-1", max_instances=1)
+    assert ahead.verdict == "early"
+    assert 4.0 < ahead.wait <= 5.0  # until the time itself
+    assert await db.fetchval("SELECT count(*) FROM claims") == 0
+    # Within the 50 ms tolerance it is due.
+    now2: datetime = await db.fetchval("SELECT now()")
+    soon = await a.claim("job", now2 + timedelta(milliseconds=20), "a-2", max_instances=1)
+    assert soon.verdict == "won"
+
+
+async def test_renewal_is_one_statement_that_keeps_held_leases_and_the_heartbeat(
+    db: Database
+) -> None:
+    (a,) = coordinators(db, 1, lease=5.0)
+    claims = [await a.claim("job", T0 + timedelta(seconds=i), f"a-{i}", max_instances=9)
+              for i in range(3)]
+    lost: list[str] = []
+    for c in claims:
+        a.hold(c.token, lost.append)
+    await db.execute("UPDATE claims SET lease_until = now() + interval '1 second'")
+    await a.renew_held()
+    assert lost == []
+    left = await db.fetchval("SELECT min(lease_until - now()) FROM claims")
+    assert left > timedelta(seconds=4)
+    assert await db.fetchval("SELECT count(*) FROM replicas WHERE id = 'r0'") == 1
+    a.release(claims[0].token)
+    await a.detach()
+    assert await db.fetchval("SELECT count(*) FROM replicas") == 0
+
+
+def test_rendezvous_moves_only_the_leaving_replicas_jobs() -> None:
+    from kernel.distributed.postgres import owner_of
+
+    jobs = [f"job-{i}" for i in range(3000)]
+    three = {j: owner_of(("a", "b", "c"), j) for j in jobs}
+    shares = Counter(three.values())
+    assert set(shares) == {"a", "b", "c"}
+    assert min(shares.values()) > 800
+    two = {j: owner_of(("a", "b"), j) for j in jobs}
+    moved = [j for j in jobs if three[j] != two[j]]
+    assert moved
+    assert all(three[j] == "c" for j in moved)
+    assert len(moved) == shares["c"]
+
+
+async def test_live_replicas_partition_the_jobs_and_rebalance_on_leave(db: Database) -> None:
+    a, b = coordinators(db, 2, lease=3.0)
+    seen: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
+    a.on_rebalance = lambda old, new: seen.append((old, new))
+    assert a.owns("x")
+    assert a.live == ("r0",)
+    await b.renew_held()
+    await a.renew_held()
+    assert a.live == ("r0", "r1")
+    assert seen == [(("r0",), ("r0", "r1"))]
+    jobs = [f"job-{i}" for i in range(100)]
+    await b.renew_held()
+    assert all(a.owns(j) != b.owns(j) for j in jobs)
+    await b.detach()  # leaves: its row goes, a takes everything at its next renewal
+    await a.renew_held()
+    assert a.live == ("r0",)
+    assert all(a.owns(j) for j in jobs)
+    await a.detach()
+
+
+async def test_a_batch_of_claims_is_one_statement_answered_in_order(db: Database) -> None:
+    from kernel.coordination import ClaimRequest
+
+    a, b = coordinators(db, 2)
+    assert (await b.claim("j2", T0, "b-1", max_instances=1)).verdict == "won"
+    db_now: datetime = await db.fetchval("SELECT now()")
+    answers = await a.claim_many([
+        ClaimRequest("j3", T0, "a-3", 1),
+        ClaimRequest("j2", T0, "a-2", 1),  # b has it
+        ClaimRequest("j1", T0, "a-1", 1),
+        ClaimRequest("j1", db_now + timedelta(seconds=5), "a-4", 1),  # not due yet
+    ])
+    assert [c.verdict for c in answers] == ["won", "taken", "won", "early"]
+    assert answers[0].token != answers[2].token
+    assert await db.fetchval("SELECT count(*) FROM claims") == 3
+
+
+async def test_a_batch_of_outcomes_stores_only_current_tokens(db: Database) -> None:
+    from kernel.coordination import FinishRequest
+
+    (a,) = coordinators(db, 1)
+    one = await a.claim("j1", T0, "a-1", max_instances=1)
+    two = await a.claim("j2", T0, "a-2", max_instances=1)
+    stored = await a.finish_many([
+        FinishRequest("j1", T0, "a-1", "succeeded", one.token),
+        FinishRequest("j2", T0, "a-2", "failed", one.token),  # not j2's token: refused
+    ])
+    assert stored == [True, False]
+    rows = await db.fetch("SELECT job_id, state FROM claims ORDER BY job_id")
+    assert [(r["job_id"], r["state"]) for r in rows] == [("j1", "succeeded"), ("j2", "running")]
+    assert await a.finish_many([FinishRequest("j2", T0, "a-2", "failed", two.token)]) == [True]

@@ -363,3 +363,34 @@ async def test_card_notices(backend_kind: str, tmp_path: Path, fake_lark: FakeLa
             "url": LINK,
         }],
     }
+
+
+def test_a_scheduled_runs_notices_take_their_lark_uuid_from_the_job_and_its_time() -> None:
+    from zoneinfo import ZoneInfo
+
+    from actors.jobs._expiry_notices import DueNotice, admin_summary, user_notice
+    from actors.jobs.token_states import expiry_status
+    from actors.store import AppRecord
+
+    at = datetime(2024, 5, 1, 1, 0, tzinfo=UTC)
+    zone = ZoneInfo("Asia/Shanghai")
+    app = AppRecord(app_id="cli_a", name="A", admin_open_id="ou_admin", created_at=at,
+                    updated_at=at)
+    token = UserToken(app_id="cli_a", open_id="ou_c", refresh_expires_at=at + timedelta(days=2))
+    due = DueNotice(token=token, status=expiry_status(token.refresh_expires_at, at, 7, 3),
+                    level="critical")
+    day = at.astimezone(zone).date()
+
+    def keys(run_slot: str | None) -> tuple[str | None, str | None]:
+        return (user_notice(app, due, day, zone, None, run_slot=run_slot).idempotency_key,
+                admin_summary(app, [due], day, zone, None, 7, run_slot=run_slot)
+                .idempotency_key)
+
+    first = keys("check_token_expiry@2024-05-01T01:00:00+00:00")
+    # A repeat of the same scheduled run (a replica paused past its lease) sends the same
+    # uuids: Lark delivers each notice once.
+    assert keys("check_token_expiry@2024-05-01T01:00:00+00:00") == first
+    # Another scheduled time, or a manual check (day-keyed), are other messages.
+    assert keys("check_token_expiry@2024-05-01T10:00:00+00:00") != first
+    assert keys(None) != first
+    assert len(set(first)) == 2

@@ -226,15 +226,15 @@ async def test_claims_go_on_after_the_pool_connections_are_cut(db: Database) -> 
     await mine.open()
     try:
         coordinator = PostgresCoordinator(mine, replica_id="a")
-        assert await coordinator.claim("j", T0, "r1", max_instances=5) == "won"
+        assert (await coordinator.claim("j", T0, "r1", max_instances=5)).verdict == "won"
         await db.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 "
             "AND pid <> pg_backend_pid()", f"lark_scheduler:{db.schema}")
         verdicts: list[str] = []
         for i in range(2, 5):
             try:
-                verdicts.append(await coordinator.claim(
-                    "j", T0 + timedelta(seconds=i), f"r{i}", max_instances=5))
+                verdicts.append((await coordinator.claim(
+                    "j", T0 + timedelta(seconds=i), f"r{i}", max_instances=5)).verdict)
             except Exception as exc:  # a connection cut mid-use fails once, then heals
                 verdicts.append(type(exc).__name__)
         assert verdicts[-1] == "won"

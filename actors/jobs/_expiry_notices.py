@@ -41,8 +41,13 @@ class DueNotice(msgspec.Struct, frozen=True, kw_only=True):
     level: NoticeLevel
 
 
-def _key(slot: str) -> str:
-    return str(uuid.uuid5(_NOTICE_NAMESPACE, slot))
+def _key(slot: str, run_slot: str | None = None) -> str:
+    """The notice's Lark ``uuid``: from the scheduled run (``job@time``) when there is
+    one, so a repeat of that run is deduplicated by Lark; else from the day's slot. Lark
+    keeps a ``uuid`` for one hour: a repeat later than that is stopped by the store's
+    notice claim (once a day per token and level), not by Lark."""
+    return str(uuid.uuid5(_NOTICE_NAMESPACE, slot if run_slot is None else
+                          f"{run_slot}/{slot}"))
 
 
 def _local(due: DueNotice, zone: tzinfo) -> str:
@@ -66,7 +71,8 @@ def _what_happened(due: DueNotice, zone: tzinfo) -> str:
 
 
 def user_notice(
-    app: AppRecord, due: DueNotice, day: date, zone: tzinfo, link: str | None
+    app: AppRecord, due: DueNotice, day: date, zone: tzinfo, link: str | None,
+    *, run_slot: str | None = None,
 ) -> SendNotice:
     """The notice to the user whose authorization of ``app`` expires (or was refused)."""
     token = due.token
@@ -89,7 +95,7 @@ def user_notice(
         title=title,
         body=body,
         severity=_SEVERITY[due.level],
-        idempotency_key=_key(f"{app.app_id}/{token.open_id}/{due.level}/{day}"),
+        idempotency_key=_key(f"{app.app_id}/{token.open_id}/{due.level}/{day}", run_slot),
         link=link,
     )
 
@@ -101,6 +107,8 @@ def admin_summary(
     zone: tzinfo,
     link: str | None,
     warning_days: float,
+    *,
+    run_slot: str | None = None,
 ) -> SendNotice:
     """The administrator's summary of the users of ``app`` due a notice today."""
     assert app.admin_open_id is not None, "the caller checks for an administrator"
@@ -131,6 +139,6 @@ def admin_summary(
         title=f"Lark authorisations of app {app.name}: {counts}",
         body="\n".join(lines),
         severity=_SEVERITY[levels[0]],
-        idempotency_key=_key(f"{app.app_id}/summary/{day}"),
+        idempotency_key=_key(f"{app.app_id}/summary/{day}", run_slot),
         link=link,
     )

@@ -111,10 +111,17 @@ class TokenExpiryMonitor:
         at = now if now is not None else self.clock.now()
         return expiry_status(expires_at, at, self.warning_days, self.critical_days)
 
-    async def check_token_expiry(self, now: datetime | None = None) -> ExpiryReport:
-        """Check every active app's user refresh tokens once; send what is due."""
+    async def check_token_expiry(
+        self, now: datetime | None = None, *, run: tuple[str, datetime] | None = None
+    ) -> ExpiryReport:
+        """Check every active app's user refresh tokens once; send what is due.
+
+        ``run`` (job id, scheduled time): the scheduled run this check is; its notices'
+        Lark ``uuid`` derive from it and their day is the scheduled time's, so a repeat of
+        the run (a replica that was paused past its lease) sends nothing twice."""
         at = now if now is not None else self.clock.now()
-        day = at.astimezone(self.timezone).date()
+        day = (run[1] if run is not None else at).astimezone(self.timezone).date()
+        slot = None if run is None else f"{run[0]}@{run[1].isoformat()}"
         apps = {app.app_id: app for app in await self.store.list_apps(active_only=True)}
         tokens = [t for t in await self.store.list_user_tokens() if t.app_id in apps]
         soonest: dict[str, datetime] = {}
@@ -129,10 +136,10 @@ class TokenExpiryMonitor:
             if level is not None:
                 notice = DueNotice(token=token, status=status, level=level)
                 due.setdefault(app_id, []).append(notice)
-                outcomes.append(await self._notify(apps[app_id], notice, day))
+                outcomes.append(await self._notify(apps[app_id], notice, day, slot))
         self._export(soonest)
         for app_id, notices in due.items():
-            outcomes.append(await self._summarise(apps[app_id], notices, day))
+            outcomes.append(await self._summarise(apps[app_id], notices, day, slot))
         self.states.publish(self._report(apps.values(), tokens, at))
         return ExpiryReport(checked_at=at, tokens=len(tokens), notices=tuple(outcomes))
 
@@ -169,14 +176,17 @@ class TokenExpiryMonitor:
             link_for=self.reauthorize_url,
         )
 
-    async def _notify(self, app: AppRecord, due: DueNotice, day: date) -> NoticeOutcome:
+    async def _notify(
+        self, app: AppRecord, due: DueNotice, day: date, slot: str | None
+    ) -> NoticeOutcome:
         token, level = due.token, due.level
         outcome = NoticeOutcome(
             app_id=app.app_id, open_id=token.open_id, level=level, outcome="sent"
         )
         if not await self.store.claim_notice(app.app_id, token.open_id, level, day):
             return msgspec.structs.replace(outcome, outcome="duplicate")
-        notice = user_notice(app, due, day, self.timezone, self.reauthorize_url(app.app_id))
+        notice = user_notice(app, due, day, self.timezone, self.reauthorize_url(app.app_id),
+                             run_slot=slot)
         sent = await self._send(
             notice,
             f"{level} notice to user {token.open_id} of app {app.app_id}",
@@ -190,7 +200,9 @@ class TokenExpiryMonitor:
         self.sent_counter.inc({"app_id": app.app_id, "level": level})
         return msgspec.structs.replace(outcome, message_id=sent.message_id)
 
-    async def _summarise(self, app: AppRecord, dues: list[DueNotice], day: date) -> NoticeOutcome:
+    async def _summarise(
+        self, app: AppRecord, dues: list[DueNotice], day: date, slot: str | None
+    ) -> NoticeOutcome:
         worst = min((d.level for d in dues), key=_SEVERITY_RANK.index)
         outcome = NoticeOutcome(
             app_id=app.app_id, open_id=app.admin_open_id, level=worst, outcome="sent",
@@ -208,7 +220,8 @@ class TokenExpiryMonitor:
         if not await self.store.claim_summary(app.app_id, day):
             return msgspec.structs.replace(outcome, outcome="duplicate")
         notice = admin_summary(
-            app, dues, day, self.timezone, self.reauthorize_url(app.app_id), self.warning_days
+            app, dues, day, self.timezone, self.reauthorize_url(app.app_id), self.warning_days,
+            run_slot=slot,
         )
         sent = await self._send(
             notice,
@@ -262,4 +275,7 @@ class TokenExpiryActor(Actor[CheckExpiry]):
         self.monitor = monitor
 
     async def receive(self, message: CheckExpiry) -> Any:
-        return await self.monitor.check_token_expiry()
+        run = None
+        if message.job_id is not None and message.scheduled_at is not None:
+            run = (message.job_id, message.scheduled_at)
+        return await self.monitor.check_token_expiry(run=run)

@@ -89,7 +89,16 @@ class SendNotice(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class CheckExpiry(msgspec.Struct, frozen=True, kw_only=True):
-    """Check every active app's user refresh tokens and send the notices that are due."""
+    """Check every active app's user refresh tokens and send the notices that are due.
+
+    ``job_id`` and ``scheduled_at``: the scheduled run asking (cluster mode's claimed run,
+    :data:`kernel.coordination.current_run`); the notices' Lark ``uuid`` then derives from
+    them, so a repeat of that scheduled time is deduplicated by Lark, and the notice day is
+    the scheduled time's day. ``None``: a manual check (the day of now, day-keyed uuids).
+    """
+
+    job_id: str | None = None
+    scheduled_at: datetime | None = None
 
 
 class NoticeOutcome(msgspec.Struct, frozen=True, kw_only=True):

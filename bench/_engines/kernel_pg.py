@@ -3,8 +3,9 @@
 ``kernel-pg1`` and ``kernel-pg3`` run 1 or 3 replicas in this one process, on one event
 loop, each with its own connection pool, LISTEN connection and claims; they share a fresh
 schema (``bench_<random>``) that ``stop()`` drops. Every replica declares the same jobs
-before it starts, as replicas of one deployment do, and claims every scheduled time; one
-wins and runs the body. Settings as for ``kernel``: ``coalesce=False``,
+before it starts, as replicas of one deployment do; each job's owner among the live
+replicas (rendezvous hashing; every replica until the first heartbeat round) claims its
+scheduled times and runs the body. Settings as for ``kernel``: ``coalesce=False``,
 ``max_instances=1000``, ``misfire_grace_time=3600``, timezone UTC. The server is
 ``$BENCH_POSTGRES_DSN`` (default ``postgresql://postgres@127.0.0.1:5432/test``).
 """

@@ -113,6 +113,115 @@ BEGIN
                 now() + p_lease * interval '1 second');
     RETURN 'won';
 END $$;
+
+-- Fencing (issue 13): every won claim draws a token from one increasing sequence; the
+-- claim's row holds the token of the attempt that owns it. Additive: claim_run stays.
+ALTER TABLE claims ADD COLUMN IF NOT EXISTS token bigint;
+CREATE SEQUENCE IF NOT EXISTS claim_tokens;
+CREATE INDEX IF NOT EXISTS claims_token ON claims (token) WHERE state = 'running';
+-- Live replicas: each renews its row with its claims' leases (one statement per period).
+CREATE TABLE IF NOT EXISTS replicas (
+    id text PRIMARY KEY,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    heartbeat_at timestamptz NOT NULL DEFAULT now(),
+    lease_until timestamptz NOT NULL
+);
+
+-- claim_run with a fencing token, judged on the database's clock: a time later than
+-- now() + p_tolerance seconds is not granted ('early', with the seconds to wait).
+CREATE OR REPLACE FUNCTION claim_fenced(
+    p_job text, p_at timestamptz, p_replica text, p_run text, p_max integer, p_lease float8,
+    p_tolerance float8
+) RETURNS TABLE (o_verdict text, o_token bigint, o_wait float8) LANGUAGE plpgsql AS $$
+DECLARE
+    ahead float8;
+    existing record;
+    live integer;
+    t bigint;
+BEGIN
+    ahead := extract(epoch FROM p_at - now());
+    IF ahead > p_tolerance THEN
+        -- Ask again at the time itself, not at the tolerance's edge: a replica whose
+        -- clock runs ahead does not win every race by the tolerance.
+        RETURN QUERY SELECT 'early'::text, 0::bigint, ahead;
+        RETURN;
+    END IF;
+    PERFORM pg_advisory_xact_lock(
+        hashtextextended('lark_scheduler:' || current_schema() || ':' || p_job, 0));
+    SELECT c.run_id, c.token INTO existing FROM claims c
+        WHERE c.job_id = p_job AND c.scheduled_at = p_at;
+    IF FOUND THEN
+        -- The same run asking again (its first answer was lost with a connection) won.
+        IF existing.run_id = p_run THEN
+            RETURN QUERY SELECT 'won'::text, existing.token, 0::float8;
+        ELSE
+            RETURN QUERY SELECT 'taken'::text, 0::bigint, 0::float8;
+        END IF;
+        RETURN;
+    END IF;
+    SELECT count(*) INTO live FROM claims c
+        WHERE c.job_id = p_job AND c.state = 'running' AND c.lease_until > now();
+    UPDATE jobs SET last_fire = GREATEST(last_fire, p_at) WHERE id = p_job;
+    -- ON CONFLICT: a missed or coalesced time is recorded (mark) without the lock.
+    IF live >= p_max THEN
+        INSERT INTO claims (job_id, scheduled_at, replica, run_id, state, finished_at)
+            VALUES (p_job, p_at, p_replica, p_run, 'skipped', now()) ON CONFLICT DO NOTHING;
+        RETURN QUERY SELECT CASE WHEN FOUND THEN 'busy' ELSE 'taken' END, 0::bigint,
+            0::float8;
+        RETURN;
+    END IF;
+    t := nextval('claim_tokens');
+    INSERT INTO claims (job_id, scheduled_at, replica, run_id, state, lease_until, token)
+        VALUES (p_job, p_at, p_replica, p_run, 'running',
+                now() + p_lease * interval '1 second', t) ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'taken'::text, 0::bigint, 0::float8;
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT 'won'::text, t, 0::float8;
+END $$;
+
+-- A retry takes a claim of its own: attempt p_attempt of a time whose attempt
+-- p_attempt - 1 failed or was interrupted (or is this replica's own attempt that just
+-- failed and is being finished) gets the row with a new token.
+CREATE OR REPLACE FUNCTION claim_retry_fenced(
+    p_job text, p_at timestamptz, p_replica text, p_run text, p_attempt integer,
+    p_max integer, p_lease float8
+) RETURNS TABLE (o_verdict text, o_token bigint, o_wait float8) LANGUAGE plpgsql AS $$
+DECLARE
+    cur record;
+    live integer;
+    t bigint;
+BEGIN
+    PERFORM pg_advisory_xact_lock(
+        hashtextextended('lark_scheduler:' || current_schema() || ':' || p_job, 0));
+    SELECT c.state, c.attempt, c.replica, c.run_id, c.token INTO cur FROM claims c
+        WHERE c.job_id = p_job AND c.scheduled_at = p_at;
+    IF FOUND AND cur.attempt = p_attempt AND cur.run_id = p_run THEN
+        RETURN QUERY SELECT 'won'::text, cur.token, 0::float8;
+        RETURN;
+    END IF;
+    IF NOT FOUND OR cur.attempt <> p_attempt - 1 OR NOT (
+            cur.state IN ('failed', 'interrupted')
+            OR (cur.state = 'running' AND cur.replica = p_replica)) THEN
+        RETURN QUERY SELECT 'taken'::text, 0::bigint, 0::float8;
+        RETURN;
+    END IF;
+    SELECT count(*) INTO live FROM claims c
+        WHERE c.job_id = p_job AND c.state = 'running' AND c.lease_until > now()
+        AND c.scheduled_at <> p_at;
+    IF live >= p_max THEN
+        RETURN QUERY SELECT 'busy'::text, 0::bigint, 0::float8;
+        RETURN;
+    END IF;
+    t := nextval('claim_tokens');
+    UPDATE claims SET state = 'running', run_id = p_run, replica = p_replica,
+        attempt = p_attempt, token = t, lease_until = now() + p_lease * interval '1 second',
+        started_at = now(), finished_at = NULL, worker = NULL, worker_until = NULL,
+        worker_outcome = NULL
+        WHERE job_id = p_job AND scheduled_at = p_at;
+    RETURN QUERY SELECT 'won'::text, t, 0::float8;
+END $$;
 """
 
 
@@ -205,6 +314,15 @@ class Database:
                 )
         finally:
             await conn.close()
+
+    async def connect(self) -> asyncpg.Connection:
+        """A connection of its own (not from the pool), on the scheduler's schema."""
+        conn: asyncpg.Connection = await asyncpg.connect(
+            self.dsn, timeout=10,
+            server_settings={"search_path": self.schema,
+                             "application_name": f"lark_scheduler:{self.schema}"},
+        )
+        return conn
 
     async def close(self) -> None:
         if self._pool is not None:

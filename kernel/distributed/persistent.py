@@ -28,8 +28,15 @@
   jobs run. It is listed in :attr:`PersistentKernel.unresolved` and in ``health()``, and
   ``remove_job`` removes it from the store.
 
-Known limits: manual runs (``run_job``) and retries are not claimed (they run where
-asked); a remote change replaces the local job, so a run in progress there is no longer
+* **One replica fires each job.** Every replica keeps every job's timer, but only the
+  job's owner among the live replicas (rendezvous hashing over the ``replicas`` table's
+  heartbeats, :func:`~kernel.distributed.postgres.owner_of`) claims its times. When the
+  live set changes (a replica joins, leaves or stops heartbeating for two renewal
+  periods) the jobs a replica gains are caught up from their stored last decided time.
+  The claims still make each time run once while replicas disagree on the set.
+
+Known limits: manual runs (``run_job``) are not claimed (they run where asked); a
+remote change replaces the local job, so a run in progress there is no longer
 counted locally (the claims still hold ``max_instances`` across replicas); arguments
 come back as JSON types (a tuple becomes a list, a datetime a string).
 """
@@ -56,7 +63,7 @@ from ._pg import Database
 from ._pgstore import ChangeNote, PostgresJobStore, StoredJob, stored_from_job
 from ._refs import anchored, check_json, import_ref, storable_ref, unanchored
 from ._writes import WriteThrough
-from .postgres import PostgresCoordinator, PostgresFailureStore
+from .postgres import PostgresCoordinator, PostgresFailureStore, owner_of
 
 __all__ = ("PersistentKernel",)
 
@@ -110,6 +117,7 @@ class PersistentKernel(Kernel):
         self._notes: asyncio.Queue[str] | None = None
         self._bg: list[asyncio.Task[None]] = []
         self.listener = Listener(db, self._on_note, self._resync, name=self.replica_id)
+        coordinator.on_rebalance = self._rebalanced
 
     # -- the public API, written through ----------------------------------------------
     def add_job(self, func: Callable[..., Any], trigger: Trigger, *,
@@ -287,6 +295,35 @@ class PersistentKernel(Kernel):
         if row.paused:
             Kernel.pause_job(self, row.id)
         return True
+
+    # -- partitioning -----------------------------------------------------------------------
+    def _rebalanced(self, old: tuple[str, ...], new: tuple[str, ...]) -> None:
+        """The live replicas changed: the jobs this replica now fires and did not before
+        catch up from their stored last decided time (the times a replica that died or
+        left did not decide, or decided nothing for, are decided here like after
+        downtime)."""
+        if not self.running:
+            return
+        me = self.replica_id
+        gained = [job.id for job in self.get_jobs()
+                  if owner_of(new, job.id) == me and owner_of(old, job.id) != me]
+        if gained:
+            log.info("Replica %s now fires %d more job(s)", me, len(gained))
+            task = asyncio.get_running_loop().create_task(self._catch_up_gained(set(gained)))
+            self._bg.append(task)
+
+    async def _catch_up_gained(self, gained: set[str]) -> None:
+        try:
+            rows = [row for row in await self.store.load() if row.id in gained]
+        except Exception as exc:
+            log.error("could not load the jobs this replica took over (%s: %s); their "
+                      "missed times are decided at the next change", type(exc).__name__, exc)
+            return
+        now = self.clock.now()
+        for row in rows:
+            current = self._current(row.id)
+            if current is not None and self.coordinator.owns(row.id):
+                catch_up(self.port, current, row, now)
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:

@@ -1,12 +1,27 @@
-"""PostgreSQL coordination for several replicas: claims, the reaper, failure records.
+"""PostgreSQL coordination for several replicas: claims, leases, the reaper, failure records.
 
 :class:`PostgresCoordinator` implements :class:`kernel.coordination.Coordinator` with a
-``claims`` table, one row per (job id, scheduled time), primary key on the pair. The
-claim is one call of the ``claim_run`` SQL function (see ``_pg.py``), which takes a
-per-job advisory lock, answers ``taken`` if the row exists, counts the job's live
-running claims against ``max_instances`` and inserts the row. Leases are timestamps
-computed by the database (``now() + lease``), so replica clock skew does not affect
-them. The reaper, run by every replica every ``lease / 2`` seconds, turns running claims
+``claims`` table, one row per (job id, scheduled time), primary key on the pair. A claim
+is one call of the ``claim_fenced`` SQL function (see ``_pg.py``): it refuses a time
+later than the database's ``now()`` plus ``DUE_TOLERANCE`` (``early``, with the seconds
+to wait: the database's clock decides "due", not the replica's), takes a per-job
+advisory lock, answers ``taken`` if the row exists, counts the job's live running
+claims against ``max_instances``, and inserts the row with a fencing token drawn from
+the ``claim_tokens`` sequence. A retry (``claim_retry_fenced``) takes the row of a
+failed or interrupted attempt with a new token. Finishing a claim is fenced: it only
+succeeds while the row still holds the run's token.
+
+Leases are timestamps computed by the database (``now() + lease``), so replica clock
+skew does not affect them. The leases of all of this replica's running claims, and its
+row in the ``replicas`` table, are renewed by one statement every ``lease / 3``
+seconds on a connection of its own (so a busy pool does not delay it). A claim the
+statement does not renew is lost (reaped, or retried elsewhere) and its run is told at
+once; when the database cannot be reached, a run is told its lease is unrenewable
+``lease / 6`` seconds before its lease would expire, counted on this replica's monotonic
+clock from the last renewal sent, so it is cancelled before any other replica can
+take the time over.
+
+The reaper, run by every replica every ``lease / 2`` seconds, turns running claims
 whose lease has expired into ``interrupted`` with one ``UPDATE ... RETURNING``; row
 locks make each expired claim come back to exactly one replica, which hands it to its
 kernel (:meth:`kernel.port.KernelPort.report_interrupted`): the failure record
@@ -21,16 +36,26 @@ replica sees them (the reaper's records included).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import socket
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 import msgspec
 
-from ..coordination import ClaimState, ClaimVerdict
+from ..coordination import (
+    Claim,
+    ClaimRequest,
+    ClaimState,
+    ClaimVerdict,
+    FinishRequest,
+    LeaseLost,
+)
 from ..observe.failures import FailureRecord, RetryAttempt
 from ._pg import Database, Health
 from ._pgstore import PostgresJobStore, StoredJob
@@ -50,7 +75,39 @@ __all__ = (
 
 log = logging.getLogger("scheduler.coordination")
 
-_VERDICTS: dict[str, ClaimVerdict] = {"won": "won", "taken": "taken", "busy": "busy"}
+_VERDICTS: dict[str, ClaimVerdict] = {"won": "won", "taken": "taken", "busy": "busy",
+                                      "early": "early"}
+DUE_TOLERANCE = 0.05
+"""Seconds a claim may come before its scheduled time on the database's clock."""
+
+# One statement per renewal period: this replica's heartbeat, every held lease, and the
+# replicas that are live (a heartbeat within two renewal periods: $4 seconds).
+_RENEW = (
+    "WITH beat AS (INSERT INTO replicas (id, heartbeat_at, lease_until) "
+    "VALUES ($1, now(), now() + $2 * interval '1 second') ON CONFLICT (id) DO UPDATE "
+    "SET heartbeat_at = now(), lease_until = EXCLUDED.lease_until), "
+    "renewed AS (UPDATE claims SET lease_until = now() + $2 * interval '1 second' "
+    "WHERE token = ANY($3::bigint[]) AND state = 'running' RETURNING token) "
+    "SELECT token, NULL::text AS replica FROM renewed UNION ALL "
+    "SELECT NULL::bigint, id FROM replicas WHERE heartbeat_at > now() - $4 * interval '1 second'"
+)
+
+
+def owner_of(live: Sequence[str], job_id: str) -> str:
+    """The live replica that fires ``job_id``: rendezvous (highest random weight) hashing,
+    so a replica joining or leaving moves only its share of the jobs."""
+    return max(live, key=lambda replica: hashlib.blake2b(
+        f"{replica}\0{job_id}".encode(), digest_size=8).digest())
+
+
+class _Held:
+    """A running claim's lease as this replica sees it."""
+
+    __slots__ = ("on_lost", "valid_until")
+
+    def __init__(self, valid_until: float, on_lost: Callable[[LeaseLost], None]) -> None:
+        self.valid_until = valid_until  # monotonic: lease from the last renewal sent
+        self.on_lost = on_lost
 
 
 def default_replica_id() -> str:
@@ -81,6 +138,7 @@ class PostgresCoordinator:
         replica_id: str | None = None,
         lease: float = 15.0,
         keep_claims: timedelta = timedelta(days=7),
+        partition: bool = True,
     ) -> None:
         if lease < 0.1:
             raise ValueError(f"lease={lease} must be at least 0.1 seconds")
@@ -90,44 +148,203 @@ class PostgresCoordinator:
         self.keep_claims = keep_claims
         self._port: KernelPort | None = None
         self._reaper: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
+        self._renew_conn: asyncpg.Connection | None = None
+        self._held: dict[int, _Held] = {}
+        self._granted: dict[int, float] = {}  # token -> monotonic time its claim was sent
+        self.partition = partition
+        self.live: tuple[str, ...] = (self.replica_id,)
+        """The live replicas as of the last renewal (this one always included)."""
+        self.on_rebalance: Callable[[tuple[str, ...], tuple[str, ...]], None] | None = None
+        """Called with (old, new) live replicas when the set changes."""
+        self._owns: dict[str, bool] = {}
 
     # -- Coordinator ------------------------------------------------------------------
     async def attach(self, port: KernelPort) -> None:
         self._port = port
         await self.db.open()
-        self._reaper = asyncio.get_running_loop().create_task(self._reap_forever(port))
+        loop = asyncio.get_running_loop()
+        self._reaper = loop.create_task(self._reap_forever(port))
+        self._renewer = loop.create_task(self._renew_forever(port))
 
     async def detach(self) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
-            await asyncio.gather(self._reaper, return_exceptions=True)
-            self._reaper = None
+        for task in (self._reaper, self._renewer):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._reaper = self._renewer = None
+        self.live = (self.replica_id,)
+        self._owns.clear()
+        conn, self._renew_conn = self._renew_conn, None
+        if conn is not None:
+            try:
+                # Leaving: the others stop counting this replica at once.
+                await conn.execute("DELETE FROM replicas WHERE id = $1", self.replica_id,
+                                   timeout=2)
+            except Exception as exc:
+                log.warning("could not remove replica %s from the replicas table: %s",
+                            self.replica_id, exc)
+            await conn.close(timeout=2)
+
+    def owns(self, job_id: str) -> bool:
+        """Whether this replica fires ``job_id`` (see :func:`owner_of`); every replica
+        owns every job while it is alone or ``partition`` is off."""
+        live = self.live
+        if not self.partition or len(live) == 1:
+            return True
+        owned = self._owns.get(job_id)
+        if owned is None:
+            owned = self._owns[job_id] = owner_of(live, job_id) == self.replica_id
+        return owned
+
+    def _set_live(self, live: tuple[str, ...]) -> None:
+        if live == self.live:
+            return
+        old, self.live = self.live, live
+        self._owns.clear()
+        log.info("Live replicas: %s (were %s)", ", ".join(live), ", ".join(old))
+        if self.on_rebalance is not None:
+            self.on_rebalance(old, live)
+
+    def _monotonic(self) -> float:
+        return self.db.clock.monotonic() if self._port is None else \
+            self._port.clock.monotonic()
 
     async def claim(
         self, job_id: str, scheduled_at: datetime, run_id: str, *, max_instances: int
-    ) -> ClaimVerdict:
-        answer = await self.db.fetchval(
-            "SELECT claim_run($1, $2, $3, $4, $5, $6)",
+    ) -> Claim:
+        sent = self._monotonic()
+        rows = await self.db.fetch(
+            "SELECT o_verdict, o_token, o_wait FROM claim_fenced($1, $2, $3, $4, $5, $6, $7)",
             job_id, scheduled_at, self.replica_id, run_id, max_instances, self.lease,
+            DUE_TOLERANCE,
         )
-        return _VERDICTS[answer]
+        return self._answer(rows[0], sent)
 
-    async def renew(self, job_id: str, scheduled_at: datetime, run_id: str) -> bool:
+    async def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim]:
+        """One statement for all ``requests``, taken in (job, time) order so that two
+        replicas' batches lock their jobs in the same order (no deadlock)."""
+        order = sorted(range(len(requests)),
+                       key=lambda i: (requests[i].job_id, requests[i].scheduled_at))
+        sent = self._monotonic()
+        rows = await self.db.fetch(
+            "SELECT c.o_verdict, c.o_token, c.o_wait FROM unnest($1::text[], "
+            "$2::timestamptz[], $3::text[], $4::int[]) WITH ORDINALITY AS u(job, at, run, mx, i) "
+            "CROSS JOIN LATERAL claim_fenced(u.job, u.at, $5, u.run, u.mx, $6, $7) AS c "
+            "ORDER BY u.i",
+            [requests[i].job_id for i in order], [requests[i].scheduled_at for i in order],
+            [requests[i].run_id for i in order], [requests[i].max_instances for i in order],
+            self.replica_id, self.lease, DUE_TOLERANCE,
+        )
+        answers: list[Claim] = [Claim("taken")] * len(requests)
+        for i, row in zip(order, rows, strict=True):
+            answers[i] = self._answer(row, sent)
+        return answers
+
+    async def claim_retry(
+        self, job_id: str, scheduled_at: datetime, run_id: str, *, attempt: int,
+        max_instances: int,
+    ) -> Claim:
+        sent = self._monotonic()
+        rows = await self.db.fetch(
+            "SELECT o_verdict, o_token, o_wait FROM claim_retry_fenced("
+            "$1, $2, $3, $4, $5, $6, $7)",
+            job_id, scheduled_at, self.replica_id, run_id, attempt, max_instances, self.lease,
+        )
+        return self._answer(rows[0], sent)
+
+    def _answer(self, row: Any, sent: float) -> Claim:
+        claim = Claim(_VERDICTS[row["o_verdict"]], int(row["o_token"]), float(row["o_wait"]))
+        if claim.verdict == "won":
+            self._granted[claim.token] = sent
+        return claim
+
+    def hold(self, token: int, on_lost: Callable[[LeaseLost], None]) -> None:
+        sent = self._granted.pop(token, None)
+        if sent is None:
+            sent = self._monotonic()
+        self._held[token] = _Held(sent + self.lease, on_lost)
+
+    def release(self, token: int) -> None:
+        self._held.pop(token, None)
+        self._granted.pop(token, None)
+
+    async def finish(
+        self, job_id: str, scheduled_at: datetime, run_id: str, state: ClaimState, *,
+        token: int,
+    ) -> bool:
         status = await self.db.execute(
-            "UPDATE claims SET lease_until = now() + $4 * interval '1 second' "
-            "WHERE job_id = $1 AND scheduled_at = $2 AND run_id = $3 AND state = 'running'",
-            job_id, scheduled_at, run_id, self.lease,
+            "UPDATE claims SET state = $5, finished_at = now(), lease_until = NULL "
+            "WHERE job_id = $1 AND scheduled_at = $2 AND run_id = $3 AND token = $4 "
+            "AND state = 'running'",
+            job_id, scheduled_at, run_id, token, state,
         )
         return status.endswith(" 1")
 
-    async def finish(
-        self, job_id: str, scheduled_at: datetime, run_id: str, state: ClaimState
-    ) -> None:
-        await self.db.execute(
-            "UPDATE claims SET state = $4, finished_at = now(), lease_until = NULL "
-            "WHERE job_id = $1 AND scheduled_at = $2 AND run_id = $3 AND state = 'running'",
-            job_id, scheduled_at, run_id, state,
+    async def finish_many(self, requests: Sequence[FinishRequest]) -> list[bool]:
+        """One statement for all ``requests`` (each fenced by its token)."""
+        rows = await self.db.fetch(
+            "UPDATE claims c SET state = u.state, finished_at = now(), lease_until = NULL "
+            "FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::bigint[]) "
+            "AS u(job, at, run, state, token) WHERE c.job_id = u.job AND c.scheduled_at = u.at "
+            "AND c.run_id = u.run AND c.token = u.token AND c.state = 'running' "
+            "RETURNING c.job_id, c.scheduled_at, c.token",
+            [r.job_id for r in requests], [r.scheduled_at for r in requests],
+            [r.run_id for r in requests], [r.state for r in requests],
+            [r.token for r in requests],
         )
+        stored = {(row["job_id"], row["scheduled_at"], row["token"]) for row in rows}
+        return [(r.job_id, r.scheduled_at, r.token) in stored for r in requests]
+
+    async def renew_held(self) -> None:
+        """One renewal: this replica's heartbeat and every held lease in one statement;
+        tell the runs whose lease is lost or can no longer be renewed in time."""
+        tokens = list(self._held)
+        sent = self._monotonic()
+        renewed: set[int] | None = None
+        try:
+            conn = self._renew_conn
+            if conn is None or conn.is_closed():
+                conn = self._renew_conn = await self.db.connect()
+            rows = await conn.fetch(_RENEW, self.replica_id, self.lease, tokens,
+                                    2 * self.lease / 3, timeout=max(self.lease / 2, 0.05))
+            renewed = {row["token"] for row in rows if row["token"] is not None}
+            live = {row["replica"] for row in rows if row["replica"] is not None}
+            self.db.mark_up()
+            self._set_live(tuple(sorted(live | {self.replica_id})))
+        except Exception as exc:
+            log.warning("Could not renew the leases of %d run(s) of replica %s: %s: %s",
+                        len(tokens), self.replica_id, type(exc).__name__, exc)
+            conn, self._renew_conn = self._renew_conn, None
+            if conn is not None:
+                conn.terminate()
+        lost: list[tuple[_Held, LeaseLost]] = []
+        if renewed is not None:
+            for token in tokens:
+                held = self._held.get(token)
+                if held is None:
+                    continue
+                if token in renewed:
+                    held.valid_until = sent + self.lease
+                else:
+                    del self._held[token]
+                    lost.append((held, "lost"))
+        margin = self.lease / 6
+        now = self._monotonic()
+        for token, held in list(self._held.items()):
+            if now >= held.valid_until - margin:
+                del self._held[token]
+                lost.append((held, "unrenewable"))
+        for held, why in lost:
+            held.on_lost(why)
+
+    async def _renew_forever(self, port: KernelPort) -> None:
+        while True:
+            await port.clock.sleep(self.lease / 3)
+            try:
+                await self.renew_held()
+            except Exception:
+                log.exception("lease renewal pass failed")
 
     # -- beyond the protocol ----------------------------------------------------------
     async def mark(self, job_id: str, scheduled_at: datetime, state: ClaimState) -> bool:

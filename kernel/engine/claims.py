@@ -5,30 +5,44 @@ Only used when the kernel has a coordinator; the single-process path never enter
 module. For each decision of a job, in order:
 
 * **run** - the (job, scheduled time) pair is claimed. ``won``: the run starts here,
-  holding a :class:`ClaimLease` (renewed every third of the lease while it runs, finished
-  with the outcome; :data:`~kernel.coordination.current_run` is set inside the run).
-  ``taken``: another replica has it, nothing is reported. ``busy``: the job is at
-  ``max_instances`` across replicas (the claim applies the limit; the local count is not
-  consulted), reported skipped. A coordinator that stays unreachable is retried with
-  backoff on the kernel's clock until the time would be past the job's misfire grace
-  (at most ``CLAIM_PATIENCE`` seconds), then the time is reported missed.
+  holding a :class:`ClaimLease` (its fencing token in
+  :data:`~kernel.coordination.current_run`; the coordinator keeps the lease alive and
+  the run is cancelled at once if it is lost; finished with the outcome, fenced by the
+  token). ``taken``: another replica has it, nothing is reported. ``busy``: the job is
+  at ``max_instances`` across replicas (the claim applies the limit; the local count is
+  not consulted), reported skipped. ``early``: not due yet on the coordinator's clock
+  (this replica's clock runs ahead): wait what it says and ask again. A coordinator that
+  stays unreachable is retried with backoff on the kernel's clock until the time would
+  be past the job's misfire grace (at most ``CLAIM_PATIENCE`` seconds), then the time is
+  reported missed.
 * **missed / coalesced** - recorded with :meth:`Coordinator.mark`; only the replica that
   records it first reports it, so each is reported once however many replicas decided it.
 
-Manual runs and retries do not come here: they are not scheduled times.
+Retries of a scheduled run (:meth:`ClaimGate.retry`) take a claim of their own
+(:meth:`Coordinator.claim_retry`), so one attempt runs once across replicas. Manual runs
+do not come here: they are not scheduled times.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 from ..clock import Clock
-from ..coordination import ClaimState, ClaimVerdict, Coordinator, RunContext, current_run
+from ..coordination import (
+    Claim,
+    ClaimRequest,
+    ClaimState,
+    Coordinator,
+    FinishRequest,
+    LeaseLost,
+    RunContext,
+    current_run,
+)
 from ..schedule.policy import decide_one
-from .gate import GatedJob, Plan, Verdict
+from .gate import GatedJob, Plan, RetryOwner, Verdict
 
 __all__ = ("CLAIM_PATIENCE", "ClaimGate", "ClaimLease")
 
@@ -40,33 +54,78 @@ CLAIM_PATIENCE = 60.0
 _FINISH_ATTEMPTS = 8
 
 
+# The longest wait for a time that is not due yet on the coordinator's clock before asking
+# again (a clock far ahead still asks at least this often).
+_EARLY_WAIT_MAX = 30.0
+# Batches being sent (a reference keeps each task alive until it is done).
+_SENDING: set[asyncio.Task[None]] = set()
+
+
 class ClaimLease:
-    """A won claim: ``begin`` in the run's task, ``end`` with the outcome."""
+    """A won claim: ``begin`` in the run's task, ``settle`` when the body has ended,
+    ``end`` with the outcome. ``lost`` says why the lease ended early (None: held)."""
+
+    __slots__ = ("_task", "attempt", "clock", "coordinator", "finisher", "job_id", "lost",
+                 "run_id", "scheduled_at", "token")
 
     def __init__(self, coordinator: Coordinator, clock: Clock, job_id: str,
-                 scheduled_at: datetime, run_id: str) -> None:
+                 scheduled_at: datetime, run_id: str, token: int, attempt: int = 1,
+                 finisher: Callable[[FinishRequest], Awaitable[bool]] | None = None) -> None:
+        self.finisher = finisher
         self.coordinator = coordinator
         self.clock = clock
         self.job_id = job_id
         self.scheduled_at = scheduled_at
         self.run_id = run_id
-        self._beat: asyncio.Task[None] | None = None
+        self.token = token
+        self.attempt = attempt
+        self.lost: LeaseLost | None = None
+        self._task: asyncio.Task[object] | None = None
 
     def begin(self) -> None:
         # The run's task has a context of its own: this setting stays inside the run.
         current_run.set(RunContext(job_id=self.job_id, scheduled_at=self.scheduled_at,
-                                   run_id=self.run_id))
-        self._beat = asyncio.get_running_loop().create_task(self._heartbeat())
+                                   run_id=self.run_id, attempt=self.attempt, token=self.token))
+        self._task = asyncio.current_task()
+        self.coordinator.hold(self.token, self._on_lost)
+
+    def settle(self) -> None:
+        """The body has ended: a lease lost from now on no longer cancels anything."""
+        self._task = None
+
+    def _on_lost(self, why: LeaseLost) -> None:
+        if self.lost is not None:
+            return
+        self.lost = why
+        task = self._task
+        log.error(
+            "Lease of job %s run %s (scheduled %s, token %d) %s; %s", self.job_id, self.run_id,
+            self.scheduled_at, self.token,
+            "was lost: another replica recorded it interrupted" if why == "lost" else
+            "could not be renewed before it would expire",
+            "cancelling the run" if task is not None else "its outcome will not be stored",
+        )
+        if task is not None and not task.done():
+            task.cancel()
 
     async def end(self, ok: bool) -> None:
-        if self._beat is not None:
-            self._beat.cancel()
+        self.coordinator.release(self.token)
+        self._task = None
+        if self.lost is not None:
+            # The claim is (or will be, once its lease expires) recorded interrupted by a
+            # reaper, with the failure record and the job's retry policy: nothing to store.
+            return
         delay = 0.2
         for attempt in range(_FINISH_ATTEMPTS):
+            state: ClaimState = "succeeded" if ok else "failed"
             try:
-                await self.coordinator.finish(self.job_id, self.scheduled_at, self.run_id,
-                                              "succeeded" if ok else "failed")
-                return
+                if self.finisher is not None and attempt == 0:
+                    # With the other outcomes of this turn of the loop, in one statement.
+                    stored = await self.finisher(FinishRequest(
+                        self.job_id, self.scheduled_at, self.run_id, state, self.token))
+                else:
+                    stored = await self.coordinator.finish(
+                        self.job_id, self.scheduled_at, self.run_id, state, token=self.token)
             except Exception as exc:
                 if attempt == _FINISH_ATTEMPTS - 1:
                     log.error("Could not record the end of job %s run %s: %s: %s; its lease "
@@ -75,23 +134,15 @@ class ClaimLease:
                     return
                 await self.clock.sleep(delay)
                 delay = min(delay * 2, 5.0)
-
-    async def _heartbeat(self) -> None:
-        period = self.coordinator.lease / 3
-        while True:
-            await self.clock.sleep(period)
-            try:
-                if not await self.coordinator.renew(self.job_id, self.scheduled_at,
-                                                    self.run_id):
-                    log.error(
-                        "Lease of job %s run %s (scheduled %s) was lost: another replica "
-                        "marked it interrupted; the run goes on here but its outcome will not "
-                        "be recorded in the claim", self.job_id, self.run_id, self.scheduled_at,
-                    )
-                    return
-            except Exception as exc:
-                log.warning("Could not renew the lease of job %s run %s: %s: %s",
-                            self.job_id, self.run_id, type(exc).__name__, exc)
+            else:
+                if not stored:
+                    log.warning(
+                        "Outcome of job %s run %s (scheduled %s) refused: its fencing token "
+                        "%d is stale (its lease was lost while this process was paused or cut "
+                        "off; the claim stays as the reaper recorded it, and writes fenced by "
+                        "the token were refused too)", self.job_id, self.run_id,
+                        self.scheduled_at, self.token)
+                return
 
 
 class ClaimGate:
@@ -105,11 +156,17 @@ class ClaimGate:
         self.clock = clock
         self._new_run_id = new_run_id
         self._running = running
+        # Claims asked in this turn of the loop: sent together, in one statement.
+        self._batch: list[tuple[ClaimRequest, asyncio.Future[Claim | None]]] = []
+        self._finishes: list[tuple[FinishRequest, asyncio.Future[bool]]] = []
 
     def tick_done(self) -> None:
-        """Claims are made one by one today; a batching coordinator would send here."""
+        """Nothing to do: the claims (and outcomes) asked in one turn of the loop, which
+        holds every job actor a tick woke, are sent together when the turn is over."""
 
     async def admit(self, job: GatedJob, plans: Sequence[Plan]) -> None:
+        if not self.coordinator.owns(job.id):
+            return  # another live replica fires this job (it catches up when it moves)
         for plan in plans:
             if plan.action == "run":
                 await self._claim_and_apply(job, plan)
@@ -121,46 +178,162 @@ class ClaimGate:
                 job.apply_verdict(plan, plan.action, plan.lateness, None)
 
     async def _claim_and_apply(self, job: GatedJob, plan: Plan) -> None:
+        if not self._running():
+            return  # stopping: the time is left to the replicas that go on (or catch-up)
         run_id = self._new_run_id()
-        answer = await self._claim(job, plan, run_id)
+        answer = await self._claim_in_batch(
+            ClaimRequest(job.id, plan.scheduled_at, run_id, job.opts.max_instances))
+        if answer is None or answer.verdict == "early":
+            # Not settled by the batch (the database failed it, or the time is not due
+            # yet on its clock): this claim goes on alone, with backoff or a wait.
+            answer = await self._claim(
+                job, plan.scheduled_at, plan.lateness, plan.decided_at,
+                lambda: self.coordinator.claim(job.id, plan.scheduled_at, run_id,
+                                               max_instances=job.opts.max_instances),
+                first=answer)
         lateness = plan.lateness + self.clock.monotonic() - plan.decided_at
-        if answer == "won":
-            lease = ClaimLease(self.coordinator, self.clock, job.id, plan.scheduled_at, run_id)
+        verdict = None if answer is None else answer.verdict
+        if verdict == "won":
+            assert answer is not None
+            lease = ClaimLease(self.coordinator, self.clock, job.id, plan.scheduled_at, run_id,
+                               answer.token, finisher=self._finish_in_batch)
             job.apply_verdict(plan, "run", lateness, lease)
-        elif answer == "busy":
+        elif verdict == "busy":
             job.apply_verdict(plan, "max_instances", lateness, None)
-        elif answer == "taken":
+        elif verdict == "taken":
             log.debug("Run of job %s scheduled at %s is another replica's", job.id,
                       plan.scheduled_at)
         else:
             job.apply_verdict(plan, "missed", lateness, None)
 
-    async def _claim(self, job: GatedJob, plan: Plan, run_id: str) -> ClaimVerdict | None:
-        """The verdict, or None when the coordinator stayed unreachable past the job's
-        grace (or ``CLAIM_PATIENCE``)."""
+    def _claim_in_batch(self, request: ClaimRequest) -> asyncio.Future[Claim | None]:
+        """The answer to ``request``, sent with every other claim asked in this turn of
+        the loop (the job actors a timer tick woke) in one statement; None if it failed."""
+        future: asyncio.Future[Claim | None] = asyncio.get_running_loop().create_future()
+        if not self._batch:
+            asyncio.get_running_loop().call_soon(self._send_batch)
+        self._batch.append((request, future))
+        return future
+
+    def _send_batch(self) -> None:
+        batch, self._batch = self._batch, []
+        if batch:
+            task = asyncio.get_running_loop().create_task(self._settle(batch))
+            _SENDING.add(task)
+            task.add_done_callback(_SENDING.discard)
+
+    async def _settle(self, batch: list[tuple[ClaimRequest, asyncio.Future[Claim | None]]]
+                      ) -> None:
+        try:
+            answers: Sequence[Claim | None] = await self.coordinator.claim_many(
+                [request for request, _ in batch])
+        except Exception as exc:
+            log.warning("A batch of %d claims failed (%s: %s); each is retried alone",
+                        len(batch), type(exc).__name__, exc)
+            answers = [None] * len(batch)
+        for (_, future), answer in zip(batch, answers, strict=True):
+            if not future.done():
+                future.set_result(answer)
+
+    def _finish_in_batch(self, request: FinishRequest) -> asyncio.Future[bool]:
+        """Store an outcome with the others of this turn of the loop, in one statement;
+        the future fails as the statement did (the lease then retries alone)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        if not self._finishes:
+            loop.call_soon(self._send_finishes)
+        self._finishes.append((request, future))
+        return future
+
+    def _send_finishes(self) -> None:
+        batch, self._finishes = self._finishes, []
+        if batch:
+            task = asyncio.get_running_loop().create_task(self._store_finishes(batch))
+            _SENDING.add(task)
+            task.add_done_callback(_SENDING.discard)
+
+    async def _store_finishes(self, batch: list[tuple[FinishRequest, asyncio.Future[bool]]]
+                              ) -> None:
+        try:
+            stored = await self.coordinator.finish_many([request for request, _ in batch])
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), ok in zip(batch, stored, strict=True):
+            if not future.done():
+                future.set_result(ok)
+
+    def retry(self, job: RetryOwner, scheduled_at: datetime, attempt: int,
+              retry_of: str) -> Awaitable[None]:
+        """Claim attempt ``attempt`` of ``scheduled_at`` and start it if won."""
+        return self._retry(job, scheduled_at, attempt, retry_of)
+
+    async def _retry(self, job: RetryOwner, scheduled_at: datetime, attempt: int,
+                     retry_of: str) -> None:
+        run_id = self._new_run_id()
+        answer = await self._claim(
+            job, scheduled_at, 0.0, self.clock.monotonic(),
+            lambda: self.coordinator.claim_retry(job.id, scheduled_at, run_id,
+                                                 attempt=attempt,
+                                                 max_instances=job.opts.max_instances))
+        if answer is None or not self._running():
+            log.error("Attempt %d of job %s (scheduled %s) was not started: its claim could "
+                      "not be made", attempt, job.id, scheduled_at)
+        elif answer.verdict == "won":
+            job.start_retry(scheduled_at, attempt, retry_of,
+                            ClaimLease(self.coordinator, self.clock, job.id, scheduled_at,
+                                       run_id, answer.token, attempt,
+                                       finisher=self._finish_in_batch))
+        elif answer.verdict == "busy":
+            job.report_retry_skipped(scheduled_at)
+        else:
+            log.info("Attempt %d of job %s (scheduled %s) is another replica's", attempt,
+                     job.id, scheduled_at)
+
+    async def _claim(self, job: GatedJob, scheduled_at: datetime, lateness: float,
+                     decided_at: float, ask: Callable[[], Awaitable[Claim]],
+                     first: Claim | None = None) -> Claim | None:
+        """The coordinator's answer (never ``early``: such a time is waited for and asked
+        again), or None when it stayed unreachable past the job's grace (or
+        ``CLAIM_PATIENCE``)."""
         clock = self.clock
         grace = job.opts.misfire_grace_time
         patience = CLAIM_PATIENCE if grace is None else min(grace, CLAIM_PATIENCE)
         delay = 0.1
         while True:
             try:
-                return await self.coordinator.claim(job.id, plan.scheduled_at, run_id,
-                                                    max_instances=job.opts.max_instances)
+                answer = first if first is not None else await ask()
+                first = None
             except Exception as exc:
-                waited = plan.lateness + clock.monotonic() - plan.decided_at
+                waited = lateness + clock.monotonic() - decided_at
                 gave_up = decide_one(waited + delay, grace=patience, max_instances=None,
                                      running=0) == "missed"
                 if gave_up or not self._running():
                     log.error(
                         "Could not claim job %s scheduled at %s for %.1f s (%s: %s); "
-                        "not running it here", job.id, plan.scheduled_at, waited,
+                        "not running it here", job.id, scheduled_at, waited,
                         type(exc).__name__, exc,
                     )
                     return None
                 log.warning("Claim of job %s scheduled at %s failed (%s: %s); retrying in "
-                            "%.1f s", job.id, plan.scheduled_at, type(exc).__name__, exc, delay)
+                            "%.1f s", job.id, scheduled_at, type(exc).__name__, exc, delay)
                 await clock.sleep(delay)
                 delay = min(delay * 2, 5.0)
+                continue
+            if answer.verdict != "early":
+                return answer
+            if not self._running():
+                return Claim("taken")
+            # Due later on the coordinator's clock than on ours: ours runs ahead.
+            wait = min(max(answer.wait, 0.001), _EARLY_WAIT_MAX)
+            log.info("Job %s scheduled at %s is not due yet on the database's clock (%.3f s "
+                     "to go): this replica's clock runs ahead; waiting", job.id, scheduled_at,
+                     answer.wait)
+            await clock.sleep(wait)
+            # Waiting is not lateness: the time was early.
+            decided_at += wait
 
     async def _mark(self, job_id: str, scheduled_at: datetime, state: ClaimState) -> bool:
         try:

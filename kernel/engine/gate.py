@@ -11,9 +11,9 @@ Where later work plugs in:
 
 * a schedule-state store (issue 12) journals each decision and each run start before
   the run's body starts: a gate whose verdict is given once the journal write is done;
-* claims with fencing tokens, batched (issue 13): ``admit`` is called for every job
-  that fired in one timer tick before :meth:`Gate.tick_done`, so a gate can send one
-  statement per tick and resolve every job's verdicts from its answer.
+* claims with fencing tokens, batched (issue 13, :mod:`.claims`): the actors one tick
+  wakes ask in the same turn of the loop, and the claim gate sends their claims (and,
+  later, their outcomes) in one statement per turn.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Literal, NamedTuple, Protocol
 from ..job import JobOptions
 from ..schedule.policy import Action
 
-__all__ = ("Gate", "GatedJob", "Lease", "Plan", "Verdict")
+__all__ = ("Gate", "GatedJob", "Lease", "Plan", "RetryOwner", "Verdict")
 
 Verdict = Literal["run", "missed", "coalesced", "max_instances", "elsewhere"]
 """What to do with a decision: run it; report it missed or skipped (coalesced,
@@ -45,9 +45,17 @@ class Lease(Protocol):
     """A run's hold on its scheduled time (a claim), kept while the run lasts."""
 
     run_id: str
+    @property
+    def lost(self) -> str | None:
+        """Set when the hold ended early (the run was then cancelled by the lease)."""
+        ...
 
     def begin(self) -> None:
         """Called in the run's task just before the body starts."""
+        ...
+
+    def settle(self) -> None:
+        """Called in the run's task as soon as the body has ended."""
         ...
 
     async def end(self, ok: bool) -> None:
@@ -68,6 +76,19 @@ class GatedJob(Protocol):
         ...
 
 
+class RetryOwner(GatedJob, Protocol):
+    """What a gate needs of a job actor to start a claimed retry."""
+
+    def start_retry(self, scheduled_at: datetime, attempt: int, retry_of: str,
+                    lease: Lease) -> None:
+        """Start attempt ``attempt`` of ``scheduled_at`` holding ``lease``."""
+        ...
+
+    def report_retry_skipped(self, scheduled_at: datetime) -> None:
+        """The retry was refused by ``max_instances``."""
+        ...
+
+
 class Gate(Protocol):
     """Gives each decision of a job actor its verdict (see the module doc)."""
 
@@ -76,6 +97,11 @@ class Gate(Protocol):
 
     def admit(self, job: GatedJob, plans: Sequence[Plan]) -> Awaitable[None]:
         """Resolve ``plans`` in order, calling ``job.apply_verdict`` for each."""
+        ...
+
+    def retry(self, job: RetryOwner, scheduled_at: datetime, attempt: int,
+              retry_of: str) -> Awaitable[None]:
+        """Claim a retry of a scheduled time and start it through ``job`` if won."""
         ...
 
     def tick_done(self) -> None:

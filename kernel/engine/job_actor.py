@@ -194,7 +194,7 @@ class JobActor(FireTimes):
         elif isinstance(message, RunFinished):
             self.running -= 1
         elif isinstance(message, Retry):
-            self._on_retry(message)
+            return self._on_retry(message)
         else:
             return self._on_catch_up(message.times)
         return None
@@ -311,18 +311,35 @@ class JobActor(FireTimes):
             bus.emit(RunSkipped(job_id=self.id, scheduled_at=sched, reason=reason))
 
     # -- Retry ---------------------------------------------------------------------------
-    def _on_retry(self, message: Retry) -> None:
+    def _on_retry(self, message: Retry) -> Awaitable[None] | None:
         ctx = self.ctx
         if self.removed or not ctx.runner.accepting:
-            return
+            return None
+        gate = ctx.gate
+        if gate is not None and message.scheduled_at is not None:
+            # Across replicas a retry takes a claim of its own (kernel/engine/claims.py).
+            return gate.retry(self, message.scheduled_at, message.attempt, message.retry_of)
         action = decide_one(0.0, grace=None, max_instances=self.opts.max_instances,
                             running=self.running)
         if action != "run":
             self._report_skipped(message.scheduled_at, "max_instances")
-            return
+            return None
         self.running += 1
         ctx.runner.start(self, message.scheduled_at, 0.0, attempt=message.attempt,
                          retry_of=message.retry_of)
+        return None
+
+    def start_retry(self, scheduled_at: datetime, attempt: int, retry_of: str,
+                    lease: Lease) -> None:
+        """Start a retry whose claim a gate won."""
+        if self.removed:
+            return  # its claim's lease expires and a reaper records it
+        self.running += 1
+        self.ctx.runner.start(self, scheduled_at, 0.0, attempt=attempt, retry_of=retry_of,
+                              lease=lease)
+
+    def report_retry_skipped(self, scheduled_at: datetime) -> None:
+        self._report_skipped(scheduled_at, "max_instances")
 
     # -- Change --------------------------------------------------------------------------
     def _on_change(self, kind: ChangeKind) -> None:

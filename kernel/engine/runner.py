@@ -108,7 +108,9 @@ class Runner:
         tasks = list(self.tasks)
         if tasks and wait:
             if grace is None:
-                await asyncio.gather(*tasks, return_exceptions=True)
+                while tasks:  # a claim settled meanwhile may have started one more run
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                    tasks = [task for task in self.tasks if not task.done()]
             else:
                 await _wait_with_grace(self.clock, tasks, grace)
         for task in list(self.tasks):
@@ -204,6 +206,15 @@ class Runner:
                 outcome = "cancelled"
                 job.run_finished()
                 duration = clock.monotonic() - t0
+                if lease is not None and lease.lost is not None:
+                    task = asyncio.current_task()
+                    if task is not None and task.uncancel() == 0:
+                        # Cancelled by its lease (lost, or not renewable in time): the
+                        # claim's reaper records it interrupted, once, and retries it.
+                        lease.settle()
+                        run_log.error("Job %s (run %s) cancelled after %.3f s: its lease was "
+                                      "%s", job.id, run_id, duration, lease.lost)
+                        return
                 run_log.warning("Job %s (run %s) cancelled after %.3f s", job.id, run_id,
                                 duration)
                 await self._failed(job, run_id, sched, started, duration, manual, attempt,
@@ -211,11 +222,15 @@ class Runner:
                 raise
             except Exception as exc:
                 job.run_finished()
+                if lease is not None:
+                    lease.settle()
                 duration = clock.monotonic() - t0
                 await self._failed(job, run_id, sched, started, duration, manual, attempt,
                                    retry_of, exc, traceback.format_exc())
             else:
                 job.run_finished()
+                if lease is not None:
+                    lease.settle()
                 ok = True
                 outcome = "succeeded"
                 duration = clock.monotonic() - t0

@@ -57,10 +57,12 @@ class TokenExpiryMonitor(_Monitor):
             store=store if store is not None else placeholder, **options,
         )
 
-    async def check_token_expiry(self, now: datetime | None = None) -> ExpiryReport:
+    async def check_token_expiry(
+        self, now: datetime | None = None, *, run: tuple[str, datetime] | None = None
+    ) -> ExpiryReport:
         """Check every active app's user refresh tokens once; send what is due."""
         if not self._own_store:
-            return await super().check_token_expiry(now)
+            return await super().check_token_expiry(now, run=run)
         config = load_config(os.environ.get("LARK_SCHEDULER_CONFIG"), os.environ)
         link = self.reauthorize_url
         if self._own_link:
@@ -68,7 +70,7 @@ class TokenExpiryMonitor(_Monitor):
         async with LarkService(config) as service:
             placeholder, self.store = self.store, service.store
             try:
-                return await super().check_token_expiry(now)
+                return await super().check_token_expiry(now, run=run)
             finally:
                 self.store = placeholder
                 self.reauthorize_url = link
