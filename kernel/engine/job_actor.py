@@ -203,7 +203,7 @@ class JobActor(FireTimes):
         if self.wall_based and self.sched is not None:
             # Against the wall clock itself, not the offset recorded at the last step: a
             # drift or a step below the step tolerance can wake the kernel a little early.
-            early = self.sched.timestamp() - ctx.clock.now().timestamp()
+            early = self.sched.timestamp() - ctx.dispatcher.wall_now().timestamp()
             if early > EPSILON:
                 # Woken before the wall clock reached the fire time: wait the rest.
                 self.deadline = now + early
@@ -224,7 +224,7 @@ class JobActor(FireTimes):
                                 max_instances=opts.max_instances, running=self.running)
             if action == "run":
                 self.running += 1
-                ctx.runner.start(self, sched, late)
+                ctx.runner.start_due(self, sched, late, ctx.dispatcher.wall_now())
             elif action == "missed":
                 self._report_missed(sched, late)
             else:
