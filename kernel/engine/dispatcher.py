@@ -116,11 +116,16 @@ class Dispatcher:
         """Put ``job`` in the wheel at its deadline (no-op if it is in already)."""
         if job.entry is not None:
             return
-        job.entry = self.wheel.insert(job.deadline, job)
+        deadline = job.deadline
+        job.entry = self.wheel.insert(deadline, job)
         if job.wall_based:
-            self._wall[job] = None
-        if not self._in_tick:
-            self.arm()
+            wall = self._wall
+            wall[job] = None
+            if len(wall) == 1 and not self._in_tick:
+                self.arm()  # the wall-clock watch starts
+                return
+        if deadline < self._timer_deadline and not self._in_tick:
+            self.arm()  # later than the armed timer: it changes nothing (adding 100k jobs)
 
     def unschedule(self, job: Schedulable) -> None:
         """Take ``job`` out of the wheel (no-op if it is not in)."""
