@@ -1,4 +1,4 @@
-"""The runner: every run of every job takes this one path (loop thread only).
+"""The runner: every run of every job is started and recorded here (loop thread only).
 
 Start (``RunStarted``), execute (:func:`.invoke.call_job`: on the loop or in a worker
 thread, with the job's timeout on the kernel's clock), record the outcome (a log line,
@@ -6,6 +6,12 @@ thread, with the job's timeout on the kernel's clock), record the outcome (a log
 failure it retries) and ask the policy whether a failed attempt is retried, and when.
 Runs that end elsewhere (a replica that died: its claim was reaped as interrupted) are
 reported through :meth:`Runner.report_failure`, the same recording and retry path.
+
+The hot path, a scheduled time decided at once in a timer tick for a coroutine job
+without a timeout (:meth:`Runner.start_due`), runs in a leaner coroutine than
+:meth:`Runner._execute` (no lease, no retry link, no timeout layer, no options to pass
+along); its log lines and events are the same, and a failure goes through the same
+``_failed`` path.
 
 The runner tells the run's job actor when the body has ended (``run_finished``, before
 anything is awaited, so a fire right after sees the run gone) and when a retry is due
