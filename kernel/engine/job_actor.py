@@ -122,6 +122,16 @@ class JobActor(FireTimes):
         else:
             self._on_change(kind)  # changes never wait: nothing to activate for
 
+    def added(self) -> None:
+        """``change("added")`` for a job just registered on the loop thread (its actor is
+        idle: nothing can be in a mailbox yet); the same effects as :meth:`_on_change`."""
+        if self.removed:
+            return
+        self._rearm()
+        bus = self.ctx.bus
+        if bus.observed:
+            bus.emit(JobAdded(job_id=self.id, scheduled_at=self.sched))
+
     def run_finished(self) -> None:
         if self.mailbox is not None:
             self.mailbox.append(RunFinished())

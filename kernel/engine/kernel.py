@@ -276,7 +276,11 @@ class Kernel:
         job.start(self.clock.now(), mono, self._dispatcher.current_offset(mono), self._rng)
         if old is not None:
             self._on_loop(old.change, "superseded")
-        self._on_loop(job.change, "added" if old is None else "replaced")
+            self._on_loop(job.change, "replaced")
+        elif self.running and threading.get_ident() == self._loop_thread:
+            job.added()  # the common case, without the general change's dispatch
+        else:
+            self._on_loop(job.change, "added")
         return self._view(job, info.ref)
 
     # -- managing jobs -------------------------------------------------------------
