@@ -125,7 +125,9 @@ class Dispatcher:
                 self.arm()  # the wall-clock watch starts
                 return
         if deadline < self._timer_deadline and not self._in_tick:
-            self.arm()  # later than the armed timer: it changes nothing (adding 100k jobs)
+            # Only a job due before the armed timer moves it: adding 100k jobs due later
+            # re-arms nothing.
+            self.arm()
 
     def unschedule(self, job: Schedulable) -> None:
         """Take ``job`` out of the wheel (no-op if it is not in)."""
@@ -203,12 +205,12 @@ class Dispatcher:
         finally:
             self._in_tick = False
             self._tick_wall = None
-        if self._due:
-            # Go on in the next loop iteration, after what this part of the tick started.
-            self._timer = asyncio.get_running_loop().call_soon(self._on_timer)
-            self._timer_deadline = -math.inf
-        else:
-            self.arm()
+            if self._due:  # (even if a fire raised: the others must not wait forever)
+                # Go on in the next loop iteration, after what this part of the tick started.
+                self._timer = asyncio.get_running_loop().call_soon(self._on_timer)
+                self._timer_deadline = -math.inf
+            else:
+                self.arm()
 
     def _check_wall(self, mono: float) -> None:
         """Notice a wall-clock step and map every wall-clock job's time again."""
