@@ -195,9 +195,11 @@ class Kernel:
         timeout: float | None = UNSET,
         retry: Any = None,
         replace_existing: bool = False,
+        **options: Any,
     ) -> Job:
         """Run ``func`` every interval; first one interval after now, or from ``start_date``.
-        The other options are :meth:`add_job`'s."""
+        The other options are :meth:`add_job`'s (``options``: those a subclass's add_job
+        takes besides)."""
         # The options spelled out rather than passed on as **options: adding many interval
         # jobs is the hot path of registering (a dict built and unpacked cost ~1 us an add).
         # Through add_job all the same, which subclasses may extend.
@@ -210,7 +212,7 @@ class Kernel:
             func, trigger, job_id=job_id, name=name, args=args, kwargs=kwargs,
             coalesce=coalesce, max_instances=max_instances,
             misfire_grace_time=misfire_grace_time, timeout=timeout, retry=retry,
-            replace_existing=replace_existing,
+            replace_existing=replace_existing, **options,
         )
 
     def add_cron_job(
