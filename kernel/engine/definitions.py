@@ -63,7 +63,8 @@ def job_options(
     timeout: Any,
 ) -> JobOptions:
     """A job's options: each one given, else the default (:data:`UNSET` = not given)."""
-    if (coalesce, max_instances, misfire_grace_time, timeout) == (UNSET,) * 4:
+    if (coalesce is UNSET and max_instances is UNSET and misfire_grace_time is UNSET
+            and timeout is UNSET):
         return defaults  # jobs that keep the defaults share one options object
     values = (
         defaults.coalesce if coalesce is UNSET else coalesce,

@@ -8,6 +8,16 @@ and re-arms it only when that deadline changes. When the timer fires it hands ev
 due job a Fire (:meth:`Schedulable.fire`); the job's actor decides what the fire means
 and schedules its next one. Between ticks, ``schedule``/``unschedule`` re-arm at once.
 
+Bounded ticks: one loop callback fires at most ``_BATCH`` jobs. When more are due at once
+(a burst: 100k one-shot jobs at the same instant), the rest wait in ``_due`` and the tick
+goes on in the next loop iteration (``loop.call_soon``), after the runs it started have
+taken their first step. So the loop stays responsive (I/O, other tasks, a scrape) and
+each run's task lives only briefly: a burst never holds 100k fresh tasks at once, which
+would promote them into the oldest GC generation and set off full collections over the
+whole heap (measured with bench/profile_burst.py). A job waiting in ``_due`` still holds
+its expired wheel entry; a job unscheduled meanwhile (or scheduled again) no longer does,
+and is skipped: its fire is its new entry's business.
+
 Wall-clock watch: cron and date jobs are due at wall times, waited for on the
 monotonic clock through the wall-minus-monotonic offset. While any of them is in the
 wheel, the offset is checked at least every ``wall_check_interval`` seconds; a step
@@ -18,8 +28,10 @@ whether the watch is on is derived from it, never counted.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
@@ -34,6 +46,12 @@ log = logging.getLogger("scheduler")
 EPSILON = 1e-6
 # A change of wall-minus-monotonic offset larger than this is a clock step, not drift.
 _STEP_TOLERANCE = 1.0
+# Fires per loop callback (see the module doc). A fire allocates about 6 objects the GC
+# tracks (the run's task, coroutine, context, loop handle...), alive until the run's first
+# step: 128 fires stay under CPython's gen-0 threshold (700), so a burst runs no collection
+# (256 set off one per batch and a full one per 100k). A callback stays well under 1 ms,
+# and its own cost (a clock read, a loop handle) is spread over 128 fires.
+_BATCH = 128
 
 
 class Schedulable(Protocol):
@@ -64,6 +82,10 @@ class Dispatcher:
         self._last_wall_check = 0.0
         self._timer: TimerHandle | None = None
         self._timer_deadline = math.inf
+        # Expired wheel entries whose jobs have not been fired yet (bounded ticks).
+        self._due: deque[WheelEntry[Schedulable]] = deque()
+        # The wall time read once for the current loop callback of a tick (None outside).
+        self._tick_wall: datetime | None = None
         self._in_tick = False
         self.tick_done: Callable[[], None] | None = None
         """Called after each tick's fires (a gate batches what the tick decided)."""
@@ -84,6 +106,7 @@ class Dispatcher:
             self._timer.cancel()
             self._timer = None
         self._timer_deadline = math.inf
+        self._due.clear()
         for job in jobs:
             job.entry = None
         self._wall.clear()
@@ -93,10 +116,17 @@ class Dispatcher:
         """Put ``job`` in the wheel at its deadline (no-op if it is in already)."""
         if job.entry is not None:
             return
-        job.entry = self.wheel.insert(job.deadline, job)
+        deadline = job.deadline
+        job.entry = self.wheel.insert(deadline, job)
         if job.wall_based:
-            self._wall[job] = None
-        if not self._in_tick:
+            wall = self._wall
+            wall[job] = None
+            if len(wall) == 1 and not self._in_tick:
+                self.arm()  # the wall-clock watch starts
+                return
+        if deadline < self._timer_deadline and not self._in_tick:
+            # Only a job due before the armed timer moves it: adding 100k jobs due later
+            # re-arms nothing.
             self.arm()
 
     def unschedule(self, job: Schedulable) -> None:
@@ -110,6 +140,17 @@ class Dispatcher:
         if not self._in_tick:
             self.arm()
 
+    def wall_now(self) -> datetime:
+        """The wall time: during a tick, the one reading of this loop callback (every fire
+        it hands out starts "now", and a 100k burst does not read the clock 100k times);
+        otherwise read now."""
+        wall = self._tick_wall
+        if wall is None:
+            wall = self.clock.now()
+            if self._in_tick:
+                self._tick_wall = wall
+        return wall
+
     def current_offset(self, mono: float) -> float:
         """Wall minus monotonic: the watched offset while running, else read now."""
         if not self.running:
@@ -118,8 +159,8 @@ class Dispatcher:
 
     def arm(self) -> None:
         """Arm the clock timer for the next thing due, if that changed."""
-        if not self.running:
-            return
+        if not self.running or self._due:
+            return  # with fires left from a bounded tick, its continuation is queued
         deadline = self.wheel.next_deadline()
         if deadline is None:
             deadline = math.inf
@@ -146,7 +187,15 @@ class Dispatcher:
             wall = self._wall
             if wall:
                 self._check_wall(now)
-            for job in self.wheel.expire(now + EPSILON):
+            due = self._due
+            if not due:
+                due.extend(self.wheel.expire_entries(now + EPSILON))
+            popleft = due.popleft
+            for _ in range(min(len(due), _BATCH)):
+                entry = popleft()
+                job = entry.item
+                if job.entry is not entry:
+                    continue  # unscheduled (and maybe scheduled again) since it expired
                 job.entry = None
                 if wall:
                     wall.pop(job, None)
@@ -155,12 +204,18 @@ class Dispatcher:
                 self.tick_done()
         finally:
             self._in_tick = False
-        self.arm()
+            self._tick_wall = None
+            if self._due:  # (even if a fire raised: the others must not wait forever)
+                # Go on in the next loop iteration, after what this part of the tick started.
+                self._timer = asyncio.get_running_loop().call_soon(self._on_timer)
+                self._timer_deadline = -math.inf
+            else:
+                self.arm()
 
     def _check_wall(self, mono: float) -> None:
         """Notice a wall-clock step and map every wall-clock job's time again."""
         self._last_wall_check = mono
-        offset = self.clock.now().timestamp() - mono
+        offset = self.wall_now().timestamp() - mono
         step = offset - self.offset
         if abs(step) <= _STEP_TOLERANCE:
             return

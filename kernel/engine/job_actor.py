@@ -122,6 +122,16 @@ class JobActor(FireTimes):
         else:
             self._on_change(kind)  # changes never wait: nothing to activate for
 
+    def added(self) -> None:
+        """``change("added")`` for a job just registered on the loop thread (its actor is
+        idle: nothing can be in a mailbox yet); the same effects as :meth:`_on_change`."""
+        if self.removed:
+            return
+        self._rearm()
+        bus = self.ctx.bus
+        if bus.observed:
+            bus.emit(JobAdded(job_id=self.id, scheduled_at=self.sched))
+
     def run_finished(self) -> None:
         if self.mailbox is not None:
             self.mailbox.append(RunFinished())
@@ -207,7 +217,7 @@ class JobActor(FireTimes):
         if self.wall_based and self.sched is not None:
             # Against the wall clock itself, not the offset recorded at the last step: a
             # drift or a step below the step tolerance can wake the kernel a little early.
-            early = self.sched.timestamp() - ctx.clock.now().timestamp()
+            early = self.sched.timestamp() - ctx.dispatcher.wall_now().timestamp()
             if early > EPSILON:
                 # Woken before the wall clock reached the fire time: wait the rest.
                 self.deadline = now + early
@@ -228,7 +238,7 @@ class JobActor(FireTimes):
                                 max_instances=opts.max_instances, running=self.running)
             if action == "run":
                 self.running += 1
-                ctx.runner.start(self, sched, late)
+                ctx.runner.start_due(self, sched, late, ctx.dispatcher.wall_now())
             elif action == "missed":
                 self._report_missed(sched, late)
             else:

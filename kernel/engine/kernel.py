@@ -22,6 +22,7 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, tzinfo
+from types import MappingProxyType
 from typing import Any
 
 from anyio.streams.memory import MemoryObjectReceiveStream
@@ -52,6 +53,8 @@ from .runner import Runner
 __all__ = ("Kernel",)
 
 log = logging.getLogger("scheduler")
+# The kwargs of every job view without keyword arguments (read-only, so it can be shared).
+_NO_KWARGS: Mapping[str, Any] = MappingProxyType({})
 
 
 class Kernel:
@@ -254,15 +257,35 @@ class Kernel:
         start_date: datetime | None = None,
         end_date: datetime | None = None,
         jitter: float | None = None,
+        job_id: str | None = None,
+        name: str | None = None,
+        args: tuple[Any, ...] | list[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        coalesce: bool = UNSET,
+        max_instances: int = UNSET,
+        misfire_grace_time: float | None = UNSET,
+        timeout: float | None = UNSET,
+        retry: Any = None,
+        replace_existing: bool = False,
         **options: Any,
     ) -> Job:
-        """Run ``func`` every interval; first one interval after now, or from ``start_date``."""
-        args = (weeks, days, hours, minutes, seconds, start_date, end_date, jitter)
+        """Run ``func`` every interval; first one interval after now, or from ``start_date``.
+        The other options are :meth:`add_job`'s (``options``: those a subclass's add_job
+        takes besides)."""
+        # The options spelled out rather than passed on as **options: adding many interval
+        # jobs is the hot path of registering (a dict built and unpacked cost ~1 us an add).
+        # Through add_job all the same, which subclasses may extend.
+        parts = (weeks, days, hours, minutes, seconds, start_date, end_date, jitter)
         try:
-            trigger = shared_interval_trigger(*args)
+            trigger = shared_interval_trigger(*parts)
         except TypeError:  # an unhashable argument: let the trigger explain what is wrong
-            trigger = interval_trigger(*args)
-        return self.add_job(func, trigger, **options)
+            trigger = interval_trigger(*parts)
+        return self.add_job(
+            func, trigger, job_id=job_id, name=name, args=args, kwargs=kwargs,
+            coalesce=coalesce, max_instances=max_instances,
+            misfire_grace_time=misfire_grace_time, timeout=timeout, retry=retry,
+            replace_existing=replace_existing, **options,
+        )
 
     def add_cron_job(
         self,
@@ -299,6 +322,15 @@ class Kernel:
         replace_existing: bool = False,
     ) -> Job:
         """Register a job on any trigger; the other ``add_*`` methods end here."""
+        return self._add(func, trigger, job_id, name, args, kwargs, coalesce, max_instances,
+                         misfire_grace_time, timeout, retry, replace_existing)
+
+    def _add(
+        self, func: Callable[..., Any], trigger: Trigger, job_id: str | None, name: str | None,
+        args: tuple[Any, ...] | list[Any], kwargs: Mapping[str, Any] | None, coalesce: bool,
+        max_instances: int, misfire_grace_time: float | None, timeout: float | None,
+        retry: Any, replace_existing: bool,
+    ) -> Job:
         checked_arguments(func, job_id, name, args, kwargs, retry)
         trigger = checked_trigger(trigger, self.timezone)
         if job_id is None:
@@ -318,10 +350,14 @@ class Kernel:
         job.start(self.clock.now(), mono, self._dispatcher.current_offset(mono), self._rng)
         if old is not None:
             self._on_loop(old.change, "superseded")
-        self._on_loop(job.change, "added" if old is None else "replaced")
+            self._on_loop(job.change, "replaced")
+        elif self.running and threading.get_ident() == self._loop_thread:
+            job.added()  # the common case, without the general change's dispatch
+        else:
+            self._on_loop(job.change, "added")
         if self.running:
             self._defined(job)
-        return self._view(job)
+        return self._view(job, info.ref)
 
     # -- managing jobs -------------------------------------------------------------
     def get_jobs(self) -> list[Job]:
@@ -393,12 +429,14 @@ class Kernel:
             raise KernelNotRunningError("start the kernel before running a job by hand")
         return job.run_now(attempt=record.attempt + 1, retry_of=record.retry_of or record.id)
 
-    def _view(self, job: JobActor) -> Job:
+    def _view(self, job: JobActor, func_ref: str | None = None) -> Job:
         o = job.opts
         return Job(
             id=job.id, name=job.name, trigger=job.trigger,
             next_run_time=None if job.paused else job.sched, paused=job.paused,
-            func_ref=callable_info(job.func).ref, args=job.args, kwargs=dict(job.kwargs or {}),
+            func_ref=callable_info(job.func).ref if func_ref is None else func_ref,
+            args=job.args,
+            kwargs=_NO_KWARGS if job.kwargs is None else dict(job.kwargs),
             coalesce=o.coalesce, max_instances=o.max_instances,
             misfire_grace_time=o.misfire_grace_time, timeout=o.timeout, running=job.running,
             retry=job.retry,

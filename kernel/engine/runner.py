@@ -1,4 +1,4 @@
-"""The runner: every run of every job takes this one path (loop thread only).
+"""The runner: every run of every job is started and recorded here (loop thread only).
 
 Start (``RunStarted``), execute (:func:`.invoke.call_job`: on the loop or in a worker
 thread, with the job's timeout on the kernel's clock), record the outcome (a log line,
@@ -7,6 +7,12 @@ while the store fails, the link from a retry to the failure it retries) and ask 
 whether a failed attempt is retried, and when.
 Runs that end elsewhere (a replica that died: its claim was reaped as interrupted) are
 reported through :meth:`Runner.report_failure`, the same recording and retry path.
+
+The hot path, a scheduled time decided at once in a timer tick for a coroutine job
+without a timeout (:meth:`Runner.start_due`), runs in a leaner coroutine than
+:meth:`Runner._execute` (no lease, no retry link, no timeout layer, no options to pass
+along); its log lines and events are the same, and a failure goes through the same
+``_failed`` path.
 
 The runner tells the run's job actor when the body has ended (``run_finished``, before
 anything is awaited, so a fire right after sees the run gone) and when a retry is due
@@ -163,6 +169,84 @@ class Runner:
         ))
         self.tasks.add(task)  # _execute discards it when done (cheaper than a callback)
         return run_id
+
+    def start_due(self, job: RunOwner, sched: datetime, late: float, started: datetime) -> None:
+        """Start the run of a scheduled time decided at once (the hot path: a timer tick's
+        fire, no gate): :meth:`start` without its options; ``started`` is the tick's wall
+        time (:meth:`.dispatcher.Dispatcher.wall_now`)."""
+        self._seq += 1
+        run_id = f"{self._prefix}-{self._seq:x}"
+        # Write-ahead: the body waits until this start is committed (None: nothing to wait).
+        written = self.journal.started(job.id, run_id, sched, started, 1)
+        if self.bus.observed:
+            self.bus.emit(RunStarted(
+                job_id=job.id, scheduled_at=sched, run_id=run_id, started_at=started,
+                lateness=late, manual=False, attempt=1, retry_of=None,
+            ))
+        loop = self._loop
+        assert loop is not None
+        if written is None and job.is_coro and job.opts.timeout is None:
+            coro = self._run_due(job, run_id, sched, late, started)
+        else:
+            coro = self._execute(job, run_id, sched, late, started, self.clock.monotonic(),
+                                 False, 1, None, None, written)
+        self.tasks.add(loop.create_task(coro))
+
+    async def _run_due(
+        self, job: RunOwner, run_id: str, sched: datetime, late: float, started: datetime
+    ) -> None:
+        """:meth:`_execute` for the common run: a coroutine function without a timeout,
+        a first attempt with no lease, whose start the journal needs no wait for. Its
+        outcome is recorded by the same methods."""
+        clock = self.clock
+        t0 = clock.monotonic()
+        outcome = "failed"
+        try:
+            if run_log.isEnabledFor(logging.INFO):
+                run_log.info("Running job %s (run %s, scheduled %s, late %.3f s)", job.id,
+                             run_id, sched.isoformat(), late)
+            try:
+                func = job.func
+                kwargs = job.kwargs
+                await (func(*job.args, **kwargs) if kwargs else func(*job.args))
+            except BaseException as exc:
+                if isinstance(exc, asyncio.CancelledError):
+                    outcome = "cancelled"
+                await self._ended_with(job, run_id, sched, started, t0, exc)
+            else:
+                job.run_finished()
+                outcome = "succeeded"
+                if run_log.isEnabledFor(logging.INFO) or self.bus.observed:
+                    self._succeeded(job, run_id, sched, started, clock.monotonic() - t0)
+        finally:
+            self.journal.ended(job.id, run_id, outcome)
+            task = asyncio.current_task()
+            if task is not None:
+                self.tasks.discard(task)
+
+    def _succeeded(self, job: RunOwner, run_id: str, sched: datetime, started: datetime,
+                   duration: float) -> None:
+        run_log.info("Job %s (run %s) succeeded in %.3f s", job.id, run_id, duration)
+        if self.bus.observed:
+            self.bus.emit(RunSucceeded(
+                job_id=job.id, scheduled_at=sched, run_id=run_id, started_at=started,
+                duration=duration, manual=False, attempt=1, retry_of=None,
+            ))
+
+    async def _ended_with(self, job: RunOwner, run_id: str, sched: datetime,
+                          started: datetime, t0: float, exc: BaseException) -> None:
+        """A run of :meth:`_run_due` raised: recorded exactly as :meth:`_execute` does."""
+        job.run_finished()
+        duration = self.clock.monotonic() - t0
+        if isinstance(exc, asyncio.CancelledError):
+            run_log.warning("Job %s (run %s) cancelled after %.3f s", job.id, run_id, duration)
+            await self._failed(job, run_id, sched, started, duration, False, 1, None,
+                               asyncio.CancelledError("cancelled at shutdown"), "")
+            raise exc
+        if not isinstance(exc, Exception):
+            raise exc  # KeyboardInterrupt, SystemExit: not a job failure
+        await self._failed(job, run_id, sched, started, duration, False, 1, None, exc,
+                           "".join(traceback.format_exception(exc)))
 
     async def _execute(
         self,

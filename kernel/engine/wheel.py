@@ -238,6 +238,12 @@ class TimerWheel(Generic[T]):
 
         Ordered by (deadline, insertion order); never an item whose deadline is later.
         """
+        return [entry.item for entry in self.expire_entries(now)]
+
+    def expire_entries(self, now: float) -> list[WheelEntry[T]]:
+        """:meth:`expire`, returning the entries (each no longer pending) instead of the
+        items: a caller that works through them later can tell, by its own reference to
+        an item's current entry, which ones were cancelled or replaced meanwhile."""
         heap = self._heap
         if not heap or heap[0][0] > now:
             # Nothing due: leave _cur alone (placing relative to an older tick stays correct).
@@ -249,7 +255,7 @@ class TimerWheel(Generic[T]):
                 self._cur = k
         levels = self._levels
         level0 = self._level0
-        out: list[T] = []
+        out: list[WheelEntry[T]] = []
         append = out.append
         heappop = heapq.heappop
         heappush = heapq.heappush
@@ -296,7 +302,7 @@ class TimerWheel(Generic[T]):
             for entry in due:
                 if entry._bucket is not None:
                     entry._bucket = None
-                    append(entry.item)
+                    append(entry)
                 else:
                     bucket.dead -= 1
         self._len -= len(out)

@@ -43,9 +43,11 @@ def croniter_form(spec: CronSpec) -> tuple[str, bool]:
 class ParsedCron:
     """A validated cron expression: its canonical form and a croniter for naive iteration.
 
-    Shared by every trigger whose expression has the same canonical form. croniter keeps
-    mutable state, so naive iteration takes a lock (triggers may be built and asked on any
-    thread).
+    Shared by every trigger whose expression has the same canonical form. The croniter is
+    built at the first question (a trigger that is only validated, described or stored
+    never pays for it) and then reused for every question, from whatever start: croniter
+    keeps mutable state, so naive iteration takes a lock (triggers may be built and asked
+    on any thread).
     """
 
     __slots__ = ("_iter", "_lock", "hour_is_wildcard", "spec")
@@ -53,23 +55,27 @@ class ParsedCron:
     def __init__(self, spec: CronSpec) -> None:
         self.spec = spec
         self.hour_is_wildcard = spec.every_hour
-        expression, day_or = croniter_form(spec)
+        self._iter: croniter[datetime] | None = None
+        self._lock = threading.Lock()
+
+    def _build(self) -> croniter[datetime]:
+        expression, day_or = croniter_form(self.spec)
         try:
-            self._iter: croniter[datetime] = croniter(
-                expression, datetime(2000, 1, 1), ret_type=datetime, day_or=day_or
-            )
+            return croniter(expression, datetime(2000, 1, 1), ret_type=datetime, day_or=day_or)
         except ValueError as exc:  # croniter's errors are ValueErrors; our form is always valid
             raise InvalidJobError(
                 f"croniter refused the canonical form {expression!r} ({exc}); "
                 "this is a bug in lark-scheduler, please report it with the expression"
             ) from None
-        self._lock = threading.Lock()
 
     def naive_next(self, start: datetime) -> datetime | None:
         """The first matching wall-clock minute strictly after naive ``start``, or None."""
         with self._lock:
+            it = self._iter
+            if it is None:
+                it = self._iter = self._build()
             try:
-                result: datetime = self._iter.get_next(datetime, start)
+                result: datetime = it.get_next(datetime, start)
             except (CroniterBadDateError, OverflowError, ValueError):
                 return None
         return result

@@ -282,6 +282,26 @@ def _days(
     return possible, weekdays, False
 
 
+# The values of each field's texts seen before, per field: distinct expressions mostly
+# repeat the same field texts ("0", "*", "9", "1-5"), so adding 10,000 distinct expressions
+# reads each field text once. Only valid texts are kept (a refusal raises before).
+_FIELD_MEMO: Final[tuple[dict[str, tuple[int, ...] | None], ...]] = tuple({} for _ in _FIELDS)
+_FIELD_MEMO_LIMIT: Final = 4096  # texts kept per field; beyond it reading just repeats
+
+
+def _field_values(reader: _Reader, index: int, text: str) -> tuple[int, ...] | None:
+    memo = _FIELD_MEMO[index]
+    try:
+        return memo[text]
+    except KeyError:
+        pass
+    values = reader.field(_FIELDS[index], text)
+    if len(memo) >= _FIELD_MEMO_LIMIT:
+        memo.clear()
+    memo[text] = values
+    return values
+
+
 def parse_expression(expression: str) -> CronSpec:
     """Validate ``expression`` and return its canonical form.
 
@@ -295,7 +315,7 @@ def parse_expression(expression: str) -> CronSpec:
     reader = _Reader(expression)
     texts = reader.split()
     minutes, hours, days, months, weekdays = (
-        reader.field(field, text) for field, text in zip(_FIELDS, texts, strict=True)
+        _field_values(reader, i, text) for i, text in enumerate(texts)
     )
     days, weekdays, day_or = _days(reader, texts, days, months, weekdays)
     return CronSpec(minutes, hours, days, months, weekdays, day_or)

@@ -58,8 +58,8 @@ class FireTimes:
         """Point at the first fire at or after now (``sched`` None = no more)."""
         trigger = self.trigger
         if isinstance(trigger, IntervalTrigger):
-            self.interval = trigger.interval_seconds
-            self.interval_td = trigger.interval
+            self.interval_td = interval = trigger.interval
+            self.interval = interval.total_seconds()
             if trigger.start_date is None:
                 self.anchor_wall = wall_now + trigger.interval
                 self.anchor_mono = mono_now + self.interval

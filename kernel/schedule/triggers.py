@@ -34,6 +34,8 @@ __all__ = (
 )
 
 _ONE_MICROSECOND = timedelta(microseconds=1)
+_ZERO = timedelta(0)
+_PLAIN_NUMBERS = frozenset((int, float))
 _AWARE_HINT = "attach a timezone, e.g. datetime(2024, 1, 1, 9, 0, tzinfo=ZoneInfo('Asia/Shanghai'))"
 
 
@@ -48,6 +50,8 @@ class _Frozen:
 
 
 def _aware_utc(field: str, value: object) -> datetime:
+    if type(value) is datetime and value.tzinfo is UTC:
+        return value  # already what is kept (the common case: times built in UTC)
     if not isinstance(value, datetime):
         raise InvalidJobError(
             f"{field} must be an aware datetime, not {type(value).__name__}; {_AWARE_HINT}"
@@ -114,13 +118,21 @@ class IntervalTrigger(_Frozen):
         end_date: datetime | None = None,
         jitter: float | None = None,
     ) -> None:
-        parts = {"weeks": weeks, "days": days, "hours": hours, "minutes": minutes,
-                 "seconds": seconds}
-        for name, value in parts.items():
-            _number(f"interval {name}", value, _INTERVAL_HINT)
+        values = (weeks, days, hours, minutes, seconds)
+        # Lean validation for the common case (plain non-negative numbers, finite: a sum
+        # of finite ones that overflowed goes the long way too); any doubt goes field by
+        # field, whose refusal names the field.
+        if not (set(map(type, values)) <= _PLAIN_NUMBERS
+                and min(values) >= 0 and math.isfinite(sum(values))):
+            for name, value in zip(("weeks", "days", "hours", "minutes", "seconds"), values,
+                                   strict=True):
+                _number(f"interval {name}", value, _INTERVAL_HINT)
         try:
-            interval = timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes,
-                                 seconds=seconds)
+            if weeks or days or hours or minutes:
+                interval = timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes,
+                                     seconds=seconds)
+            else:  # the same value, 5x cheaper: timedelta adds float parts up slowly
+                interval = timedelta(seconds=seconds)
         except OverflowError:  # beyond timedelta's range (about 2.7 million years)
             interval = _MAX_INTERVAL + _ONE_MICROSECOND
         if interval > _MAX_INTERVAL:
@@ -128,7 +140,7 @@ class IntervalTrigger(_Frozen):
                 f"interval is longer than {_MAX_INTERVAL.days} days (100 years), so it would "
                 f"never fire; {_INTERVAL_HINT}"
             )
-        if interval <= timedelta(0):
+        if interval <= _ZERO:
             raise InvalidJobError(
                 f"interval is zero; give it a positive length, {_INTERVAL_HINT}"
             )
