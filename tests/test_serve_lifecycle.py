@@ -4,7 +4,9 @@ readiness, and SIGTERM with running jobs finishing within the grace or cancelled
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -259,3 +261,48 @@ def test_serve_that_cannot_start_says_why_in_one_line(
         assert main(["serve"]) == 1
     err = capsys.readouterr().err.splitlines()
     assert err[-1].startswith(message.format(busy=port))
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+async def test_serve_freezes_start_up_out_of_the_collector_only_when_asked(
+    freeze: bool,
+) -> None:
+    # serve passes freeze_gc=True (it owns the process); an embedding caller keeps its GC.
+    assert gc.get_freeze_count() == 0
+    cfg = config(1.0)
+    cfg = msgspec.structs.replace(cfg, http=msgspec.structs.replace(cfg.http, port=free_port()))
+    frozen: list[int] = []
+
+    def started(admin: AdminServer) -> None:
+        frozen.append(gc.get_freeze_count())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    code = await asyncio.wait_for(
+        run_service(cfg, lambda c, m: StandIn(0.0), started=started, freeze_gc=freeze), 10
+    )
+    assert code == 0
+    assert len(frozen) == 1
+    if freeze:
+        # The kernel, its job, the server and every module: thousands of objects.
+        assert frozen[0] > 10_000
+    else:
+        assert frozen[0] == 0
+    assert gc.get_freeze_count() == 0  # unfrozen when the service stops
+
+
+def test_the_serve_command_asks_for_the_freeze(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from actors.cli import _serve
+
+    seen: dict[str, Any] = {}
+
+    async def fake_run_service(*args: Any, **kwargs: Any) -> int:
+        seen.update(kwargs)
+        return 0
+
+    monkeypatch.setattr(_serve, "run_service", fake_run_service)
+    monkeypatch.setenv("LARK_SCHEDULER_ADMIN_TOKEN", TOKEN)
+    monkeypatch.chdir(tmp_path)
+    assert _serve.serve(argparse.Namespace(config=None)) == 0
+    assert seen["freeze_gc"] is True

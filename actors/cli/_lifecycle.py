@@ -16,6 +16,7 @@ from the store once it has started, and ``/readyz`` adds the replica's own check
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -161,8 +162,16 @@ async def run_service(
     *,
     config_file: str | None = None,
     started: Callable[[AdminServer], None] | None = None,
+    freeze_gc: bool = False,
 ) -> int:
-    """Run until SIGTERM/SIGINT; answer the exit code (0 after a clean stop)."""
+    """Run until SIGTERM/SIGINT; answer the exit code (0 after a clean stop).
+
+    ``freeze_gc``: once started, collect and then ``gc.freeze()`` what start-up built (the
+    modules, the kernel, its jobs, the HTTP server: ~62,000 tracked objects), so that the
+    cyclic collector's full passes only walk what was made since; unfrozen at the end.
+    The process-wide setting is the ``serve`` command's choice (it owns the process), not
+    the default: a caller embedding the service keeps its own GC settings.
+    """
     configure_logging(config.logging.level, "json" if config.logging.format == "json" else "text")
     for line in describe_start(config, config_file):
         log.info("%s", line)
@@ -184,6 +193,8 @@ async def run_service(
             except BaseException:
                 await kernel.shutdown(wait=False)
                 raise
+            if freeze_gc:
+                _freeze_start_up()
             if started is not None:
                 started(admin)
             try:
@@ -194,8 +205,24 @@ async def run_service(
                 await kernel.shutdown(wait=False)
     finally:
         signals.remove()
+        if freeze_gc:
+            gc.unfreeze()
     log.info("Stopped cleanly")
     return 0
+
+
+def _freeze_start_up() -> None:
+    """Move everything start-up left into the collector's permanent generation.
+
+    Garbage first (a cycle frozen would never be freed); what is frozen and later dropped
+    is still freed by reference counting. Measured on the default serve (SQLite store):
+    62,000 tracked objects after start-up, a full pass 37 ms of CPU under load before
+    the freeze, well under 1 ms after (bench/latest/hot-path.md).
+    """
+    gc.collect()
+    gc.freeze()
+    log.debug("Froze %d start-up objects out of the garbage collector's scans",
+              gc.get_freeze_count())
 
 
 def ready_report(report: HealthReport) -> ReadyReport:

@@ -37,7 +37,8 @@ def serve(args: argparse.Namespace) -> int:
     build_as_serve(config)  # a setting serve could not use stops it here, in one line
     try:
         return asyncio.run(
-            run_service(config, lark_service, config_file=config_path(args.config))
+            run_service(config, lark_service, config_file=config_path(args.config),
+                        freeze_gc=True)
         )
     except StoreError as exc:
         raise CliError(f"cannot start: store: {exc}", EXIT_ERROR) from None

@@ -280,6 +280,12 @@ class Kernel:
             trigger = shared_interval_trigger(*parts)
         except TypeError:  # an unhashable argument: let the trigger explain what is wrong
             trigger = interval_trigger(*parts)
+        if not options and type(self).add_job is _ADD_JOB:
+            # Nothing extends add_job: straight to the registration (two calls of twelve
+            # keyword arguments less, ~0.3 us an add).
+            return self._add(func, trigger, job_id, name, args, kwargs, coalesce,
+                             max_instances, misfire_grace_time, timeout, retry,
+                             replace_existing)
         return self.add_job(
             func, trigger, job_id=job_id, name=name, args=args, kwargs=kwargs,
             coalesce=coalesce, max_instances=max_instances,
@@ -487,3 +493,6 @@ class Kernel:
     def _deliver(self, change: Callable[[ChangeKind], None], kind: ChangeKind) -> None:
         if self.running:
             change(kind)
+
+
+_ADD_JOB = Kernel.add_job

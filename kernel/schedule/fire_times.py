@@ -22,6 +22,9 @@ from .triggers import CronTrigger, DateTrigger, IntervalTrigger, Trigger
 
 __all__ = ("FireTimes",)
 
+NO_INTERVAL = timedelta(0)
+"""``interval_td`` of a job that is not on an interval (shared: timedeltas are immutable)."""
+
 
 class FireTimes:
     """Where a job is on its trigger's sequence of fire times."""
@@ -45,7 +48,7 @@ class FireTimes:
         self.anchor_mono = 0.0
         self.anchor_wall: datetime | None = None
         self.interval = 0.0
-        self.interval_td = timedelta(0)
+        self.interval_td = NO_INTERVAL
         self.trigger = trigger
         self.wall_based = not isinstance(trigger, IntervalTrigger)
 
@@ -123,12 +126,14 @@ class FireTimes:
         trigger = self.trigger
         assert isinstance(trigger, IntervalTrigger)
         assert self.anchor_wall is not None
-        nominal = self.anchor_wall + self.interval_td * self.k
+        k = self.k
+        # The first point (every add) is the anchor itself: no timedelta arithmetic.
+        nominal = self.anchor_wall + self.interval_td * k if k else self.anchor_wall
         if trigger.end_date is not None and nominal > trigger.end_date:
             self.sched = None
             self.deadline = math.inf
             return
-        deadline = self.anchor_mono + self.interval * self.k
+        deadline = self.anchor_mono + self.interval * k
         if trigger.jitter:
             shift = rng.uniform(0.0, trigger.jitter)
             deadline += shift
