@@ -45,7 +45,7 @@ async def _run(dsn: str, schema: str, replica: str) -> None:
     from kernel.distributed.persistent import PersistentKernel
 
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
+    reader = asyncio.StreamReader(limit=1 << 28)  # the jobs line: ~50 bytes per job
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     out = sys.stdout.buffer
     kernel = PersistentKernel(

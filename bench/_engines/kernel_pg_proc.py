@@ -87,8 +87,9 @@ class PgKernel3ProcEngine:
             if len(times) >= recorder.target >= 0:
                 recorder._reached()
         if not ready.done():
+            code = await proc.wait()
             ready.set_exception(RuntimeError(
-                f"replica process {proc.pid} ended before it started (exit {proc.returncode})"))
+                f"replica process {proc.pid} ended before it started (exit {code})"))
 
     async def launch(self) -> None:
         """Send every replica the declared jobs; wait until all have started."""
