@@ -59,6 +59,8 @@ _FINISH_ATTEMPTS = 8
 _EARLY_WAIT_MAX = 30.0
 # Batches being sent (a reference keeps each task alive until it is done).
 _SENDING: set[asyncio.Task[None]] = set()
+MAX_IN_FLIGHT = 2
+"""Claim (and outcome) statements a replica has in flight at once; see ``ClaimGate``."""
 
 
 class ClaimLease:
@@ -159,6 +161,11 @@ class ClaimGate:
         # Claims asked in this turn of the loop: sent together, in one statement.
         self._batch: list[tuple[ClaimRequest, asyncio.Future[Claim | None]]] = []
         self._finishes: list[tuple[FinishRequest, asyncio.Future[bool]]] = []
+        # Statements of each kind in flight: while MAX_IN_FLIGHT are, what is asked waits
+        # for one to answer and goes with everything else asked meanwhile (group commit:
+        # no wait while the database keeps up, bigger batches when it does not).
+        self._claims_in_flight = 0
+        self._finishes_in_flight = 0
 
     def tick_done(self) -> None:
         """Nothing to do: the claims (and outcomes) asked in one turn of the loop, which
@@ -216,8 +223,11 @@ class ClaimGate:
         return future
 
     def _send_batch(self) -> None:
+        if self._claims_in_flight >= MAX_IN_FLIGHT:
+            return  # sent when a statement in flight answers, with what comes meanwhile
         batch, self._batch = self._batch, []
         if batch:
+            self._claims_in_flight += 1
             task = asyncio.get_running_loop().create_task(self._settle(batch))
             _SENDING.add(task)
             task.add_done_callback(_SENDING.discard)
@@ -231,6 +241,9 @@ class ClaimGate:
             log.warning("A batch of %d claims failed (%s: %s); each is retried alone",
                         len(batch), type(exc).__name__, exc)
             answers = [None] * len(batch)
+        finally:
+            self._claims_in_flight -= 1
+            self._send_batch()
         for (_, future), answer in zip(batch, answers, strict=True):
             if not future.done():
                 future.set_result(answer)
@@ -246,8 +259,11 @@ class ClaimGate:
         return future
 
     def _send_finishes(self) -> None:
+        if self._finishes_in_flight >= MAX_IN_FLIGHT:
+            return  # sent when a statement in flight answers, with what comes meanwhile
         batch, self._finishes = self._finishes, []
         if batch:
+            self._finishes_in_flight += 1
             task = asyncio.get_running_loop().create_task(self._store_finishes(batch))
             _SENDING.add(task)
             task.add_done_callback(_SENDING.discard)
@@ -261,6 +277,9 @@ class ClaimGate:
                 if not future.done():
                     future.set_exception(exc)
             return
+        finally:
+            self._finishes_in_flight -= 1
+            self._send_finishes()
         for (_, future), ok in zip(batch, stored, strict=True):
             if not future.done():
                 future.set_result(ok)
