@@ -251,12 +251,13 @@ END $$;
 
 -- The latest time a replica decided for a job: its claims' latest scheduled time (one
 -- backward step of the primary key), or jobs.last_fire, where the reaper folds the times
--- of the claims it deletes. Claims older than the row (a job removed and added again) and
--- the embedded schedule-state's rows (state_pg keeps jobs.last_fire itself) do not count.
+-- of the claims it deletes. As when each claim moved jobs.last_fire, only claims made
+-- while the row existed count (not those of a job removed and added again), and not the
+-- embedded schedule-state's rows (state_pg keeps jobs.last_fire itself).
 CREATE OR REPLACE FUNCTION claim_decided(p_job text, p_created timestamptz)
 RETURNS timestamptz LANGUAGE sql STABLE AS $$
     SELECT max(c.scheduled_at) FROM claims c
-    WHERE c.job_id = p_job AND c.scheduled_at >= p_created AND c.replica NOT LIKE 'embedded:%'
+    WHERE c.job_id = p_job AND c.started_at >= p_created AND c.replica NOT LIKE 'embedded:%'
 $$;
 
 -- A retry takes a claim of its own: attempt p_attempt of a time whose attempt
