@@ -7,9 +7,13 @@ later than the database's ``now()`` plus ``DUE_TOLERANCE`` (``early``, with the 
 to wait: the database's clock decides "due", not the replica's), takes a per-job
 advisory lock, answers ``taken`` if the row exists, counts the job's live running
 claims against ``max_instances``, and inserts the row with a fencing token drawn from
-the ``claim_tokens`` sequence. A retry (``claim_retry_fenced``) takes the row of a
-failed or interrupted attempt with a new token. Finishing a claim is fenced: it only
-succeeds while the row still holds the run's token.
+the ``claim_tokens`` sequence. A batch (``claim_many``) is one call of
+``claim_batch``, which gives every row the verdict ``claim_fenced`` would, set-based.
+A retry (``claim_retry_fenced``) takes the row of a failed or interrupted attempt with
+a new token. Finishing a claim is fenced: it only succeeds while the row still holds
+the run's token. A job's last decided time is its claims' latest scheduled time
+(``claim_decided``), so a claim writes no ``jobs`` row; the reaper keeps the latest time
+of the claims it deletes in ``jobs.last_fire``.
 
 Leases are timestamps computed by the database (``now() + lease``), so replica clock
 skew does not affect them. The leases of all of this replica's running claims, and its

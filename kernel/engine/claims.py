@@ -18,6 +18,12 @@ module. For each decision of a job, in order:
 * **missed / coalesced** - recorded with :meth:`Coordinator.mark`; only the replica that
   records it first reports it, so each is reported once however many replicas decided it.
 
+Claims asked in one turn of the loop go to :meth:`Coordinator.claim_many` together, and
+outcomes to :meth:`Coordinator.finish_many`; at most ``MAX_IN_FLIGHT`` statements of each
+kind are in flight, and what is asked meanwhile waits for one of them to answer and goes
+in the next (group commit: no added wait while the coordinator keeps up, bigger batches
+and fewer statements per fire when it does not).
+
 Retries of a scheduled run (:meth:`ClaimGate.retry`) take a claim of their own
 (:meth:`Coordinator.claim_retry`), so one attempt runs once across replicas. Manual runs
 do not come here: they are not scheduled times.
