@@ -35,7 +35,8 @@ async def pg_store(ctx: Ctx) -> dict[str, Any]:
     and, when the server runs on this machine, its backends' CPU."""
     e: Any = ctx.engine
     if not hasattr(e, "launch"):
-        raise Unsupported("pg-store needs a PostgreSQL-backed engine (kernel-pg1, kernel-pg3, kernel-pg3p)")
+        raise Unsupported(
+            "pg-store needs a PostgreSQL-backed engine (kernel-pg1, kernel-pg3, kernel-pg3p)")
     n, replicas = ctx.n, e.replicas
     setup_fixed = getattr(e, "setup_fixed", SETUP_FIXED)
     count = max(1, round(ctx.duration / PERIOD))

@@ -409,22 +409,26 @@ async def test_the_last_decided_time_is_read_from_the_claims_and_kept_when_they_
     won = await a.claim("j", t1, "a-1", max_instances=1)
     assert await a.mark("j", t2, "missed")
     stored = await store.get("j")
-    assert stored is not None and stored.last_fire == t2  # the column was not written
+    assert stored is not None
+    assert stored.last_fire == t2  # the column was not written
     assert await db.fetchval("SELECT last_fire FROM jobs WHERE id = 'j'") is None
     assert await a.finish("j", t1, "a-1", "succeeded", token=won.token)
     await a.reap()  # keep_claims 0: both claims go, their latest time stays in the column
     assert await db.fetchval("SELECT count(*) FROM claims") == 0
     assert await db.fetchval("SELECT last_fire FROM jobs WHERE id = 'j'") == t2
     stored = await store.get("j")
-    assert stored is not None and stored.last_fire == t2
+    assert stored is not None
+    assert stored.last_fire == t2
     # A job removed and added again does not inherit the claims of the one before.
     await a.mark("j", db_now, "missed")
     await store.delete("j", "test")
     await store.upsert(job, "test")
     stored = await store.get("j")
-    assert stored is not None and stored.last_fire is None
+    assert stored is not None
+    assert stored.last_fire is None
     # A time earlier than the row (a one-shot job added with a past date) decided now counts.
     past = db_now - timedelta(days=1)
     assert await a.mark("j", past, "missed")
     stored = await store.get("j")
-    assert stored is not None and stored.last_fire == past
+    assert stored is not None
+    assert stored.last_fire == past

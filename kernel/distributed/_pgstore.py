@@ -5,9 +5,10 @@ A job is stored as data only: its callable as an import reference
 (retry policy included),
 its paused flag, the latest scheduled time any replica decided (``last_fire``: read as
 the latest of the column and the job's claims, ``claim_decided``; the reaper folds the
-times of the claims it deletes into the column) and a ``version`` bumped on every change. Each change sends a
-``NOTIFY`` on the schema's channel in the same transaction, so it is delivered exactly
-when the change commits; listeners fetch the row itself (payloads carry ids only).
+times of the claims it deletes into the column) and a ``version`` bumped on every
+change. Each change sends a ``NOTIFY`` on the schema's channel in the same transaction,
+so it is delivered exactly when the change commits; listeners fetch the row itself
+(payloads carry ids only).
 """
 
 from __future__ import annotations

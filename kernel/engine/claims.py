@@ -282,6 +282,9 @@ class ClaimGate:
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
+                    # Retrieved here: a run cancelled meanwhile (shutdown) no longer waits
+                    # for it, and the loop would report it; one still waiting gets it.
+                    future.exception()
             return
         finally:
             self._finishes_in_flight -= 1
