@@ -41,6 +41,7 @@ DEFAULT_ENGINES = (
     "aiocron",
     "kernel-pg1",
     "kernel-pg3",
+    "kernel-pg3p",
 )
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 

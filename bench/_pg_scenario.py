@@ -35,10 +35,12 @@ async def pg_store(ctx: Ctx) -> dict[str, Any]:
     and, when the server runs on this machine, its backends' CPU."""
     e: Any = ctx.engine
     if not hasattr(e, "launch"):
-        raise Unsupported("pg-store needs a PostgreSQL-backed engine (kernel-pg1, kernel-pg3)")
-    n, replicas = ctx.n, len(e.kernels)
+        raise Unsupported(
+            "pg-store needs a PostgreSQL-backed engine (kernel-pg1, kernel-pg3, kernel-pg3p)")
+    n, replicas = ctx.n, e.replicas
+    setup_fixed = getattr(e, "setup_fixed", SETUP_FIXED)
     count = max(1, round(ctx.duration / PERIOD))
-    t0 = time.monotonic() + ctx.lead + SETUP_FIXED + SETUP_PER_JOB_REPLICA * n * replicas
+    t0 = time.monotonic() + ctx.lead + setup_fixed + SETUP_PER_JOB_REPLICA * n * replicas
     first = array("d", (t0 + i * PERIOD / n for i in range(n)))
     last_offset = (count - 1) * PERIOD
     s0 = time.perf_counter()
@@ -54,15 +56,22 @@ async def pg_store(ctx: Ctx) -> dict[str, Any]:
     overran(ctx, t0, metrics)
     end = t0 + count * PERIOD
     cutoff = end + ctx.drain
+    replica_cpu = getattr(e, "replica_cpu", None)
     server0 = await e.server_cpu()
+    procs0 = None if replica_cpu is None else await replica_cpu()
     used, m, fires = await wait_window(t0, n * count, cutoff)
+    procs1 = None if replica_cpu is None else await replica_cpu()
     server1 = await e.server_cpu()
     keys, times = recorder.keys[:m], recorder.times[:m]
     match = match_fires(keys, times, first, PERIOD, count, cutoff)
     metrics.update(summarize(match))
     metrics["cpu_s"] = used.cpu
+    if procs0 is not None and procs1 is not None:
+        # Replicas in processes of their own: their CPU, not this collecting process's.
+        metrics["harness_cpu_s"] = used.cpu
+        metrics["cpu_s"] = procs1 - procs0
     metrics["wall_s"] = used.wall
-    metrics["cpu_s_per_1k_fires"] = used.cpu / fires * 1000 if fires else None
+    metrics["cpu_s_per_1k_fires"] = metrics["cpu_s"] / fires * 1000 if fires else None
     # Achieved rate: executed fires over the span they took (never shorter than planned).
     last_start = max(times) if len(times) else t0
     span = max(count * PERIOD, last_start - t0)

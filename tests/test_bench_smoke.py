@@ -103,6 +103,33 @@ def test_unknown_engine_is_refused_with_the_known_names(capsys: pytest.CaptureFi
 
 @pytest.mark.postgres
 @pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_pg_store_with_replica_processes_runs_every_time_once_and_counts_their_cpu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BENCH_POSTGRES_DSN", POSTGRES_DSN)
+
+    report = quick_report(tmp_path, "kernel-pg3p", "pg-store")
+    (run,) = report["runs"]
+    assert (run["engine"], run["status"]) == ("kernel-pg3p", "ok"), run.get("reason")
+    m = run["metrics"]
+    planned = N * 2
+    assert (m["replicas"], m["fires_expected"], m["fires_executed"], m["fires_extra"]) == (
+        3,
+        planned,
+        planned,
+        0,
+    )
+    # Three processes wrote claims; the replica CPU is theirs, not the collector's.
+    assert sum(m["claims_per_replica"].values()) == planned
+    assert set(m["claims_per_replica"]) <= {"bench-0", "bench-1", "bench-2"}
+    assert m["cpu_s"] > 0
+    assert m["harness_cpu_s"] >= 0
+    assert m["cpu_s_per_1k_fires"] == pytest.approx(m["cpu_s"] / planned * 1000)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
 @pytest.mark.timeout(40)
 def test_pg_store_quick_run_runs_every_scheduled_time_exactly_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

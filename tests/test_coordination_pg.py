@@ -354,3 +354,81 @@ async def test_a_batch_of_outcomes_stores_only_current_tokens(db: Database) -> N
     rows = await db.fetch("SELECT job_id, state FROM claims ORDER BY job_id")
     assert [(r["job_id"], r["state"]) for r in rows] == [("j1", "succeeded"), ("j2", "running")]
     assert await a.finish_many([FinishRequest("j2", T0, "a-2", "failed", two.token)]) == [True]
+
+
+async def test_a_batch_of_claims_decides_each_row_as_claims_one_after_the_other(
+    db: Database,
+) -> None:
+    from kernel.coordination import ClaimRequest
+
+    a, b = coordinators(db, 2)
+    db_now: datetime = await db.fetchval("SELECT now()")
+    held = await a.claim("job", T0, "a-0", max_instances=2)
+    other = await b.claim("job", T0 + timedelta(seconds=1), "b-1", max_instances=2)
+    assert (held.verdict, other.verdict) == ("won", "won")
+    await b.finish("job", T0 + timedelta(seconds=1), "b-1", "succeeded", token=other.token)
+    later = [T0 + timedelta(seconds=s) for s in (2, 3, 4)]
+    answers = await a.claim_many([
+        ClaimRequest("job", db_now + timedelta(seconds=5), "a-early", 2),
+        ClaimRequest("job", later[2], "a-4", 2),
+        ClaimRequest("job", T0, "a-0", 2),  # asked again by its run: still won
+        ClaimRequest("job", T0 + timedelta(seconds=1), "a-1", 2),  # b's: taken
+        ClaimRequest("job", later[0], "a-2", 2),
+        ClaimRequest("job", later[0], "a-2bis", 2),  # the same time twice: one decides
+        ClaimRequest("job", later[1], "a-3", 2),
+        ClaimRequest("solo", T0, "a-solo", 1),
+    ])
+    verdicts = [c.verdict for c in answers]
+    # One live claim (a-0) and max_instances 2: of the new times, in time order, the
+    # first wins and the next are busy (recorded skipped), whatever the batch's order.
+    assert verdicts == ["early", "busy", "won", "taken", "won", "taken", "busy", "won"]
+    assert answers[2].token == held.token
+    assert 4.0 < answers[0].wait <= 5.0
+    assert len({c.token for c in answers if c.verdict == "won"}) == 3
+    rows = await db.fetch("SELECT scheduled_at, state, run_id FROM claims WHERE job_id = 'job' "
+                          "ORDER BY scheduled_at")
+    assert [(r["state"], r["run_id"]) for r in rows] == [
+        ("running", "a-0"), ("succeeded", "b-1"), ("running", "a-2"), ("skipped", "a-3"),
+        ("skipped", "a-4")]
+
+
+async def test_the_last_decided_time_is_read_from_the_claims_and_kept_when_they_go(
+    db: Database,
+) -> None:
+    from kernel.distributed._pgstore import PostgresJobStore, StoredJob
+
+    store = PostgresJobStore(db)
+    job = StoredJob(id="j", name="j", func_ref="tests.test_store_pg:noop", args=(),
+                    trigger={"kind": "interval", "seconds": 1.0}, coalesce=False,
+                    max_instances=1, misfire_grace_time=None, timeout=None)
+    await store.upsert(job, "test")
+    (a,) = coordinators(db, 1)
+    a.keep_claims = timedelta(0)
+    db_now: datetime = await db.fetchval("SELECT now()")
+    t1, t2 = db_now - timedelta(seconds=2), db_now - timedelta(seconds=1)
+    won = await a.claim("j", t1, "a-1", max_instances=1)
+    assert await a.mark("j", t2, "missed")
+    stored = await store.get("j")
+    assert stored is not None
+    assert stored.last_fire == t2  # the column was not written
+    assert await db.fetchval("SELECT last_fire FROM jobs WHERE id = 'j'") is None
+    assert await a.finish("j", t1, "a-1", "succeeded", token=won.token)
+    await a.reap()  # keep_claims 0: both claims go, their latest time stays in the column
+    assert await db.fetchval("SELECT count(*) FROM claims") == 0
+    assert await db.fetchval("SELECT last_fire FROM jobs WHERE id = 'j'") == t2
+    stored = await store.get("j")
+    assert stored is not None
+    assert stored.last_fire == t2
+    # A job removed and added again does not inherit the claims of the one before.
+    await a.mark("j", db_now, "missed")
+    await store.delete("j", "test")
+    await store.upsert(job, "test")
+    stored = await store.get("j")
+    assert stored is not None
+    assert stored.last_fire is None
+    # A time earlier than the row (a one-shot job added with a past date) decided now counts.
+    past = db_now - timedelta(days=1)
+    assert await a.mark("j", past, "missed")
+    stored = await store.get("j")
+    assert stored is not None
+    assert stored.last_fire == past

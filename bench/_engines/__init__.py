@@ -112,5 +112,13 @@ ENGINES: dict[str, EngineSpec] = {
             frozenset({"pg-store"}),
             "3 PersistentKernel replicas in one process, one PostgreSQL schema",
         ),
+        EngineSpec(
+            "kernel-pg3p",
+            "kernel_pg_proc",
+            "PgKernel3ProcEngine",
+            "asyncio",
+            frozenset({"pg-store"}),
+            "3 PersistentKernel replicas as separate processes, one PostgreSQL schema",
+        ),
     )
 }

@@ -161,7 +161,6 @@ BEGIN
     END IF;
     SELECT count(*) INTO live FROM claims c
         WHERE c.job_id = p_job AND c.state = 'running' AND c.lease_until > now();
-    UPDATE jobs SET last_fire = GREATEST(last_fire, p_at) WHERE id = p_job;
     -- ON CONFLICT: a missed or coalesced time is recorded (mark) without the lock.
     IF live >= p_max THEN
         INSERT INTO claims (job_id, scheduled_at, replica, run_id, state, finished_at)
@@ -180,6 +179,86 @@ BEGIN
     END IF;
     RETURN QUERY SELECT 'won'::text, t, 0::float8;
 END $$;
+
+-- claim_fenced for a batch, set-based (one plan for the batch instead of one call and
+-- five statements per row), with the same verdicts. Times later than now() + p_tolerance
+-- are 'early'. The advisory locks of the due jobs are taken in job order (two batches never
+-- deadlock), then a second statement, whose snapshot sees every claim committed under
+-- them, answers: a time with a row is 'won' for the run that holds it, else 'taken'; of a
+-- job's new times, in time order, the k-th is 'won' (with a token) while the job's live
+-- running claims + k <= its max_instances, as claim_fenced called row after row would
+-- decide, else recorded 'skipped' and answered 'busy'. The claim rows themselves say which
+-- times were decided: jobs.last_fire is not moved per claim (see claim_decided).
+CREATE OR REPLACE FUNCTION claim_batch(
+    p_jobs text[], p_ats timestamptz[], p_runs text[], p_max integer[], p_replica text,
+    p_lease float8, p_tolerance float8
+) RETURNS TABLE (o_i integer, o_verdict text, o_token bigint, o_wait float8)
+LANGUAGE plpgsql
+-- Planned once per connection, not per call (a custom plan of this statement costs more
+-- than a small batch's rows).
+SET plan_cache_mode = force_generic_plan AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(
+        hashtextextended('lark_scheduler:' || current_schema() || ':' || d.job, 0))
+        FROM (SELECT DISTINCT u.job FROM unnest(p_jobs, p_ats) AS u(job, at)
+              WHERE u.at <= now() + p_tolerance * interval '1 second' ORDER BY u.job) AS d;
+    RETURN QUERY
+    WITH req AS (
+        SELECT u.i::integer AS i, u.job, u.at, u.run, u.mx,
+            extract(epoch FROM u.at - now())::float8 AS ahead
+        FROM unnest(p_jobs, p_ats, p_runs, p_max) WITH ORDINALITY AS u(job, at, run, mx, i)
+    ), old AS (
+        SELECT r.i, c.run_id, c.token FROM req r
+        JOIN claims c ON c.job_id = r.job AND c.scheduled_at = r.at
+        WHERE r.ahead <= p_tolerance
+    ), fresh AS (
+        -- A time asked twice in one batch: the first request decides, the other is 'taken'.
+        SELECT DISTINCT ON (r.job, r.at) r.i, r.job, r.at, r.run, r.mx FROM req r
+        WHERE r.ahead <= p_tolerance AND NOT EXISTS (SELECT 1 FROM old o WHERE o.i = r.i)
+        ORDER BY r.job, r.at, r.i
+    ), decided AS (
+        -- The live count per row, so that it is an index lookup of the job's own claims.
+        SELECT f.job, f.at, f.run, (SELECT count(*) FROM claims c WHERE c.job_id = f.job
+                AND c.state = 'running' AND c.lease_until > now())
+            + row_number() OVER (PARTITION BY f.job ORDER BY f.at) <= f.mx AS wins
+        FROM fresh f
+    ), ins AS (
+        -- ON CONFLICT: a missed or coalesced time is recorded (mark) without the lock.
+        INSERT INTO claims (job_id, scheduled_at, replica, run_id, state, lease_until,
+                            finished_at, token)
+        SELECT d.job, d.at, p_replica, d.run,
+            CASE WHEN d.wins THEN 'running' ELSE 'skipped' END,
+            CASE WHEN d.wins THEN now() + p_lease * interval '1 second' END,
+            CASE WHEN d.wins THEN NULL ELSE now() END,
+            CASE WHEN d.wins THEN nextval('claim_tokens') END
+        FROM decided d
+        ON CONFLICT DO NOTHING
+        RETURNING claims.run_id, claims.state, claims.token
+    )
+    SELECT r.i, CASE
+            WHEN r.ahead > p_tolerance THEN 'early'
+            WHEN o.i IS NOT NULL THEN CASE WHEN o.run_id = r.run THEN 'won' ELSE 'taken' END
+            WHEN n.run_id IS NULL THEN 'taken'
+            WHEN n.state = 'running' THEN 'won'
+            ELSE 'busy' END,
+        coalesce(CASE WHEN o.i IS NOT NULL THEN
+            CASE WHEN o.run_id = r.run THEN o.token END ELSE n.token END, 0),
+        CASE WHEN r.ahead > p_tolerance THEN r.ahead ELSE 0::float8 END
+    FROM req r LEFT JOIN old o ON o.i = r.i
+    LEFT JOIN ins n ON o.i IS NULL AND n.run_id = r.run
+    ORDER BY r.i;
+END $$;
+
+-- The latest time a replica decided for a job: its claims' latest scheduled time (one
+-- backward step of the primary key), or jobs.last_fire, where the reaper folds the times
+-- of the claims it deletes. As when each claim moved jobs.last_fire, only claims made
+-- while the row existed count (not those of a job removed and added again), and not the
+-- embedded schedule-state's rows (state_pg keeps jobs.last_fire itself).
+CREATE OR REPLACE FUNCTION claim_decided(p_job text, p_created timestamptz)
+RETURNS timestamptz LANGUAGE sql STABLE AS $$
+    SELECT max(c.scheduled_at) FROM claims c
+    WHERE c.job_id = p_job AND c.started_at >= p_created AND c.replica NOT LIKE 'embedded:%'
+$$;
 
 -- A retry takes a claim of its own: attempt p_attempt of a time whose attempt
 -- p_attempt - 1 failed or was interrupted (or is this replica's own attempt that just

@@ -3,10 +3,12 @@
 A job is stored as data only: its callable as an import reference
 (``package.module:function``), its arguments and trigger as JSON (msgspec), its options
 (retry policy included),
-its paused flag, the latest scheduled time any replica decided (``last_fire``, kept by
-the claims) and a ``version`` bumped on every change. Each change sends a
-``NOTIFY`` on the schema's channel in the same transaction, so it is delivered exactly
-when the change commits; listeners fetch the row itself (payloads carry ids only).
+its paused flag, the latest scheduled time any replica decided (``last_fire``: read as
+the latest of the column and the job's claims, ``claim_decided``; the reaper folds the
+times of the claims it deletes into the column) and a ``version`` bumped on every
+change. Each change sends a ``NOTIFY`` on the schema's channel in the same transaction,
+so it is delivered exactly when the change commits; listeners fetch the row itself
+(payloads carry ids only).
 """
 
 from __future__ import annotations
@@ -79,7 +81,8 @@ class _Options(msgspec.Struct, frozen=True, kw_only=True):
 
 _COLUMNS = (
     "id, name, func_ref, args::text AS args, kwargs::text AS kwargs, trigger::text AS trigger, "
-    "options::text AS options, executor, paused, last_fire, created_at, version"
+    "options::text AS options, executor, paused, "
+    "GREATEST(last_fire, claim_decided(id, created_at)) AS last_fire, created_at, version"
 )
 
 

@@ -7,9 +7,13 @@ later than the database's ``now()`` plus ``DUE_TOLERANCE`` (``early``, with the 
 to wait: the database's clock decides "due", not the replica's), takes a per-job
 advisory lock, answers ``taken`` if the row exists, counts the job's live running
 claims against ``max_instances``, and inserts the row with a fencing token drawn from
-the ``claim_tokens`` sequence. A retry (``claim_retry_fenced``) takes the row of a
-failed or interrupted attempt with a new token. Finishing a claim is fenced: it only
-succeeds while the row still holds the run's token.
+the ``claim_tokens`` sequence. A batch (``claim_many``) is one call of
+``claim_batch``, which gives every row the verdict ``claim_fenced`` would, set-based.
+A retry (``claim_retry_fenced``) takes the row of a failed or interrupted attempt with
+a new token. Finishing a claim is fenced: it only succeeds while the row still holds
+the run's token. A job's last decided time is its claims' latest scheduled time
+(``claim_decided``), so a claim writes no ``jobs`` row; the reaper keeps the latest time
+of the claims it deletes in ``jobs.last_fire``.
 
 Leases are timestamps computed by the database (``now() + lease``), so replica clock
 skew does not affect them. The leases of all of this replica's running claims, and its
@@ -222,23 +226,19 @@ class PostgresCoordinator:
         return self._answer(rows[0], sent)
 
     async def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim]:
-        """One statement for all ``requests``, taken in (job, time) order so that two
-        replicas' batches lock their jobs in the same order (no deadlock)."""
-        order = sorted(range(len(requests)),
-                       key=lambda i: (requests[i].job_id, requests[i].scheduled_at))
+        """One statement for all ``requests`` (``claim_batch``, which takes the jobs'
+        locks in job order, so two replicas' batches never deadlock)."""
         sent = self._monotonic()
         rows = await self.db.fetch(
-            "SELECT c.o_verdict, c.o_token, c.o_wait FROM unnest($1::text[], "
-            "$2::timestamptz[], $3::text[], $4::int[]) WITH ORDINALITY AS u(job, at, run, mx, i) "
-            "CROSS JOIN LATERAL claim_fenced(u.job, u.at, $5, u.run, u.mx, $6, $7) AS c "
-            "ORDER BY u.i",
-            [requests[i].job_id for i in order], [requests[i].scheduled_at for i in order],
-            [requests[i].run_id for i in order], [requests[i].max_instances for i in order],
+            "SELECT o_i, o_verdict, o_token, o_wait FROM "
+            "claim_batch($1::text[], $2::timestamptz[], $3::text[], $4::int[], $5, $6, $7)",
+            [r.job_id for r in requests], [r.scheduled_at for r in requests],
+            [r.run_id for r in requests], [r.max_instances for r in requests],
             self.replica_id, self.lease, DUE_TOLERANCE,
         )
         answers: list[Claim] = [Claim("taken")] * len(requests)
-        for i, row in zip(order, rows, strict=True):
-            answers[i] = self._answer(row, sent)
+        for row in rows:
+            answers[row["o_i"] - 1] = self._answer(row, sent)
         return answers
 
     async def claim_retry(
@@ -351,21 +351,13 @@ class PostgresCoordinator:
         """Record a decision that runs nothing (``missed``, ``coalesced``) for a scheduled
         time; True if this replica recorded it first (and so reports it)."""
 
-        async def run(conn: Any) -> bool:
-            async with conn.transaction():
-                inserted = await conn.fetchval(
-                    "INSERT INTO claims (job_id, scheduled_at, replica, run_id, state, "
-                    "finished_at) VALUES ($1, $2, $3, '', $4, now()) "
-                    "ON CONFLICT DO NOTHING RETURNING true",
-                    job_id, scheduled_at, self.replica_id, state,
-                )
-                await conn.execute(
-                    "UPDATE jobs SET last_fire = GREATEST(last_fire, $2) WHERE id = $1",
-                    job_id, scheduled_at,
-                )
-            return bool(inserted)
-
-        return await self.db.call(run)
+        inserted = await self.db.fetchval(
+            "INSERT INTO claims (job_id, scheduled_at, replica, run_id, state, "
+            "finished_at) VALUES ($1, $2, $3, '', $4, now()) "
+            "ON CONFLICT DO NOTHING RETURNING true",
+            job_id, scheduled_at, self.replica_id, state,
+        )
+        return bool(inserted)
 
     def health(self) -> Health:
         """The database's state as this replica last saw it."""
@@ -393,8 +385,13 @@ class PostgresCoordinator:
             )
             if port is not None:
                 await port.report_interrupted(record)
+        # The claims say which times were decided (jobs.last_fire is not moved per claim):
+        # the latest time of each job's deleted claims is kept in the column.
         await self.db.execute(
-            "DELETE FROM claims WHERE finished_at < now() - $1::interval", self.keep_claims,
+            "WITH gone AS (DELETE FROM claims WHERE finished_at < now() - $1::interval "
+            "RETURNING job_id, scheduled_at) UPDATE jobs SET last_fire = GREATEST("
+            "last_fire, g.at) FROM (SELECT job_id, max(scheduled_at) AS at FROM gone "
+            "GROUP BY job_id) AS g WHERE jobs.id = g.job_id", self.keep_claims,
         )
         return records
 

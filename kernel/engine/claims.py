@@ -18,6 +18,12 @@ module. For each decision of a job, in order:
 * **missed / coalesced** - recorded with :meth:`Coordinator.mark`; only the replica that
   records it first reports it, so each is reported once however many replicas decided it.
 
+Claims asked in one turn of the loop go to :meth:`Coordinator.claim_many` together, and
+outcomes to :meth:`Coordinator.finish_many`; at most ``MAX_IN_FLIGHT`` statements of each
+kind are in flight, and what is asked meanwhile waits for one of them to answer and goes
+in the next (group commit: no added wait while the coordinator keeps up, bigger batches
+and fewer statements per fire when it does not).
+
 Retries of a scheduled run (:meth:`ClaimGate.retry`) take a claim of their own
 (:meth:`Coordinator.claim_retry`), so one attempt runs once across replicas. Manual runs
 do not come here: they are not scheduled times.
@@ -59,6 +65,8 @@ _FINISH_ATTEMPTS = 8
 _EARLY_WAIT_MAX = 30.0
 # Batches being sent (a reference keeps each task alive until it is done).
 _SENDING: set[asyncio.Task[None]] = set()
+MAX_IN_FLIGHT = 2
+"""Claim (and outcome) statements a replica has in flight at once; see ``ClaimGate``."""
 
 
 class ClaimLease:
@@ -159,6 +167,11 @@ class ClaimGate:
         # Claims asked in this turn of the loop: sent together, in one statement.
         self._batch: list[tuple[ClaimRequest, asyncio.Future[Claim | None]]] = []
         self._finishes: list[tuple[FinishRequest, asyncio.Future[bool]]] = []
+        # Statements of each kind in flight: while MAX_IN_FLIGHT are, what is asked waits
+        # for one to answer and goes with everything else asked meanwhile (group commit:
+        # no wait while the database keeps up, bigger batches when it does not).
+        self._claims_in_flight = 0
+        self._finishes_in_flight = 0
 
     def tick_done(self) -> None:
         """Nothing to do: the claims (and outcomes) asked in one turn of the loop, which
@@ -216,8 +229,11 @@ class ClaimGate:
         return future
 
     def _send_batch(self) -> None:
+        if self._claims_in_flight >= MAX_IN_FLIGHT:
+            return  # sent when a statement in flight answers, with what comes meanwhile
         batch, self._batch = self._batch, []
         if batch:
+            self._claims_in_flight += 1
             task = asyncio.get_running_loop().create_task(self._settle(batch))
             _SENDING.add(task)
             task.add_done_callback(_SENDING.discard)
@@ -231,6 +247,9 @@ class ClaimGate:
             log.warning("A batch of %d claims failed (%s: %s); each is retried alone",
                         len(batch), type(exc).__name__, exc)
             answers = [None] * len(batch)
+        finally:
+            self._claims_in_flight -= 1
+            self._send_batch()
         for (_, future), answer in zip(batch, answers, strict=True):
             if not future.done():
                 future.set_result(answer)
@@ -246,8 +265,11 @@ class ClaimGate:
         return future
 
     def _send_finishes(self) -> None:
+        if self._finishes_in_flight >= MAX_IN_FLIGHT:
+            return  # sent when a statement in flight answers, with what comes meanwhile
         batch, self._finishes = self._finishes, []
         if batch:
+            self._finishes_in_flight += 1
             task = asyncio.get_running_loop().create_task(self._store_finishes(batch))
             _SENDING.add(task)
             task.add_done_callback(_SENDING.discard)
@@ -260,7 +282,13 @@ class ClaimGate:
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
+                    # Retrieved here: a run cancelled meanwhile (shutdown) no longer waits
+                    # for it, and the loop would report it; one still waiting gets it.
+                    future.exception()
             return
+        finally:
+            self._finishes_in_flight -= 1
+            self._send_finishes()
         for (_, future), ok in zip(batch, stored, strict=True):
             if not future.done():
                 future.set_result(ok)
