@@ -31,7 +31,14 @@ def describe_mode(config: Config) -> str:
     """The log line that says how this process schedules."""
     cluster = config.cluster
     if not cluster.enabled:
-        return "Mode: single process (jobs in memory; set cluster.enabled = true for replicas)"
+        url = config.store.resolved_url
+        if url == "sqlite:///:memory:":
+            state = "schedule state in memory, lost at exit"
+        elif url.startswith("sqlite:///"):
+            state = "schedule state kept in the store's SQLite file across restarts"
+        else:
+            state = f"schedule state kept in PostgreSQL, schema {cluster.schema}, across restarts"
+        return f"Mode: single process ({state}; set cluster.enabled = true for replicas)"
     where = (
         f"on RabbitMQ workers (queue {cluster.queue})"
         if cluster.executor == "rabbitmq"

@@ -192,7 +192,8 @@ async def test_sigterm_cancels_a_job_still_running_after_the_grace(
     [
         ({}, [
             "Configuration: no file: defaults + environment",
-            "Mode: single process (jobs in memory; set cluster.enabled = true for replicas)",
+            "Mode: single process (schedule state kept in the store's SQLite file across "
+            "restarts; set cluster.enabled = true for replicas)",
             "Store: embedded SQLite database ./data/lark-scheduler.db (no server needed)",
             "RabbitMQ: not configured (set rabbitmq.url to enable its health check)",
             "Lark API: https://open.feishu.cn",
@@ -200,7 +201,8 @@ async def test_sigterm_cancels_a_job_still_running_after_the_grace(
         ({"DATABASE_URL": "postgresql://lark:pw@db:5432/lark",
           "LARK_SCHEDULER_RABBITMQ__URL": "amqp://guest:pw@mq:5672/"}, [
             "Configuration: no file: defaults + environment",
-            "Mode: single process (jobs in memory; set cluster.enabled = true for replicas)",
+            "Mode: single process (schedule state kept in PostgreSQL, schema lark_scheduler, "
+            "across restarts; set cluster.enabled = true for replicas)",
             "Store: PostgreSQL postgresql://lark:***@db:5432/lark (schema public)",
             "RabbitMQ: amqp://guest:***@mq:5672/",
             "Lark API: https://open.feishu.cn",
