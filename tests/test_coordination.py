@@ -4,6 +4,7 @@ coordinator is retried within grace, leases are renewed while a run lasts."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -252,6 +253,37 @@ async def test_a_time_not_due_on_the_coordinators_clock_is_asked_again_later() -
         await CLOCK.advance(0.75)
     assert events == [("r0", "RunStarted"), ("r0", "RunSucceeded")]
     assert [c for c in shared.calls if c[0] == "early"] == [("early", "r0", START)]
+
+
+async def test_a_replica_ahead_of_the_database_warns_once_per_ten_minutes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    shared = Shared()
+    (a,), events = replicas(shared, 1)
+
+    def ahead() -> list[tuple[int, str]]:
+        return [(r.levelno, r.getMessage().split(" scheduled at ")[1][:19])
+                for r in caplog.records if "not due yet on the database's clock" in r.message]
+
+    with caplog.at_level(logging.DEBUG, logger="scheduler.coordination"):
+        async with a:
+            shared.early = [0.3, 0.3]  # the first fire is asked twice too early
+            await CLOCK.advance(10)
+            await CLOCK.advance(1)
+            assert ahead() == [(logging.WARNING, "2024-05-01 01:00:10"),
+                               (logging.DEBUG, "2024-05-01 01:00:10")]
+            await CLOCK.advance(289)  # 300 s on: said again at DEBUG only
+            shared.early = [0.3]
+            await CLOCK.advance(10)
+            assert ahead()[2:] == [(logging.DEBUG, "2024-05-01 01:05:10")]
+            await CLOCK.advance(290)  # 600 s after the first warning: a warning again
+            shared.early = [0.3]
+            await CLOCK.advance(10)
+            await CLOCK.advance(1)
+            assert ahead()[3:] == [(logging.WARNING, "2024-05-01 01:10:10")]
+    assert events.count(("r0", "RunSucceeded")) == 61
+    first = next(r for r in caplog.records if r.levelno == logging.WARNING)
+    assert "runs ahead of the database's" in first.getMessage()
 
 
 async def test_a_retry_takes_a_claim_of_its_own_with_a_new_token() -> None:

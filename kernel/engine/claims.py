@@ -60,6 +60,9 @@ CLAIM_PATIENCE = 60.0
 _FINISH_ATTEMPTS = 8
 
 
+# How often a replica whose clock runs ahead says so as a warning (seconds).
+_AHEAD_WARN_EVERY = 600
+
 # The longest wait for a time that is not due yet on the coordinator's clock before asking
 # again (a clock far ahead still asks at least this often).
 _EARLY_WAIT_MAX = 30.0
@@ -172,6 +175,8 @@ class ClaimGate:
         # no wait while the database keeps up, bigger batches when it does not).
         self._claims_in_flight = 0
         self._finishes_in_flight = 0
+        # When "this replica's clock runs ahead" was last said as a warning (monotonic).
+        self._ahead_said_at: float | None = None
 
     def tick_done(self) -> None:
         """Nothing to do: the claims (and outcomes) asked in one turn of the loop, which
@@ -356,12 +361,26 @@ class ClaimGate:
                 return Claim("taken")
             # Due later on the coordinator's clock than on ours: ours runs ahead.
             wait = min(max(answer.wait, 0.001), _EARLY_WAIT_MAX)
-            log.info("Job %s scheduled at %s is not due yet on the database's clock (%.3f s "
-                     "to go): this replica's clock runs ahead; waiting", job.id, scheduled_at,
-                     answer.wait)
+            self._say_clock_ahead(job.id, scheduled_at, answer.wait)
             await clock.sleep(wait)
             # Waiting is not lateness: the time was early.
             decided_at += wait
+
+    def _say_clock_ahead(self, job_id: str, scheduled_at: datetime, to_go: float) -> None:
+        """A replica whose clock runs ahead meets this on every fire: a warning at most
+        once per ``_AHEAD_WARN_EVERY`` seconds, each fire at DEBUG."""
+        now = self.clock.monotonic()
+        said = self._ahead_said_at
+        if said is None or now - said >= _AHEAD_WARN_EVERY:
+            self._ahead_said_at = now
+            log.warning("Job %s scheduled at %s is not due yet on the database's clock "
+                        "(%.3f s to go): this replica's clock runs ahead of the database's; "
+                        "its fires wait for the database's time (check NTP on this host; "
+                        "said again at most every %d s, each fire at DEBUG)", job_id,
+                        scheduled_at, to_go, _AHEAD_WARN_EVERY)
+        elif log.isEnabledFor(logging.DEBUG):
+            log.debug("Job %s scheduled at %s is not due yet on the database's clock (%.3f s "
+                      "to go); waiting", job_id, scheduled_at, to_go)
 
     async def _mark(self, job_id: str, scheduled_at: datetime, state: ClaimState) -> bool:
         try:
