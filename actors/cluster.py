@@ -14,7 +14,7 @@ import logging
 
 from actors._config_load import redact_url
 from actors.config import Config
-from actors.service import JOB_IDS
+from actors.service import JOB_IDS, schedule_state_place
 from kernel import JobDefaults, Kernel
 from kernel.api_models import ReadyReport
 from kernel.clock import Clock
@@ -31,13 +31,12 @@ def describe_mode(config: Config) -> str:
     """The log line that says how this process schedules."""
     cluster = config.cluster
     if not cluster.enabled:
-        url = config.store.resolved_url
-        if url == "sqlite:///:memory:":
-            state = "schedule state in memory, lost at exit"
-        elif url.startswith("sqlite:///"):
-            state = "schedule state kept in the store's SQLite file across restarts"
-        else:
-            state = f"schedule state kept in PostgreSQL, schema {cluster.schema}, across restarts"
+        state = {
+            "memory": "schedule state in memory, lost at exit",
+            "sqlite": "schedule state kept in the store's SQLite file across restarts",
+            "postgresql": f"schedule state kept in PostgreSQL, schema {cluster.schema}, "
+                          "across restarts",
+        }[schedule_state_place(config)]
         return f"Mode: single process ({state}; set cluster.enabled = true for replicas)"
     where = (
         f"on RabbitMQ workers (queue {cluster.queue})"

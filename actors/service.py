@@ -84,19 +84,28 @@ class JobIncompleteError(RuntimeError):
         self.report = report
 
 
+def schedule_state_place(config: Config) -> str:
+    """Where one process keeps its schedule state (see :func:`make_schedule_store`):
+    ``"memory"`` for ``sqlite:///:memory:``, ``"sqlite"`` or ``"postgresql"``."""
+    url = config.store.resolved_url
+    if not url.startswith("sqlite:///"):
+        return "postgresql"
+    return "memory" if url == "sqlite:///:memory:" else "sqlite"
+
+
 def make_schedule_store(config: Config, *, clock: Clock | None = None) -> ScheduleStore | None:
     """Where one process keeps its schedule state: in the store's database. On SQLite, the
     same file (``kernel.state.sqlite``); on PostgreSQL, the cluster tables of
     ``cluster.schema`` (``kernel.distributed.state_pg``); None (memory) for
     ``sqlite:///:memory:``."""
+    place = schedule_state_place(config)
+    if place == "memory":
+        return None
     url = config.store.resolved_url
-    if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///"):]
-        if path == ":memory:":
-            return None
+    if place == "sqlite":
         from kernel.state.sqlite import SqliteScheduleStore
 
-        return SqliteScheduleStore(path)
+        return SqliteScheduleStore(url[len("sqlite:///"):])
     from kernel.distributed._pg import Database
     from kernel.distributed.state_pg import PostgresScheduleStore
 
