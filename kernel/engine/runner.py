@@ -224,13 +224,16 @@ class Runner:
             if task is not None:
                 self.tasks.discard(task)
 
-    def _succeeded(self, job: RunOwner, run_id: str, sched: datetime, started: datetime,
-                   duration: float) -> None:
+    def _succeeded(self, job: RunOwner, run_id: str, sched: datetime | None,
+                   started: datetime, duration: float, manual: bool = False, attempt: int = 1,
+                   retry_of: str | None = None) -> None:
+        """The log line and event of a run that succeeded (callers skip the call when
+        neither INFO is logged nor the bus observed: the hot path)."""
         run_log.info("Job %s (run %s) succeeded in %.3f s", job.id, run_id, duration)
         if self.bus.observed:
             self.bus.emit(RunSucceeded(
                 job_id=job.id, scheduled_at=sched, run_id=run_id, started_at=started,
-                duration=duration, manual=False, attempt=1, retry_of=None,
+                duration=duration, manual=manual, attempt=attempt, retry_of=retry_of,
             ))
 
     async def _ended_with(self, job: RunOwner, run_id: str, sched: datetime,
@@ -318,13 +321,9 @@ class Runner:
                 ok = True
                 outcome = "succeeded"
                 duration = clock.monotonic() - t0
-                if run_log.isEnabledFor(logging.INFO):
-                    run_log.info("Job %s (run %s) succeeded in %.3f s", job.id, run_id, duration)
-                if self.bus.observed:
-                    self.bus.emit(RunSucceeded(
-                        job_id=job.id, scheduled_at=sched, run_id=run_id, started_at=started,
-                        duration=duration, manual=manual, attempt=attempt, retry_of=retry_of,
-                    ))
+                if run_log.isEnabledFor(logging.INFO) or self.bus.observed:
+                    self._succeeded(job, run_id, sched, started, duration, manual, attempt,
+                                    retry_of)
                 if retry_of is not None:
                     await self._link_retry(retry_of, run_id, started, "succeeded", None, manual)
         finally:
