@@ -132,7 +132,9 @@ CREATE TABLE IF NOT EXISTS replicas (
 CREATE OR REPLACE FUNCTION claim_fenced(
     p_job text, p_at timestamptz, p_replica text, p_run text, p_max integer, p_lease float8,
     p_tolerance float8
-) RETURNS TABLE (o_verdict text, o_token bigint, o_wait float8) LANGUAGE plpgsql AS $$
+) RETURNS TABLE (o_verdict text, o_token bigint, o_wait float8) LANGUAGE plpgsql
+-- Indexes only (see claim_batch): a plan made while the table was small stays cached.
+SET enable_seqscan = off SET jit = off AS $$
 DECLARE
     ahead float8;
     existing record;
@@ -195,8 +197,12 @@ CREATE OR REPLACE FUNCTION claim_batch(
 ) RETURNS TABLE (o_i integer, o_verdict text, o_token bigint, o_wait float8)
 LANGUAGE plpgsql
 -- Planned once per connection, not per call (a custom plan of this statement costs more
--- than a small batch's rows).
-SET plan_cache_mode = force_generic_plan AS $$
+-- than a small batch's rows). That plan must not depend on how big the table was then (a
+-- replica that starts on a new schema plans while it is empty, and the plan stays cached
+-- while the table grows): no seq scan of claims (each existing claim is one lookup of
+-- the primary key, a LATERAL subquery with LIMIT, which is never flattened into a hash
+-- join), and no JIT (the cost of a disabled seq scan would set it off on every call).
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET jit = off AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(
         hashtextextended('lark_scheduler:' || current_schema() || ':' || d.job, 0))
@@ -209,7 +215,8 @@ BEGIN
         FROM unnest(p_jobs, p_ats, p_runs, p_max) WITH ORDINALITY AS u(job, at, run, mx, i)
     ), old AS (
         SELECT r.i, c.run_id, c.token FROM req r
-        JOIN claims c ON c.job_id = r.job AND c.scheduled_at = r.at
+        CROSS JOIN LATERAL (SELECT x.run_id, x.token FROM claims x
+                            WHERE x.job_id = r.job AND x.scheduled_at = r.at LIMIT 1) c
         WHERE r.ahead <= p_tolerance
     ), fresh AS (
         -- A time asked twice in one batch: the first request decides, the other is 'taken'.
@@ -266,7 +273,8 @@ $$;
 CREATE OR REPLACE FUNCTION claim_retry_fenced(
     p_job text, p_at timestamptz, p_replica text, p_run text, p_attempt integer,
     p_max integer, p_lease float8
-) RETURNS TABLE (o_verdict text, o_token bigint, o_wait float8) LANGUAGE plpgsql AS $$
+) RETURNS TABLE (o_verdict text, o_token bigint, o_wait float8) LANGUAGE plpgsql
+SET enable_seqscan = off SET jit = off AS $$
 DECLARE
     cur record;
     live integer;
@@ -300,6 +308,72 @@ BEGIN
         worker_outcome = NULL
         WHERE job_id = p_job AND scheduled_at = p_at;
     RETURN QUERY SELECT 'won'::text, t, 0::float8;
+END $$;
+
+-- Fewer index entries per fire (issue 13, load): every statement of the hot path finds a
+-- claim by its primary key (job, time) and checks the token there, so the token index is
+-- gone (an entry per claim); the clean-up of old claims reads a BRIN index of the claims'
+-- start times (a few entries per 128 pages, none per row) instead of a b-tree of their end
+-- times (an entry per outcome). The b-trees are dropped once; what replaces them is
+-- created once (IF NOT EXISTS), so the DDL stays idempotent.
+DROP INDEX IF EXISTS claims_token;
+DROP INDEX IF EXISTS claims_finished;
+CREATE INDEX IF NOT EXISTS claims_started ON claims USING brin (started_at)
+    WITH (autosummarize = on);
+
+-- The outcomes of a batch, each fenced by its token. The plan is pinned to one primary-
+-- key lookup per row of the batch (a nested loop), whatever the statistics say: they
+-- would pick a scan of a young table (a few rows when analysed) or of claims_live (a
+-- few running claims, but the index also holds every claim finished since the last
+-- vacuum, which the planner does not count). So: no seq scan, no hash or merge join,
+-- and "running" is a variable, which a generic plan keeps as a parameter, so the
+-- partial index claims_live (state = 'running') cannot be matched to the query.
+-- No JIT: a disabled plan node's cost would otherwise make every call compile.
+CREATE OR REPLACE FUNCTION finish_batch(
+    p_jobs text[], p_ats timestamptz[], p_runs text[], p_states text[], p_tokens bigint[]
+) RETURNS TABLE (o_i integer) LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off
+SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off AS $$
+DECLARE
+    running text := 'running';
+BEGIN
+    RETURN QUERY
+    UPDATE claims c SET state = u.state, finished_at = now(), lease_until = NULL
+    FROM unnest(p_jobs, p_ats, p_runs, p_states, p_tokens) WITH ORDINALITY
+        AS u(job, at, run, state, token, i)
+    WHERE c.job_id = u.job AND c.scheduled_at = u.at AND c.run_id = u.run
+        AND c.token = u.token AND c.state = running
+    RETURNING u.i::integer;
+END $$;
+
+-- One renewal of a replica: its heartbeat, the leases of its running claims (by primary
+-- key, each still holding the token it was won with), and the live replicas (a heartbeat
+-- within p_window seconds). Plan pinned as finish_batch's.
+CREATE OR REPLACE FUNCTION renew_replica(
+    p_replica text, p_lease float8, p_jobs text[], p_ats timestamptz[], p_tokens bigint[],
+    p_window float8
+) RETURNS TABLE (o_token bigint, o_replica text) LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off
+SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off AS $$
+DECLARE
+    running text := 'running';
+BEGIN
+    INSERT INTO replicas (id, heartbeat_at, lease_until)
+        VALUES (p_replica, now(), now() + p_lease * interval '1 second')
+        ON CONFLICT (id) DO UPDATE
+        SET heartbeat_at = now(), lease_until = EXCLUDED.lease_until;
+    RETURN QUERY
+    WITH renewed AS (
+        UPDATE claims c SET lease_until = now() + p_lease * interval '1 second'
+        FROM unnest(p_jobs, p_ats, p_tokens) AS u(job, at, token)
+        WHERE c.job_id = u.job AND c.scheduled_at = u.at AND c.token = u.token
+            AND c.state = running
+        RETURNING c.token
+    )
+    SELECT r.token, NULL::text FROM renewed r
+    UNION ALL
+    SELECT NULL::bigint, p.id FROM replicas p
+        WHERE p.heartbeat_at > now() - p_window * interval '1 second';
 END $$;
 """
 

@@ -30,7 +30,8 @@ whose lease has expired into ``interrupted`` with one ``UPDATE ... RETURNING``; 
 locks make each expired claim come back to exactly one replica, which hands it to its
 kernel (:meth:`kernel.port.KernelPort.report_interrupted`): the failure record
 (``exc_type="Interrupted"``), ``RunFailed``, and the job's retry policy, with its delay.
-It also deletes finished claims older than ``keep_claims``. The reaper waits on the
+It also deletes the claims started and finished more than ``keep_claims``
+ago (found through a BRIN index of their start times). The reaper waits on the
 kernel's clock.
 
 :class:`PostgresFailureStore` keeps failure records in the same schema so every
@@ -84,17 +85,11 @@ _VERDICTS: dict[str, ClaimVerdict] = {"won": "won", "taken": "taken", "busy": "b
 DUE_TOLERANCE = 0.05
 """Seconds a claim may come before its scheduled time on the database's clock."""
 
-# One statement per renewal period: this replica's heartbeat, every held lease, and the
-# replicas that are live (a heartbeat within two renewal periods: $4 seconds).
-_RENEW = (
-    "WITH beat AS (INSERT INTO replicas (id, heartbeat_at, lease_until) "
-    "VALUES ($1, now(), now() + $2 * interval '1 second') ON CONFLICT (id) DO UPDATE "
-    "SET heartbeat_at = now(), lease_until = EXCLUDED.lease_until), "
-    "renewed AS (UPDATE claims SET lease_until = now() + $2 * interval '1 second' "
-    "WHERE token = ANY($3::bigint[]) AND state = 'running' RETURNING token) "
-    "SELECT token, NULL::text AS replica FROM renewed UNION ALL "
-    "SELECT NULL::bigint, id FROM replicas WHERE heartbeat_at > now() - $4 * interval '1 second'"
-)
+# One statement per renewal period: this replica's heartbeat, every held lease (by the
+# claim's primary key and token), and the replicas that are live (a heartbeat within two
+# renewal periods: $6 seconds). See renew_replica in _pg.py.
+_RENEW = ("SELECT o_token AS token, o_replica AS replica FROM renew_replica("
+          "$1, $2, $3::text[], $4::timestamptz[], $5::bigint[], $6)")
 
 
 def owner_of(live: Sequence[str], job_id: str) -> str:
@@ -107,11 +102,14 @@ def owner_of(live: Sequence[str], job_id: str) -> str:
 class _Held:
     """A running claim's lease as this replica sees it."""
 
-    __slots__ = ("on_lost", "valid_until")
+    __slots__ = ("job_id", "on_lost", "scheduled_at", "valid_until")
 
-    def __init__(self, valid_until: float, on_lost: Callable[[LeaseLost], None]) -> None:
+    def __init__(self, valid_until: float, on_lost: Callable[[LeaseLost], None],
+                 job_id: str, scheduled_at: datetime) -> None:
         self.valid_until = valid_until  # monotonic: lease from the last renewal sent
         self.on_lost = on_lost
+        self.job_id = job_id  # the claim's primary key, by which it is renewed
+        self.scheduled_at = scheduled_at
 
 
 def default_replica_id() -> str:
@@ -155,7 +153,8 @@ class PostgresCoordinator:
         self._renewer: asyncio.Task[None] | None = None
         self._renew_conn: asyncpg.Connection | None = None
         self._held: dict[int, _Held] = {}
-        self._granted: dict[int, float] = {}  # token -> monotonic time its claim was sent
+        # token -> (monotonic time its claim was sent, job id, scheduled time)
+        self._granted: dict[int, tuple[float, str, datetime]] = {}
         self.partition = partition
         self.live: tuple[str, ...] = (self.replica_id,)
         """The live replicas as of the last renewal (this one always included)."""
@@ -223,7 +222,7 @@ class PostgresCoordinator:
             job_id, scheduled_at, self.replica_id, run_id, max_instances, self.lease,
             DUE_TOLERANCE,
         )
-        return self._answer(rows[0], sent)
+        return self._answer(rows[0], sent, job_id, scheduled_at)
 
     async def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim]:
         """One statement for all ``requests`` (``claim_batch``, which takes the jobs'
@@ -238,7 +237,9 @@ class PostgresCoordinator:
         )
         answers: list[Claim] = [Claim("taken")] * len(requests)
         for row in rows:
-            answers[row["o_i"] - 1] = self._answer(row, sent)
+            request = requests[row["o_i"] - 1]
+            answers[row["o_i"] - 1] = self._answer(row, sent, request.job_id,
+                                                    request.scheduled_at)
         return answers
 
     async def claim_retry(
@@ -251,19 +252,21 @@ class PostgresCoordinator:
             "$1, $2, $3, $4, $5, $6, $7)",
             job_id, scheduled_at, self.replica_id, run_id, attempt, max_instances, self.lease,
         )
-        return self._answer(rows[0], sent)
+        return self._answer(rows[0], sent, job_id, scheduled_at)
 
-    def _answer(self, row: Any, sent: float) -> Claim:
+    def _answer(self, row: Any, sent: float, job_id: str, scheduled_at: datetime) -> Claim:
         claim = Claim(_VERDICTS[row["o_verdict"]], int(row["o_token"]), float(row["o_wait"]))
         if claim.verdict == "won":
-            self._granted[claim.token] = sent
+            self._granted[claim.token] = (sent, job_id, scheduled_at)
         return claim
 
     def hold(self, token: int, on_lost: Callable[[LeaseLost], None]) -> None:
-        sent = self._granted.pop(token, None)
-        if sent is None:
-            sent = self._monotonic()
-        self._held[token] = _Held(sent + self.lease, on_lost)
+        granted = self._granted.pop(token, None)
+        if granted is None:
+            raise ValueError(f"token {token} was not won by a claim of this coordinator "
+                             "(hold takes the token of a claim it answered 'won')")
+        sent, job_id, scheduled_at = granted
+        self._held[token] = _Held(sent + self.lease, on_lost, job_id, scheduled_at)
 
     def release(self, token: int) -> None:
         self._held.pop(token, None)
@@ -282,31 +285,34 @@ class PostgresCoordinator:
         return status.endswith(" 1")
 
     async def finish_many(self, requests: Sequence[FinishRequest]) -> list[bool]:
-        """One statement for all ``requests`` (each fenced by its token)."""
+        """One statement for all ``requests`` (``finish_batch``: each by its primary key,
+        fenced by its token)."""
         rows = await self.db.fetch(
-            "UPDATE claims c SET state = u.state, finished_at = now(), lease_until = NULL "
-            "FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::bigint[]) "
-            "AS u(job, at, run, state, token) WHERE c.job_id = u.job AND c.scheduled_at = u.at "
-            "AND c.run_id = u.run AND c.token = u.token AND c.state = 'running' "
-            "RETURNING c.job_id, c.scheduled_at, c.token",
+            "SELECT o_i FROM finish_batch($1::text[], $2::timestamptz[], $3::text[], "
+            "$4::text[], $5::bigint[])",
             [r.job_id for r in requests], [r.scheduled_at for r in requests],
             [r.run_id for r in requests], [r.state for r in requests],
             [r.token for r in requests],
         )
-        stored = {(row["job_id"], row["scheduled_at"], row["token"]) for row in rows}
-        return [(r.job_id, r.scheduled_at, r.token) in stored for r in requests]
+        stored = [False] * len(requests)
+        for row in rows:
+            stored[row["o_i"] - 1] = True
+        return stored
 
     async def renew_held(self) -> None:
         """One renewal: this replica's heartbeat and every held lease in one statement;
         tell the runs whose lease is lost or can no longer be renewed in time."""
-        tokens = list(self._held)
+        held_now = list(self._held.items())
+        tokens = [token for token, _ in held_now]
         sent = self._monotonic()
         renewed: set[int] | None = None
         try:
             conn = self._renew_conn
             if conn is None or conn.is_closed():
                 conn = self._renew_conn = await self.db.connect()
-            rows = await conn.fetch(_RENEW, self.replica_id, self.lease, tokens,
+            rows = await conn.fetch(_RENEW, self.replica_id, self.lease,
+                                    [held.job_id for _, held in held_now],
+                                    [held.scheduled_at for _, held in held_now], tokens,
                                     2 * self.lease / 3, timeout=max(self.lease / 2, 0.05))
             renewed = {row["token"] for row in rows if row["token"] is not None}
             live = {row["replica"] for row in rows if row["replica"] is not None}
@@ -388,7 +394,8 @@ class PostgresCoordinator:
         # The claims say which times were decided (jobs.last_fire is not moved per claim):
         # the latest time of each job's deleted claims is kept in the column.
         await self.db.execute(
-            "WITH gone AS (DELETE FROM claims WHERE finished_at < now() - $1::interval "
+            "WITH gone AS (DELETE FROM claims WHERE started_at < now() - $1::interval "
+            "AND finished_at < now() - $1::interval "
             "RETURNING job_id, scheduled_at) UPDATE jobs SET last_fire = GREATEST("
             "last_fire, g.at) FROM (SELECT job_id, max(scheduled_at) AS at FROM gone "
             "GROUP BY job_id) AS g WHERE jobs.id = g.job_id", self.keep_claims,

@@ -208,6 +208,7 @@ class PostgresScheduleStore:
     async def _prune(self) -> None:
         await self.db.execute(
             "DELETE FROM claims WHERE lease_until IS NULL AND state <> 'running' "
-            "AND replica LIKE 'embedded:%' AND finished_at < now() - $1::interval",
+            "AND replica LIKE 'embedded:%' AND started_at < now() - $1::interval "
+            "AND finished_at < now() - $1::interval",
             self.keep_finished,
         )
