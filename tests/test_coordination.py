@@ -20,6 +20,7 @@ from kernel.coordination import (
     LeaseLost,
     current_run,
 )
+from kernel.engine.claims import CLAIM_LEAD
 from kernel.events import Event, JobAdded
 from kernel.testing import VirtualClock
 from kernel.triggers import IntervalTrigger
@@ -252,7 +253,9 @@ async def test_a_time_not_due_on_the_coordinators_clock_is_asked_again_later() -
         assert events == []
         await CLOCK.advance(0.75)
     assert events == [("r0", "RunStarted"), ("r0", "RunSucceeded")]
-    assert [c for c in shared.calls if c[0] == "early"] == [("early", "r0", START)]
+    # Asked CLAIM_LEAD before the time (claims go out ahead), answered "early", asked again.
+    assert [c for c in shared.calls if c[0] == "early"] == [
+        ("early", "r0", START - timedelta(seconds=CLAIM_LEAD))]
 
 
 async def test_a_replica_ahead_of_the_database_warns_once_per_ten_minutes(
@@ -379,3 +382,56 @@ async def test_the_claims_of_one_timer_tick_go_in_one_batch() -> None:
     assert [c for c in shared.calls if c[0] == "finish_many"] == [("finish_many", "r0", 3)]
     assert sorted(key for key, row in shared.claims.items() if row[2] == "succeeded") == [
         ("j", START), ("k", START), ("l", START)]
+
+
+async def test_claims_go_out_ahead_and_each_run_starts_at_its_time() -> None:
+    """The dispatcher hands a job to the claim gate up to CLAIM_LEAD early, ticks at least
+    half the lead apart, and fires what fell due meanwhile together: their claims go in
+    one statement, answered before the times, and each run starts at its own time."""
+    shared = Shared()
+    (a,), _ = replicas(shared, 1)
+    started: dict[str, datetime] = {}
+
+    async def stamp(name: str) -> None:
+        started[name] = CLOCK.now()
+
+    # j (START) is claimed at START - lead; k and l come within the next half-lead, so the
+    # next tick (half a lead later) fires them together.
+    for name, after in (("k", 0.01), ("l", 0.012)):
+        a.add_job(stamp, IntervalTrigger(seconds=10, start_date=START + timedelta(
+            seconds=after)), args=[name], job_id=name)
+    async with a:
+        await CLOCK.advance(10 - CLAIM_LEAD)
+        assert [c for c in shared.calls if c[0] == "batch"] == [("batch", "r0", 1)]
+        assert SEEN == []  # won, not started: the time is ahead
+        await CLOCK.advance(CLAIM_LEAD / 2)
+        assert [c for c in shared.calls if c[0] == "batch"] == [
+            ("batch", "r0", 1), ("batch", "r0", 2)]
+        assert started == {}
+        await CLOCK.advance(CLAIM_LEAD / 2 + 0.02)
+    assert [r.scheduled_at for r in SEEN] == [START]
+    assert SEEN and started == {"k": START + timedelta(seconds=0.01),
+                                "l": START + timedelta(seconds=0.012)}
+
+
+async def test_a_job_due_more_often_than_the_lead_still_runs_every_time() -> None:
+    """Only the fired time is claimed ahead: a later time inside the lead window is not
+    coalesced with it (it is fired, and claimed, in its own turn), and runs at its time."""
+    shared = Shared()
+    (a,), _ = replicas(shared, 1)
+    a.remove_job("j")
+    started: list[datetime] = []
+
+    async def stamp() -> None:
+        started.append(CLOCK.now())
+
+    a.add_job(stamp, IntervalTrigger(seconds=0.01, start_date=START), job_id="fast")
+    async with a:
+        await CLOCK.advance(10.045)
+        assert started == [START + timedelta(seconds=0.01 * i) for i in range(5)]
+    # Stopping at 10.045 starts at once the run whose claim (10.05) was won ahead of its
+    # time, instead of making the shutdown wait for it; every claimed time ran once.
+    times = [START + timedelta(seconds=0.01 * i) for i in range(6)]
+    assert started == times[:5] + [START + timedelta(seconds=0.045)]
+    assert sorted(at for (job_id, at), row in shared.claims.items()
+                  if row[2] == "succeeded") == times

@@ -4,7 +4,10 @@ of a :class:`~kernel.coordination.Coordinator` (see that module for the protocol
 Only used when the kernel has a coordinator; the single-process path never enters this
 module. For each decision of a job, in order:
 
-* **run** - the (job, scheduled time) pair is claimed. ``won``: the run starts here,
+* **run** - the (job, scheduled time) pair is claimed, ``CLAIM_LEAD`` seconds before the
+  time (the dispatcher fires the job that early, and the fires of half that window
+  together, so their claims go in one statement and are answered before the time:
+  the round trip is not lateness). ``won``: the run starts here at the time,
   holding a :class:`ClaimLease` (its fencing token in
   :data:`~kernel.coordination.current_run`; the coordinator keeps the lease alive and
   the run is cancelled at once if it is lost; finished with the outcome, fenced by the
@@ -70,6 +73,10 @@ _EARLY_WAIT_MAX = 30.0
 _SENDING: set[asyncio.Task[None]] = set()
 MAX_IN_FLIGHT = 2
 """Claim (and outcome) statements a replica has in flight at once; see ``ClaimGate``."""
+CLAIM_LEAD = 0.03
+"""Seconds before a scheduled time its claim is asked (see ``ClaimGate``). Below the
+coordinator's due tolerance (50 ms for PostgreSQL) with room for a replica clock a little
+ahead of the database's: such a claim is granted, and its run starts at the time."""
 
 
 class ClaimLease:
@@ -162,7 +169,10 @@ class ClaimGate:
     max_instances_across_replicas = True
 
     def __init__(self, coordinator: Coordinator, clock: Clock, new_run_id: Callable[[], str],
-                 running: Callable[[], bool]) -> None:
+                 running: Callable[[], bool], lead: float = CLAIM_LEAD) -> None:
+        if not 0 <= lead < 1:
+            raise ValueError(f"lead={lead!r} must be at least 0 and below 1 second")
+        self.lead = lead
         self.coordinator = coordinator
         self.clock = clock
         self._new_run_id = new_run_id
@@ -177,6 +187,37 @@ class ClaimGate:
         self._finishes_in_flight = 0
         # When "this replica's clock runs ahead" was last said as a warning (monotonic).
         self._ahead_said_at: float | None = None
+        # Won claims waiting for their time (see _until); None once the kernel stops.
+        self._waiting: set[asyncio.Future[None]] | None = set()
+
+    async def _until(self, deadline: float) -> None:
+        """Wait until monotonic ``deadline``, or until the kernel stops: a won claim's
+        time may be up to the lead ahead, and a stopping kernel starts such runs at once
+        rather than make its shutdown wait (the claim was granted, so the time is due on
+        the coordinator's clock within its tolerance: starting now is not early)."""
+        waiting = self._waiting
+        if waiting is None:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        timer = self.clock.call_at(deadline, lambda: future.done() or future.set_result(None))
+        waiting.add(future)
+        try:
+            await future
+        finally:
+            timer.cancel()
+            waiting.discard(future)
+
+    def stopping(self) -> None:
+        """The kernel stops: runs whose claims are won start now (see :meth:`_until`)."""
+        waiting, self._waiting = self._waiting, None
+        for future in waiting or ():
+            if not future.done():
+                future.set_result(None)
+
+    def started(self) -> None:
+        """The kernel (re)starts: won claims wait for their time again."""
+        if self._waiting is None:
+            self._waiting = set()
 
     def tick_done(self) -> None:
         """Nothing to do: the claims (and outcomes) asked in one turn of the loop, which
@@ -209,10 +250,15 @@ class ClaimGate:
                 lambda: self.coordinator.claim(job.id, plan.scheduled_at, run_id,
                                                max_instances=job.opts.max_instances),
                 first=answer)
-        lateness = plan.lateness + self.clock.monotonic() - plan.decided_at
+        clock = self.clock
+        lateness = plan.lateness + clock.monotonic() - plan.decided_at
         verdict = None if answer is None else answer.verdict
         if verdict == "won":
             assert answer is not None
+            if lateness < 0:
+                # Claimed ahead (the dispatcher's lead): the run starts at its time.
+                await self._until(clock.monotonic() - lateness)
+                lateness = plan.lateness + clock.monotonic() - plan.decided_at
             lease = ClaimLease(self.coordinator, self.clock, job.id, plan.scheduled_at, run_id,
                                answer.token, finisher=self._finish_in_batch)
             job.apply_verdict(plan, "run", lateness, lease)

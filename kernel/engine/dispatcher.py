@@ -18,6 +18,13 @@ whole heap (measured with bench/profile_burst.py). A job waiting in ``_due`` sti
 its expired wheel entry; a job unscheduled meanwhile (or scheduled again) no longer does,
 and is skipped: its fire is its new entry's business.
 
+Lead (``lead`` seconds, 0 unless a gate asks for it): a job is fired up to ``lead``
+seconds before its deadline, and ticks come at least ``lead / 2`` apart, so the fires of
+that half-window go out together. A gate that asks a coordinator before each run (the
+claims of several replicas) sets it: the claims of a tick go in one statement, answered
+before the times are due, and the gate starts each run at its time (:mod:`.claims`).
+Without a gate nothing is fired early.
+
 Wall-clock watch: cron and date jobs are due at wall times, waited for on the
 monotonic clock through the wall-minus-monotonic offset. While any of them is in the
 wheel, the offset is checked at least every ``wall_check_interval`` seconds; a step
@@ -89,6 +96,9 @@ class Dispatcher:
         self._in_tick = False
         self.tick_done: Callable[[], None] | None = None
         """Called after each tick's fires (a gate batches what the tick decided)."""
+        self.lead = 0.0
+        """Seconds before its deadline a job may be fired (see the module doc)."""
+        self._last_tick = -math.inf
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> None:
@@ -124,7 +134,7 @@ class Dispatcher:
             if len(wall) == 1 and not self._in_tick:
                 self.arm()  # the wall-clock watch starts
                 return
-        if deadline < self._timer_deadline and not self._in_tick:
+        if deadline - self.lead < self._timer_deadline and not self._in_tick:
             # Only a job due before the armed timer moves it: adding 100k jobs due later
             # re-arms nothing.
             self.arm()
@@ -164,6 +174,9 @@ class Dispatcher:
         deadline = self.wheel.next_deadline()
         if deadline is None:
             deadline = math.inf
+        elif self.lead:
+            # Up to lead early, and at least lead / 2 after the last tick.
+            deadline = max(deadline - self.lead, self._last_tick + self.lead / 2)
         if self._wall:
             deadline = min(deadline, self._last_wall_check + self.wall_check_interval)
         if deadline == self._timer_deadline:
@@ -182,6 +195,7 @@ class Dispatcher:
         if not self.running:
             return
         now = self.clock.monotonic()
+        self._last_tick = now
         self._in_tick = True
         try:
             wall = self._wall
@@ -189,7 +203,7 @@ class Dispatcher:
                 self._check_wall(now)
             due = self._due
             if not due:
-                due.extend(self.wheel.expire_entries(now + EPSILON))
+                due.extend(self.wheel.expire_entries(now + self.lead + EPSILON))
             popleft = due.popleft
             for _ in range(min(len(due), _BATCH)):
                 entry = popleft()

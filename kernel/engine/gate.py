@@ -95,6 +95,10 @@ class Gate(Protocol):
     max_instances_across_replicas: bool
     """True when the gate applies ``max_instances`` itself (the policy then does not)."""
 
+    lead: float
+    """Seconds before its time a decision may be handed to the gate (the dispatcher fires
+    that early); the gate starts a run at its time, not before."""
+
     def admit(self, job: GatedJob, plans: Sequence[Plan]) -> Awaitable[None]:
         """Resolve ``plans`` in order, calling ``job.apply_verdict`` for each."""
         ...
@@ -106,4 +110,12 @@ class Gate(Protocol):
 
     def tick_done(self) -> None:
         """The timer tick that called ``admit`` for its jobs is over."""
+        ...
+
+    def started(self) -> None:
+        """The kernel starts (again)."""
+        ...
+
+    def stopping(self) -> None:
+        """The kernel is stopping: nothing admitted waits for its time any more."""
         ...

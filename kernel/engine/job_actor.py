@@ -227,8 +227,9 @@ class JobActor(FireTimes):
         if self.wall_based and self.sched is not None:
             # Against the wall clock itself, not the offset recorded at the last step: a
             # drift or a step below the step tolerance can wake the kernel a little early.
+            # (With a gate's lead, fired up to lead early on purpose: the gate waits.)
             early = self.sched.timestamp() - ctx.dispatcher.wall_now().timestamp()
-            if early > EPSILON:
+            if early > ctx.dispatcher.lead + EPSILON:
                 # Woken before the wall clock reached the fire time: wait the rest.
                 self.deadline = now + early
                 ctx.dispatcher.schedule(self)
@@ -254,6 +255,8 @@ class JobActor(FireTimes):
             else:
                 self._report_skipped(sched, action)
         else:
+            # The fired time (with a gate's lead, possibly not due yet: the gate starts its
+            # run at the time) and every later one already past (a blocked loop, a step).
             due = [(sched, late)]
             while self.sched is not None and self.deadline <= now + EPSILON:
                 due.append((self.sched, now - self.deadline))

@@ -138,6 +138,7 @@ class Kernel:
             gate = ClaimGate(coordinator, self.clock, self._runner.new_run_id,
                              lambda: self.running)
             self._dispatcher.tick_done = gate.tick_done
+            self._dispatcher.lead = gate.lead
         self._services = JobServices(self.clock, self._dispatcher, self._runner, self._bus,
                                      self._rng, self._tasks, self._jobs, gate)
         self.port = EnginePort(self.clock, self._jobs.get, self._runner, lambda: self.running)
@@ -180,6 +181,8 @@ class Kernel:
         self._runner.open(loop)
         dispatcher = self._dispatcher
         dispatcher.start()
+        if self._services.gate is not None:
+            self._services.gate.started()
         jobs = self._jobs.snapshot()
         clock = self.clock
         wall, mono = clock.now(), clock.monotonic()
@@ -215,6 +218,8 @@ class Kernel:
         if not self.running:
             return
         self._dispatcher.stop(list(self._jobs.snapshot()))
+        if self._services.gate is not None:
+            self._services.gate.stopping()  # won claims waiting for their time start now
         await self._runner.drain(wait=wait, grace=grace)
         self._runner.close()
         if self._undefined:
