@@ -193,6 +193,14 @@ class Coordinator(Protocol):
         """Several outcomes in one round trip, answered in order (as :meth:`finish`)."""
         ...
 
+    async def settle_many(
+        self, claims: Sequence[ClaimRequest], finishes: Sequence[FinishRequest]
+    ) -> tuple[Sequence[Claim], Sequence[bool]]:
+        """:meth:`finish_many` then :meth:`claim_many` in one round trip (and, where the
+        coordinator has transactions, one transaction): the outcomes are stored first,
+        so the claims do not count the runs they end against ``max_instances``."""
+        ...
+
     async def mark(self, job_id: str, scheduled_at: datetime, state: ClaimState) -> bool:
         """Record a scheduled time that runs nothing (``missed``, ``coalesced``); True if
         this replica recorded it first, and so reports it."""

@@ -83,6 +83,13 @@ class MemoryCoordinator:
         return [await self.claim(r.job_id, r.scheduled_at, r.run_id,
                                  max_instances=r.max_instances) for r in requests]
 
+    async def settle_many(self, claims: Sequence[ClaimRequest],
+                          finishes: Sequence[FinishRequest]) -> tuple[list[Claim], list[bool]]:
+        self.shared.calls.append(("settle", self.replica_id, len(finishes), len(claims)))
+        stored = [await self.finish(r.job_id, r.scheduled_at, r.run_id, r.state, token=r.token)
+                  for r in finishes]
+        return await self.claim_many(claims), stored
+
     async def finish_many(self, requests: Sequence[FinishRequest]) -> list[bool]:
         self.shared.calls.append(("finish_many", self.replica_id, len(requests)))
         return [await self.finish(r.job_id, r.scheduled_at, r.run_id, r.state, token=r.token)

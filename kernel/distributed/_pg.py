@@ -346,6 +346,21 @@ BEGIN
     RETURNING u.i::integer;
 END $$;
 
+-- The outcomes of the last turn and the claims of this one, in one statement and one
+-- commit; the outcomes first, so the claims do not count the runs they end.
+CREATE OR REPLACE FUNCTION settle_batch(
+    p_fjobs text[], p_fats timestamptz[], p_fruns text[], p_fstates text[],
+    p_ftokens bigint[], p_jobs text[], p_ats timestamptz[], p_runs text[], p_max integer[],
+    p_replica text, p_lease float8, p_tolerance float8
+) RETURNS TABLE (o_kind text, o_i integer, o_verdict text, o_token bigint, o_wait float8)
+LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN QUERY SELECT 'finish'::text, f.o_i, NULL::text, NULL::bigint, NULL::float8
+        FROM finish_batch(p_fjobs, p_fats, p_fruns, p_fstates, p_ftokens) AS f;
+    RETURN QUERY SELECT 'claim'::text, c.o_i, c.o_verdict, c.o_token, c.o_wait
+        FROM claim_batch(p_jobs, p_ats, p_runs, p_max, p_replica, p_lease, p_tolerance) AS c;
+END $$;
+
 -- One renewal of a replica: its heartbeat, the leases of its running claims (by primary
 -- key, each still holding the token it was won with), and the live replicas (a heartbeat
 -- within p_window seconds). Plan pinned as finish_batch's.

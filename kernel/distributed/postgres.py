@@ -299,6 +299,33 @@ class PostgresCoordinator:
             stored[row["o_i"] - 1] = True
         return stored
 
+    async def settle_many(
+        self, claims: Sequence[ClaimRequest], finishes: Sequence[FinishRequest]
+    ) -> tuple[list[Claim], list[bool]]:
+        """The outcomes, then the claims, in one statement and one commit
+        (``settle_batch``: ``finish_batch`` then ``claim_batch``)."""
+        sent = self._monotonic()
+        rows = await self.db.fetch(
+            "SELECT o_kind, o_i, o_verdict, o_token, o_wait FROM settle_batch("
+            "$1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::bigint[], "
+            "$6::text[], $7::timestamptz[], $8::text[], $9::int[], $10, $11, $12)",
+            [r.job_id for r in finishes], [r.scheduled_at for r in finishes],
+            [r.run_id for r in finishes], [r.state for r in finishes],
+            [r.token for r in finishes],
+            [r.job_id for r in claims], [r.scheduled_at for r in claims],
+            [r.run_id for r in claims], [r.max_instances for r in claims],
+            self.replica_id, self.lease, DUE_TOLERANCE,
+        )
+        answers: list[Claim] = [Claim("taken")] * len(claims)
+        stored = [False] * len(finishes)
+        for row in rows:
+            i = row["o_i"] - 1
+            if row["o_kind"] == "finish":
+                stored[i] = True
+            else:
+                answers[i] = self._answer(row, sent, claims[i].job_id, claims[i].scheduled_at)
+        return answers, stored
+
     async def renew_held(self) -> None:
         """One renewal: this replica's heartbeat and every held lease in one statement;
         tell the runs whose lease is lost or can no longer be renewed in time."""

@@ -36,10 +36,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
-from ..clock import Clock
+from ..clock import Clock, TimerHandle
 from ..coordination import (
     Claim,
     ClaimRequest,
@@ -77,6 +78,16 @@ CLAIM_LEAD = 0.03
 """Seconds before a scheduled time its claim is asked (see ``ClaimGate``). Below the
 coordinator's due tolerance (50 ms for PostgreSQL) with room for a replica clock a little
 ahead of the database's: such a claim is granted, and its run starts at the time."""
+
+
+def _fail(batch: Sequence[tuple[object, asyncio.Future[bool]]], exc: Exception) -> None:
+    """A statement carrying these outcomes failed: each lease retries its own alone."""
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(exc)
+            # Retrieved here: a run cancelled meanwhile (shutdown) no longer waits for
+            # it, and the loop would report it; one still waiting gets it.
+            future.exception()
 
 
 class ClaimLease:
@@ -173,6 +184,8 @@ class ClaimGate:
         if not 0 <= lead < 1:
             raise ValueError(f"lead={lead!r} must be at least 0 and below 1 second")
         self.lead = lead
+        self.next_tick: Callable[[], float] = lambda: math.inf
+        """When the dispatcher's next tick is due (monotonic; set by the kernel)."""
         self.coordinator = coordinator
         self.clock = clock
         self._new_run_id = new_run_id
@@ -185,6 +198,11 @@ class ClaimGate:
         # no wait while the database keeps up, bigger batches when it does not).
         self._claims_in_flight = 0
         self._finishes_in_flight = 0
+        # Outcomes wait for the next tick's claims when that tick is at most lead / 2 away
+        # (one statement and one commit for both); this timer sends them alone should
+        # that tick be moved away.
+        self._finish_timer: TimerHandle | None = None
+        self._finishes_blocked = False  # MAX_IN_FLIGHT outcome statements were in flight
         # When "this replica's clock runs ahead" was last said as a warning (monotonic).
         self._ahead_said_at: float | None = None
         # Won claims waiting for their time (see _until); None once the kernel stops.
@@ -208,11 +226,14 @@ class ClaimGate:
             waiting.discard(future)
 
     def stopping(self) -> None:
-        """The kernel stops: runs whose claims are won start now (see :meth:`_until`)."""
+        """The kernel stops: runs whose claims are won start now (see :meth:`_until`), and
+        outcomes are stored without waiting for a claim statement to ride with."""
         waiting, self._waiting = self._waiting, None
         for future in waiting or ():
             if not future.done():
                 future.set_result(None)
+        if self._finish_timer is not None:
+            self._send_finishes()
 
     def started(self) -> None:
         """The kernel (re)starts: won claims wait for their time again."""
@@ -220,8 +241,17 @@ class ClaimGate:
             self._waiting = set()
 
     def tick_done(self) -> None:
-        """Nothing to do: the claims (and outcomes) asked in one turn of the loop, which
-        holds every job actor a tick woke, are sent together when the turn is over."""
+        """The claims asked in one turn of the loop, which holds every job actor a tick
+        woke, are sent together when the turn is over, with the outcomes waiting for this
+        tick; if the tick asked no claims, those outcomes go alone then."""
+        if self._finishes:
+            asyncio.get_running_loop().call_soon(self._after_tick)
+
+    def _after_tick(self) -> None:
+        # Runs after the first step of every actor the tick woke (their tasks were
+        # scheduled first): a claim asked there is in the batch, which takes the outcomes.
+        if self._finishes and not self._batch:
+            self._send_finishes()
 
     async def admit(self, job: GatedJob, plans: Sequence[Plan]) -> None:
         if not self.coordinator.owns(job.id):
@@ -237,6 +267,13 @@ class ClaimGate:
                 job.apply_verdict(plan, plan.action, plan.lateness, None)
 
     async def _claim_and_apply(self, job: GatedJob, plan: Plan) -> None:
+        clock = self.clock
+        due = plan.decided_at - plan.lateness  # the time, on the monotonic clock
+        if job.running and due > clock.monotonic():
+            # A run of this job is going: its claim is asked at the time, not ahead, so a
+            # run that has ended by then is not counted against max_instances (its outcome
+            # goes first, in the same statement).
+            await self._until(due)
         if not self._running():
             return  # stopping: the time is left to the replicas that go on (or catch-up)
         run_id = self._new_run_id()
@@ -250,14 +287,13 @@ class ClaimGate:
                 lambda: self.coordinator.claim(job.id, plan.scheduled_at, run_id,
                                                max_instances=job.opts.max_instances),
                 first=answer)
-        clock = self.clock
         lateness = plan.lateness + clock.monotonic() - plan.decided_at
         verdict = None if answer is None else answer.verdict
         if verdict == "won":
             assert answer is not None
             if lateness < 0:
                 # Claimed ahead (the dispatcher's lead): the run starts at its time.
-                await self._until(clock.monotonic() - lateness)
+                await self._until(due)
                 lateness = plan.lateness + clock.monotonic() - plan.decided_at
             lease = ClaimLease(self.coordinator, self.clock, job.id, plan.scheduled_at, run_id,
                                answer.token, finisher=self._finish_in_batch)
@@ -284,41 +320,71 @@ class ClaimGate:
             return  # sent when a statement in flight answers, with what comes meanwhile
         batch, self._batch = self._batch, []
         if batch:
+            # The outcomes waiting to be stored ride along: one statement, one commit.
+            finishes = self._take_finishes()
             self._claims_in_flight += 1
-            task = asyncio.get_running_loop().create_task(self._settle(batch))
+            task = asyncio.get_running_loop().create_task(self._settle(batch, finishes))
             _SENDING.add(task)
             task.add_done_callback(_SENDING.discard)
 
-    async def _settle(self, batch: list[tuple[ClaimRequest, asyncio.Future[Claim | None]]]
-                      ) -> None:
+    async def _settle(self, batch: list[tuple[ClaimRequest, asyncio.Future[Claim | None]]],
+                      finishes: list[tuple[FinishRequest, asyncio.Future[bool]]]) -> None:
+        stored: Sequence[bool] = ()
         try:
-            answers: Sequence[Claim | None] = await self.coordinator.claim_many(
-                [request for request, _ in batch])
+            if finishes:
+                answers, stored = await self.coordinator.settle_many(
+                    [request for request, _ in batch], [request for request, _ in finishes])
+            else:
+                answers = await self.coordinator.claim_many([request for request, _ in batch])
         except Exception as exc:
-            log.warning("A batch of %d claims failed (%s: %s); each is retried alone",
-                        len(batch), type(exc).__name__, exc)
+            log.warning("A batch of %d claims%s failed (%s: %s); each is retried alone",
+                        len(batch), f" and {len(finishes)} outcomes" if finishes else "",
+                        type(exc).__name__, exc)
             answers = [None] * len(batch)
+            _fail(finishes, exc)
+            finishes = []
         finally:
             self._claims_in_flight -= 1
             self._send_batch()
         for (_, future), answer in zip(batch, answers, strict=True):
             if not future.done():
                 future.set_result(answer)
+        for (_, stored_future), ok in zip(finishes, stored, strict=True):
+            if not stored_future.done():
+                stored_future.set_result(ok)
 
     def _finish_in_batch(self, request: FinishRequest) -> asyncio.Future[bool]:
         """Store an outcome with the others of this turn of the loop, in one statement;
         the future fails as the statement did (the lease then retries alone)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
-        if not self._finishes:
-            loop.call_soon(self._send_finishes)
         self._finishes.append((request, future))
+        if len(self._finishes) == 1:
+            now = self.clock.monotonic()
+            tick = self.next_tick()
+            if self._waiting is not None and now < tick <= now + self.lead / 2:
+                # The next tick is near (busy replica): go with its claims.
+                self._finish_timer = self.clock.call_at(tick + self.lead / 2,
+                                                        self._send_finishes)
+            else:
+                loop.call_soon(self._send_finishes)
         return future
 
-    def _send_finishes(self) -> None:
-        if self._finishes_in_flight >= MAX_IN_FLIGHT:
-            return  # sent when a statement in flight answers, with what comes meanwhile
+    def _take_finishes(self) -> list[tuple[FinishRequest, asyncio.Future[bool]]]:
         batch, self._finishes = self._finishes, []
+        if self._finish_timer is not None:
+            self._finish_timer.cancel()
+            self._finish_timer = None
+        return batch
+
+    def _send_finishes(self) -> None:
+        self._finish_timer = None
+        if self._finishes_in_flight >= MAX_IN_FLIGHT:
+            # Sent when a statement in flight answers, with what comes meanwhile.
+            self._finishes_blocked = True
+            return
+        self._finishes_blocked = False
+        batch = self._take_finishes()
         if batch:
             self._finishes_in_flight += 1
             task = asyncio.get_running_loop().create_task(self._store_finishes(batch))
@@ -330,16 +396,12 @@ class ClaimGate:
         try:
             stored = await self.coordinator.finish_many([request for request, _ in batch])
         except Exception as exc:
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-                    # Retrieved here: a run cancelled meanwhile (shutdown) no longer waits
-                    # for it, and the loop would report it; one still waiting gets it.
-                    future.exception()
+            _fail(batch, exc)
             return
         finally:
             self._finishes_in_flight -= 1
-            self._send_finishes()
+            if self._finishes_blocked:
+                self._send_finishes()
         for (_, future), ok in zip(batch, stored, strict=True):
             if not future.done():
                 future.set_result(ok)

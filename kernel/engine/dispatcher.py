@@ -150,6 +150,11 @@ class Dispatcher:
         if not self._in_tick:
             self.arm()
 
+    def next_tick(self) -> float:
+        """When the armed timer is due (monotonic; inf when none, -inf when a bounded
+        tick goes on in the next loop iteration)."""
+        return self._timer_deadline
+
     def wall_now(self) -> datetime:
         """The wall time: during a tick, the one reading of this loop callback (every fire
         it hands out starts "now", and a 100k burst does not read the clock 100k times);

@@ -68,6 +68,8 @@ class GatedJob(Protocol):
 
     id: str
     opts: JobOptions
+    running: int
+    """This replica's runs of the job that have not ended."""
 
     def apply_verdict(
         self, plan: Plan, verdict: Verdict, lateness: float, lease: Lease | None

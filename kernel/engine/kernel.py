@@ -139,6 +139,7 @@ class Kernel:
                              lambda: self.running)
             self._dispatcher.tick_done = gate.tick_done
             self._dispatcher.lead = gate.lead
+            gate.next_tick = self._dispatcher.next_tick
         self._services = JobServices(self.clock, self._dispatcher, self._runner, self._bus,
                                      self._rng, self._tasks, self._jobs, gate)
         self.port = EnginePort(self.clock, self._jobs.get, self._runner, lambda: self.running)
