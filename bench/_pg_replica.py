@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import resource
 import struct
 import sys
 from datetime import UTC, datetime
 from time import monotonic
+from typing import Any
 
 __all__ = ("RECORD", "main")
 
@@ -52,6 +54,7 @@ async def _run(dsn: str, schema: str, replica: str) -> None:
         db=Database(dsn, schema=schema), replica_id=replica, timezone="UTC",
         job_defaults=JobDefaults(coalesce=False, max_instances=1000, misfire_grace_time=3600),
     )
+    calls = _count_calls(kernel._coordinator) if os.environ.get("BENCH_PG_CALLS") else None
     spec = json.loads(await reader.readline())
     for key, period, first, last in spec:
         kernel.add_interval_job(
@@ -79,9 +82,32 @@ async def _run(dsn: str, schema: str, replica: str) -> None:
     await reader.read()  # until stdin closes
     flusher.cancel()
     await kernel.shutdown(wait=False)
+    if calls is not None:
+        # Statements sent per kind, and the requests they carried (BENCH_PG_CALLS=dir).
+        path = os.path.join(os.environ["BENCH_PG_CALLS"], f"{replica}.json")
+        with open(path, "w") as f:  # noqa: ASYNC230 - at exit, nothing else runs
+            json.dump(calls, f)
     _pending.extend(RECORD.pack(CPU, _cpu()))
     out.write(_pending)
     out.flush()
+
+
+def _count_calls(coordinator: Any) -> dict[str, list[int]]:
+    """Wrap the coordinator's statements: per method, [statements, requests carried]."""
+    calls: dict[str, list[int]] = {}
+    for name in ("claim", "claim_many", "claim_retry", "finish", "finish_many",
+                 "settle_many", "mark"):
+        method = getattr(coordinator, name)
+        counts = calls[name] = [0, 0]
+
+        async def counted(*args: Any, _method: Any = method, _counts: list[int] = counts,
+                          **kwargs: Any) -> Any:
+            _counts[0] += 1
+            _counts[1] += sum(len(a) for a in args if isinstance(a, list)) or 1
+            return await _method(*args, **kwargs)
+
+        setattr(coordinator, name, counted)
+    return calls
 
 
 def main() -> None:

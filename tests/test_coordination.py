@@ -417,8 +417,8 @@ async def test_claims_go_out_ahead_and_each_run_starts_at_its_time() -> None:
         assert started == {}
         await CLOCK.advance(CLAIM_LEAD / 2 + 0.02)
     assert [r.scheduled_at for r in SEEN] == [START]
-    assert SEEN and started == {"k": START + timedelta(seconds=0.01),
-                                "l": START + timedelta(seconds=0.012)}
+    assert started == {"k": START + timedelta(seconds=0.01),
+                       "l": START + timedelta(seconds=0.012)}
 
 
 async def test_a_job_due_more_often_than_the_lead_still_runs_every_time() -> None:
@@ -439,6 +439,6 @@ async def test_a_job_due_more_often_than_the_lead_still_runs_every_time() -> Non
     # Stopping at 10.045 starts at once the run whose claim (10.05) was won ahead of its
     # time, instead of making the shutdown wait for it; every claimed time ran once.
     times = [START + timedelta(seconds=0.01 * i) for i in range(6)]
-    assert started == times[:5] + [START + timedelta(seconds=0.045)]
+    assert started == [*times[:5], START + timedelta(seconds=0.045)]
     assert sorted(at for (job_id, at), row in shared.claims.items()
                   if row[2] == "succeeded") == times

@@ -80,6 +80,11 @@ coordinator's due tolerance (50 ms for PostgreSQL) with room for a replica clock
 ahead of the database's: such a claim is granted, and its run starts at the time."""
 
 
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 def _fail(batch: Sequence[tuple[object, asyncio.Future[bool]]], exc: Exception) -> None:
     """A statement carrying these outcomes failed: each lease retries its own alone."""
     for _, future in batch:
@@ -217,7 +222,7 @@ class ClaimGate:
         if waiting is None:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        timer = self.clock.call_at(deadline, lambda: future.done() or future.set_result(None))
+        timer = self.clock.call_at(deadline, lambda: _resolve(future))
         waiting.add(future)
         try:
             await future
@@ -253,9 +258,14 @@ class ClaimGate:
         if self._finishes and not self._batch:
             self._send_finishes()
 
-    async def admit(self, job: GatedJob, plans: Sequence[Plan]) -> None:
+    def admit(self, job: GatedJob, plans: Sequence[Plan]) -> Awaitable[None] | None:
         if not self.coordinator.owns(job.id):
-            return  # another live replica fires this job (it catches up when it moves)
+            # Another live replica fires this job (it catches up when the job moves):
+            # nothing to wait for, so the actor stays idle (no task, no coroutine).
+            return None
+        return self._admit(job, plans)
+
+    async def _admit(self, job: GatedJob, plans: Sequence[Plan]) -> None:
         for plan in plans:
             if plan.action == "run":
                 await self._claim_and_apply(job, plan)
@@ -330,6 +340,7 @@ class ClaimGate:
     async def _settle(self, batch: list[tuple[ClaimRequest, asyncio.Future[Claim | None]]],
                       finishes: list[tuple[FinishRequest, asyncio.Future[bool]]]) -> None:
         stored: Sequence[bool] = ()
+        answers: Sequence[Claim | None]
         try:
             if finishes:
                 answers, stored = await self.coordinator.settle_many(

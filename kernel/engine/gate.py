@@ -101,8 +101,10 @@ class Gate(Protocol):
     """Seconds before its time a decision may be handed to the gate (the dispatcher fires
     that early); the gate starts a run at its time, not before."""
 
-    def admit(self, job: GatedJob, plans: Sequence[Plan]) -> Awaitable[None]:
-        """Resolve ``plans`` in order, calling ``job.apply_verdict`` for each."""
+    def admit(self, job: GatedJob, plans: Sequence[Plan]) -> Awaitable[None] | None:
+        """Resolve ``plans`` in order, calling ``job.apply_verdict`` for each; None when
+        there is nothing to wait for (and nothing is applied: another replica fires the
+        job)."""
         ...
 
     def retry(self, job: RetryOwner, scheduled_at: datetime, attempt: int,
