@@ -39,6 +39,7 @@ class Shared:
         self.busy = False
         self.tokens = 0
         self.early: list[float] = []
+        self.elsewhere: set[tuple[str, str]] = set()  # (replica, job) it does not fire
 
 
 class MemoryCoordinator:
@@ -55,7 +56,7 @@ class MemoryCoordinator:
         self.shared.calls.append(("detach", self.replica_id))
 
     def owns(self, job_id: str) -> bool:
-        return True
+        return (self.replica_id, job_id) not in self.shared.elsewhere
 
     def _token(self) -> int:
         self.shared.tokens += 1
@@ -442,3 +443,31 @@ async def test_a_job_due_more_often_than_the_lead_still_runs_every_time() -> Non
     assert started == [*times[:5], START + timedelta(seconds=0.045)]
     assert sorted(at for (job_id, at), row in shared.claims.items()
                   if row[2] == "succeeded") == times
+
+
+async def test_a_job_another_replica_fires_leaves_the_wheel_until_the_replicas_change(
+) -> None:
+    """A job this replica does not own parks at its next fire: no claim, no timer (its
+    actor is out of the wheel, so 3 replicas do not each keep every job's timer); when the
+    live replicas change it is timed again from now, and runs here if it is ours again."""
+    shared = Shared()
+    shared.elsewhere.add(("r0", "j"))
+    (a,), events = replicas(shared, 1)
+    async with a:
+        await CLOCK.advance(10)  # START: its fire parks it
+        job = a._jobs.get("j")
+        assert job is not None
+        assert job.parked
+        assert job.entry is None
+        await CLOCK.advance(30)  # nothing is timed: no claim for START + 10, + 20, + 30
+        assert [c for c in shared.calls if c[0] == "batch"] == []
+        shared.elsewhere.clear()  # the other replica left: j is r0's now
+        a._replicas_changed()
+        assert not job.parked
+        assert job.entry is not None
+        await CLOCK.advance(10)
+    # Timed again from now (START + 30 s, a time of its grid, so due at once), run here;
+    # the times while parked were another replica's (catch-up is kernel.distributed's).
+    assert [r.scheduled_at for r in SEEN] == [START + timedelta(seconds=30),
+                                              START + timedelta(seconds=40)]
+    assert events == [("r0", "RunStarted"), ("r0", "RunSucceeded")] * 2

@@ -304,6 +304,7 @@ class PersistentKernel(Kernel):
         downtime)."""
         if not self.running:
             return
+        self._replicas_changed()  # parked jobs are timed again (they re-park if not ours)
         me = self.replica_id
         gained = [job.id for job in self.get_jobs()
                   if owner_of(new, job.id) == me and owner_of(old, job.id) != me]

@@ -258,6 +258,9 @@ class ClaimGate:
         if self._finishes and not self._batch:
             self._send_finishes()
 
+    def owns(self, job_id: str) -> bool:
+        return self.coordinator.owns(job_id)
+
     def admit(self, job: GatedJob, plans: Sequence[Plan]) -> Awaitable[None] | None:
         if not self.coordinator.owns(job.id):
             # Another live replica fires this job (it catches up when the job moves):

@@ -101,6 +101,11 @@ class Gate(Protocol):
     """Seconds before its time a decision may be handed to the gate (the dispatcher fires
     that early); the gate starts a run at its time, not before."""
 
+    def owns(self, job_id: str) -> bool:
+        """Whether this replica fires ``job_id`` now; a job it does not is parked (out of
+        the timer wheel) until the replicas change."""
+        ...
+
     def admit(self, job: GatedJob, plans: Sequence[Plan]) -> Awaitable[None] | None:
         """Resolve ``plans`` in order, calling ``job.apply_verdict`` for each; None when
         there is nothing to wait for (and nothing is applied: another replica fires the

@@ -9,6 +9,12 @@ Messages (:mod:`.messages`), handled strictly in the order they arrive, one at a
 * :class:`Retry` - a failed attempt's retry is due (the runner asked the policy when);
 * :class:`CatchUp` - scheduled times that fell while no process ran (``kernel.distributed``).
 
+**Parked.** With a gate (replicas), a job another live replica fires is not kept in the
+timer wheel: its first fire after it moved away parks it (no time is decided, no timer
+is set), and the ``unparked`` change (the live replicas changed) schedules it again from
+now; the times in between are the new owner's, or, if it is this replica again, caught
+up from the stored last decided time (``kernel.distributed``).
+
 **Virtual.** An idle job is only this object: its definition, its fire times
 (:class:`~kernel.schedule.fire_times.FireTimes`, the base class), its wheel entry and
 its running count. A message to an idle actor is handled at once by whoever delivers it
@@ -81,7 +87,7 @@ class JobActor(FireTimes):
     """One job: its definition, its fire times and its runs (see the module doc)."""
 
     __slots__ = ("args", "ctx", "entry", "func", "id", "is_coro", "kwargs", "mailbox", "name",
-                 "opts", "paused", "removed", "retry", "running")
+                 "opts", "parked", "paused", "removed", "retry", "running")
 
     def __init__(
         self, ctx: JobServices, job_id: str, name: str, func: Callable[..., Any],
@@ -109,6 +115,7 @@ class JobActor(FireTimes):
         self.retry = retry
         self.paused = False
         self.removed = False
+        self.parked = False  # out of the wheel: another replica fires it (module doc)
         self.running = 0
         self.entry: WheelEntry[Any] | None = None
         self.mailbox: deque[Message] | None = None  # only while active
@@ -224,6 +231,10 @@ class JobActor(FireTimes):
         if self.removed or self.paused:
             return None
         ctx = self.ctx
+        gate = ctx.gate
+        if gate is not None and not gate.owns(self.id):
+            self.parked = True  # out of the wheel until the replicas change
+            return None
         if self.wall_based and self.sched is not None:
             # Against the wall clock itself, not the offset recorded at the last step: a
             # drift or a step below the step tolerance can wake the kernel a little early.
@@ -379,6 +390,14 @@ class JobActor(FireTimes):
             return
         if self.removed:
             return
+        if kind == "unparked":
+            if not self.parked or self.paused or self.entry is not None:
+                return
+            clock = ctx.clock
+            mono = clock.monotonic()
+            self.resume(clock.now(), mono, dispatcher.current_offset(mono), ctx.rng)
+            self._rearm()
+            return
         if kind == "resumed" or kind == "rescheduled":
             dispatcher.unschedule(self)
             clock = ctx.clock
@@ -404,6 +423,7 @@ class JobActor(FireTimes):
         """Into the wheel at the next fire time; leave when there is none."""
         if self.paused or self.removed or self.entry is not None:
             return
+        self.parked = False
         if self.sched is None:
             self._leave()
         else:

@@ -158,6 +158,14 @@ class Kernel:
         """Events subscriber streams dropped because their buffer was full."""
         return self._bus.dropped
 
+    def _replicas_changed(self) -> None:
+        """The live replicas changed (loop thread): every parked job (another replica
+        fired it) is scheduled again from now; it parks again at its next fire unless it
+        is this replica's now (:mod:`.job_actor`)."""
+        for job in self._jobs.snapshot():
+            if job.parked:
+                job.change("unparked")
+
     @property
     def in_flight(self) -> int:
         """Runs (and claims of coordinated runs) not finished yet."""

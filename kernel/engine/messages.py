@@ -14,9 +14,11 @@ import msgspec
 __all__ = ("CatchUp", "Change", "ChangeKind", "Fire", "Message", "Retry", "RunFinished")
 
 ChangeKind = Literal["started", "added", "replaced", "superseded", "paused", "resumed",
-                     "rescheduled", "removed"]
+                     "rescheduled", "removed", "unparked"]
 """``started``: scheduled as the kernel starts (reported as added); ``superseded``:
-replaced by a new job under the same id (no event: the new one reports ``replaced``)."""
+replaced by a new job under the same id (no event: the new one reports ``replaced``);
+``unparked``: the replicas changed, and a job parked because another replica fired it
+is scheduled again from now (no event)."""
 
 
 class Fire(msgspec.Struct, frozen=True):
