@@ -174,7 +174,8 @@ class Coordinator(Protocol):
 
     def hold(self, token: int, on_lost: Callable[[LeaseLost], None]) -> None:
         """Keep the lease of won claim ``token`` alive until :meth:`release`; call
-        ``on_lost`` (on the loop) once if it is lost or cannot be renewed in time."""
+        ``on_lost`` (on the loop) once if it is lost or cannot be renewed in time, at once
+        (before returning) if that is so already: the run then does not start."""
         ...
 
     def release(self, token: int) -> None:

@@ -40,6 +40,7 @@ class Shared:
         self.tokens = 0
         self.early: list[float] = []
         self.elsewhere: set[tuple[str, str]] = set()  # (replica, job) it does not fire
+        self.won_at: dict[int, float] = {}  # token -> when its claim was won
 
 
 class MemoryCoordinator:
@@ -77,6 +78,7 @@ class MemoryCoordinator:
         state = "skipped" if self.shared.busy else "running"
         token = self._token()
         self.shared.claims[key] = [self.replica_id, run_id, state, token, 1]
+        self.shared.won_at[token] = CLOCK.monotonic()
         return Claim("busy") if self.shared.busy else Claim("won", token)
 
     async def claim_many(self, requests: Sequence[ClaimRequest]) -> list[Claim]:
@@ -109,6 +111,10 @@ class MemoryCoordinator:
 
     def hold(self, token: int, on_lost: Callable[[LeaseLost], None]) -> None:
         self.shared.calls.append(("hold", self.replica_id, token))
+        won_at = self.shared.won_at.get(token, CLOCK.monotonic())
+        if CLOCK.monotonic() >= won_at + self.lease * 5 / 6:  # as PostgresCoordinator
+            on_lost("unrenewable")
+            return
         self.held[token] = on_lost
 
     def release(self, token: int) -> None:
@@ -471,3 +477,21 @@ async def test_a_job_another_replica_fires_leaves_the_wheel_until_the_replicas_c
     assert [r.scheduled_at for r in SEEN] == [START + timedelta(seconds=30),
                                               START + timedelta(seconds=40)]
     assert events == [("r0", "RunStarted"), ("r0", "RunSucceeded")] * 2
+
+
+async def test_a_run_whose_claim_was_won_before_a_long_pause_does_not_start() -> None:
+    """Claimed ahead, then the process is paused (SIGSTOP) past most of the lease before
+    the time: its claim may be reaped and retried elsewhere, so the body must not start
+    (the reaper records the time interrupted, once); no outcome is stored from here."""
+    shared = Shared()
+    (a,), events = replicas(shared, 1)
+    async with a:
+        await CLOCK.advance(10 - CLAIM_LEAD)  # won, waiting for its time
+        assert shared.claims[("j", START)][2] == "running"
+        CLOCK.stall(5)  # paused: the lease (3 s) has run out meanwhile
+        await CLOCK.advance(0)
+        assert SEEN == []
+        assert a.in_flight == 0
+    assert shared.claims[("j", START)][2] == "running"  # left to the reaper
+    assert ("r0", "RunSucceeded") not in events
+    assert ("r0", "RunFailed") not in events

@@ -266,6 +266,11 @@ class PostgresCoordinator:
             raise ValueError(f"token {token} was not won by a claim of this coordinator "
                              "(hold takes the token of a claim it answered 'won')")
         sent, job_id, scheduled_at = granted
+        if self._monotonic() >= sent + self.lease - self.lease / 6:
+            # Won, but this process was paused (or its loop blocked) for most of the lease
+            # since: it may be reaped already. Not held: the run must not start.
+            on_lost("unrenewable")
+            return
         self._held[token] = _Held(sent + self.lease, on_lost, job_id, scheduled_at)
 
     def release(self, token: int) -> None:

@@ -99,7 +99,7 @@ class ClaimLease:
     """A won claim: ``begin`` in the run's task, ``settle`` when the body has ended,
     ``end`` with the outcome. ``lost`` says why the lease ended early (None: held)."""
 
-    __slots__ = ("_task", "attempt", "clock", "coordinator", "finisher", "job_id", "lost",
+    __slots__ = ("_begun", "_task", "attempt", "clock", "coordinator", "finisher", "job_id", "lost",
                  "run_id", "scheduled_at", "token")
 
     def __init__(self, coordinator: Coordinator, clock: Clock, job_id: str,
@@ -115,13 +115,16 @@ class ClaimLease:
         self.attempt = attempt
         self.lost: LeaseLost | None = None
         self._task: asyncio.Task[object] | None = None
+        self._begun = False
 
     def begin(self) -> None:
         # The run's task has a context of its own: this setting stays inside the run.
         current_run.set(RunContext(job_id=self.job_id, scheduled_at=self.scheduled_at,
                                    run_id=self.run_id, attempt=self.attempt, token=self.token))
-        self._task = asyncio.current_task()
         self.coordinator.hold(self.token, self._on_lost)
+        self._begun = True
+        if self.lost is None:  # else lost already: the runner does not start the body
+            self._task = asyncio.current_task()
 
     def settle(self) -> None:
         """The body has ended: a lease lost from now on no longer cancels anything."""
@@ -137,7 +140,8 @@ class ClaimLease:
             self.scheduled_at, self.token,
             "was lost: another replica recorded it interrupted" if why == "lost" else
             "could not be renewed before it would expire",
-            "cancelling the run" if task is not None else "its outcome will not be stored",
+            "cancelling the run" if task is not None else
+            "not starting the run" if not self._begun else "its outcome will not be stored",
         )
         if task is not None and not task.done():
             task.cancel()

@@ -51,7 +51,8 @@ class Lease(Protocol):
         ...
 
     def begin(self) -> None:
-        """Called in the run's task just before the body starts."""
+        """Called in the run's task just before the body starts; sets :attr:`lost` at
+        once if the hold is gone already (the body then does not start)."""
         ...
 
     def settle(self) -> None:

@@ -278,6 +278,11 @@ class Runner:
             if lease is not None:
                 lease.begin()
             try:
+                if lease is not None and lease.lost is not None:
+                    # Lost before the body started (this process was paused past most of
+                    # the lease since its claim was won): the body does not run; the
+                    # reaper records the claim interrupted, once, and retries it.
+                    raise asyncio.CancelledError
                 if written is not None:
                     await written
                 if job.is_coro and job.opts.timeout is None:
