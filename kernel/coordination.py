@@ -64,6 +64,7 @@ __all__ = (
     "Coordinator",
     "FinishRequest",
     "LeaseLost",
+    "MarkRequest",
     "RunContext",
     "current_run",
 )
@@ -94,6 +95,14 @@ class ClaimRequest(NamedTuple):
     scheduled_at: datetime
     run_id: str
     max_instances: int
+
+
+class MarkRequest(NamedTuple):
+    """One decision that runs nothing, of a batch (:meth:`Coordinator.mark_many`)."""
+
+    job_id: str
+    scheduled_at: datetime
+    state: ClaimState
 
 
 class FinishRequest(NamedTuple):
@@ -205,4 +214,9 @@ class Coordinator(Protocol):
     async def mark(self, job_id: str, scheduled_at: datetime, state: ClaimState) -> bool:
         """Record a scheduled time that runs nothing (``missed``, ``coalesced``); True if
         this replica recorded it first, and so reports it."""
+        ...
+
+    async def mark_many(self, requests: Sequence[MarkRequest]) -> Sequence[bool]:
+        """Several :meth:`mark` in one round trip, answered in order (catch-up after
+        downtime decides many times that run nothing at once)."""
         ...

@@ -18,6 +18,7 @@ from kernel.coordination import (
     ClaimState,
     FinishRequest,
     LeaseLost,
+    MarkRequest,
     current_run,
 )
 from kernel.engine.claims import CLAIM_LEAD
@@ -143,6 +144,10 @@ class MemoryCoordinator:
             return False
         self.shared.claims[(job_id, scheduled_at)] = [self.replica_id, "", state, 0, 1]
         return True
+
+    async def mark_many(self, requests: Sequence[MarkRequest]) -> list[bool]:
+        self.shared.calls.append(("mark_many", self.replica_id, len(requests)))
+        return [await self.mark(r.job_id, r.scheduled_at, r.state) for r in requests]
 
 
 SEEN: list[Any] = []
@@ -495,3 +500,19 @@ async def test_a_run_whose_claim_was_won_before_a_long_pause_does_not_start() ->
     assert shared.claims[("j", START)][2] == "running"  # left to the reaper
     assert ("r0", "RunSucceeded") not in events
     assert ("r0", "RunFailed") not in events
+
+
+async def test_the_times_several_jobs_decide_to_skip_are_recorded_in_one_statement() -> None:
+    """Three jobs stalled past two times each: with coalesce, each records its older time
+    as coalesced; the three marks (one turn of the loop) go in one mark_many."""
+    shared = Shared()
+    (a,), events = replicas(shared, 1)
+    for name in ("k", "l"):
+        a.add_job(job, IntervalTrigger(seconds=10, start_date=START), job_id=name)
+    async with a:
+        CLOCK.stall(20)  # START and START + 10 s due at once for each job
+        await CLOCK.advance(0)
+    assert [c for c in shared.calls if c[0] == "mark_many"] == [("mark_many", "r0", 3)]
+    assert sorted(job_id for (job_id, at), row in shared.claims.items()
+                  if row[2] == "coalesced" and at == START) == ["j", "k", "l"]
+    assert events.count(("r0", "RunSkipped")) == 3

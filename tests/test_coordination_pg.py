@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from kernel import Kernel
+from kernel.coordination import MarkRequest
 from kernel.distributed._pg import Database
 from kernel.distributed.postgres import PostgresCoordinator, PostgresFailureStore
 from kernel.events import Event, RunFailed, RunSkipped, RunStarted, RunSucceeded
@@ -432,3 +433,24 @@ async def test_the_last_decided_time_is_read_from_the_claims_and_kept_when_they_
     stored = await store.get("j")
     assert stored is not None
     assert stored.last_fire == past
+
+
+async def test_marks_in_one_statement_are_reported_by_the_first_replica_only(
+    db: Database,
+) -> None:
+    """Catch-up records thousands of missed/coalesced times at once: one statement, and each
+    time is reported by the replica that recorded it first, once (even if asked twice)."""
+    a, b = coordinators(db, 2)
+    t1, t2 = T0, T0 + timedelta(seconds=1)
+    assert await a.mark_many([MarkRequest("job", t1, "coalesced"),
+                              MarkRequest("job", t1, "coalesced"),
+                              MarkRequest("other", t1, "missed")]) == [True, False, True]
+    assert await b.mark_many([MarkRequest("job", t1, "coalesced"),
+                              MarkRequest("job", t2, "missed")]) == [False, True]
+    rows = await db.fetch("SELECT job_id, scheduled_at, state, replica FROM claims "
+                          "ORDER BY job_id, scheduled_at")
+    assert [(r["job_id"], r["scheduled_at"], r["state"], r["replica"]) for r in rows] == [
+        ("job", t1, "coalesced", a.replica_id), ("job", t2, "missed", b.replica_id),
+        ("other", t1, "missed", a.replica_id)]
+    # A marked time is decided: no replica claims it to run.
+    assert (await b.claim("job", t2, "b-1", max_instances=1)).verdict == "taken"

@@ -13,6 +13,7 @@ so it is delivered exactly when the change commits; listeners fetch the row itse
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -123,6 +124,45 @@ class PostgresJobStore:
         """Insert a job unless its id is stored already; its version, or 0 if it existed
         (replicas declaring the same job at the same moment: the first one wins)."""
         return await self.upsert(job, origin, replace=False)
+
+    async def insert_many(self, jobs: Sequence[StoredJob], origin: str) -> dict[str, int]:
+        """:meth:`insert` for many jobs in one transaction (one statement for the rows,
+        one for their change notes): the versions of those inserted, by id; a job whose
+        id is stored already (another replica declared it) is left out."""
+        if not jobs:
+            return {}
+        opts = [_json(_Options(coalesce=j.coalesce, max_instances=j.max_instances,
+                               misfire_grace_time=j.misfire_grace_time, timeout=j.timeout,
+                               retry=j.retry)) for j in jobs]
+
+        async def run(conn: Any) -> dict[str, int]:
+            async with conn.transaction():
+                rows = await conn.fetch(
+                    "INSERT INTO jobs (id, name, func_ref, args, kwargs, trigger, options, "
+                    "executor, paused, last_fire) SELECT u.id, u.name, u.func_ref, "
+                    "u.args::jsonb, u.kwargs::jsonb, u.trigger::jsonb, u.options::jsonb, "
+                    "u.executor, u.paused, u.last_fire FROM unnest($1::text[], $2::text[], "
+                    "$3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], "
+                    "$9::boolean[], $10::timestamptz[]) AS u(id, name, func_ref, args, kwargs, "
+                    "trigger, options, executor, paused, last_fire) "
+                    "ON CONFLICT (id) DO NOTHING RETURNING id, version",
+                    [j.id for j in jobs], [j.name for j in jobs], [j.func_ref for j in jobs],
+                    [_json(list(j.args)) for j in jobs], [_json(j.kwargs) for j in jobs],
+                    [_json(j.trigger) for j in jobs], opts, [j.executor for j in jobs],
+                    [j.paused for j in jobs], [j.last_fire for j in jobs],
+                )
+                versions = {row["id"]: int(row["version"]) for row in rows}
+                if versions:
+                    # Delivered to listeners when (and only if) the transaction commits.
+                    await conn.execute(
+                        "SELECT pg_notify($1, note) FROM unnest($2::text[]) AS note",
+                        self.db.channel,
+                        [_json(ChangeNote(op="upsert", id=job_id, version=version,
+                                          origin=origin))
+                         for job_id, version in versions.items()])
+                return versions
+
+        return await self.db.call(run)
 
     async def upsert(self, job: StoredJob, origin: str, *, replace: bool = True) -> int:
         """Insert or replace a job's definition and paused flag; the new version.

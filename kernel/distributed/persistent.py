@@ -332,10 +332,15 @@ class PersistentKernel(Kernel):
             return
         await self.db.open()
         stored = {row.id: row for row in await self.store.load()}
+        # The declarations not stored yet, in one transaction (a first deployment of
+        # thousands of jobs is not thousands of round trips).
+        inserted = await self.store.insert_many(
+            [decl for job_id, (decl, _) in self._declared.items() if job_id not in stored],
+            self.replica_id)
         for job_id, (decl, was_anchored) in self._declared.items():
             old = stored.get(job_id)
             if old is None:
-                if await self.store.insert(decl, self.replica_id):
+                if job_id in inserted:
                     continue
                 # Another replica declared it a moment ago: compare with its row.
                 old = await self.store.get(job_id)

@@ -60,6 +60,7 @@ from ..coordination import (
     ClaimVerdict,
     FinishRequest,
     LeaseLost,
+    MarkRequest,
 )
 from ..observe.failures import FailureRecord, RetryAttempt
 from ._pg import Database, Health
@@ -396,6 +397,24 @@ class PostgresCoordinator:
             job_id, scheduled_at, self.replica_id, state,
         )
         return bool(inserted)
+
+    async def mark_many(self, requests: Sequence[MarkRequest]) -> list[bool]:
+        """One statement for all ``requests``; a time asked twice is recorded once."""
+        rows = await self.db.fetch(
+            "INSERT INTO claims (job_id, scheduled_at, replica, run_id, state, finished_at) "
+            "SELECT u.job, u.at, $4, '', u.state, now() FROM unnest($1::text[], "
+            "$2::timestamptz[], $3::text[]) AS u(job, at, state) "
+            "ON CONFLICT DO NOTHING RETURNING job_id, scheduled_at",
+            [r.job_id for r in requests], [r.scheduled_at for r in requests],
+            [r.state for r in requests], self.replica_id,
+        )
+        first = {(row["job_id"], row["scheduled_at"]) for row in rows}
+        answers = []
+        for r in requests:
+            key = (r.job_id, r.scheduled_at)
+            answers.append(key in first)
+            first.discard(key)  # asked twice in one batch: only the first reports it
+        return answers
 
     def health(self) -> Health:
         """The database's state as this replica last saw it."""

@@ -18,8 +18,10 @@ module. For each decision of a job, in order:
   stays unreachable is retried with backoff on the kernel's clock until the time would
   be past the job's misfire grace (at most ``CLAIM_PATIENCE`` seconds), then the time is
   reported missed.
-* **missed / coalesced** - recorded with :meth:`Coordinator.mark`; only the replica that
-  records it first reports it, so each is reported once however many replicas decided it.
+* **missed / coalesced** - recorded with :meth:`Coordinator.mark_many` (those asked in one
+  turn of the loop together: catch-up after downtime decides thousands at once); only the
+  replica that records one first reports it, so each is reported once however many
+  replicas decided it.
 
 Claims asked in one turn of the loop go to :meth:`Coordinator.claim_many` together, and
 outcomes to :meth:`Coordinator.finish_many`; at most ``MAX_IN_FLIGHT`` statements of each
@@ -39,6 +41,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from typing import Any, Generic, TypeVar
 
 from ..clock import Clock, TimerHandle
 from ..coordination import (
@@ -48,6 +51,7 @@ from ..coordination import (
     Coordinator,
     FinishRequest,
     LeaseLost,
+    MarkRequest,
     RunContext,
     current_run,
 )
@@ -55,6 +59,9 @@ from ..schedule.policy import decide_one
 from .gate import GatedJob, Plan, RetryOwner, Verdict
 
 __all__ = ("CLAIM_PATIENCE", "ClaimGate", "ClaimLease")
+
+R = TypeVar("R")
+A = TypeVar("A")
 
 log = logging.getLogger("scheduler.coordination")
 
@@ -85,7 +92,7 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-def _fail(batch: Sequence[tuple[object, asyncio.Future[bool]]], exc: Exception) -> None:
+def _fail(batch: Sequence[tuple[object, asyncio.Future[Any]]], exc: Exception) -> None:
     """A statement carrying these outcomes failed: each lease retries its own alone."""
     for _, future in batch:
         if not future.done():
@@ -93,6 +100,47 @@ def _fail(batch: Sequence[tuple[object, asyncio.Future[bool]]], exc: Exception) 
             # Retrieved here: a run cancelled meanwhile (shutdown) no longer waits for
             # it, and the loop would report it; one still waiting gets it.
             future.exception()
+
+
+class _Batcher(Generic[R, A]):
+    """Requests asked in one turn of the loop go to ``send`` together, in one statement; at
+    most ``MAX_IN_FLIGHT`` statements are in flight, and what is asked meanwhile goes in
+    the next. Each asker's future gets its answer, or the statement's exception."""
+
+    def __init__(self, send: Callable[[list[R]], Awaitable[Sequence[A]]]) -> None:
+        self._send = send
+        self._queue: list[tuple[R, asyncio.Future[A]]] = []
+        self._in_flight = 0
+
+    def ask(self, request: R) -> asyncio.Future[A]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[A] = loop.create_future()
+        if not self._queue:
+            loop.call_soon(self._flush)
+        self._queue.append((request, future))
+        return future
+
+    def _flush(self) -> None:
+        if self._in_flight >= MAX_IN_FLIGHT or not self._queue:
+            return  # sent when a statement in flight answers, with what comes meanwhile
+        batch, self._queue = self._queue, []
+        self._in_flight += 1
+        task = asyncio.get_running_loop().create_task(self._run(batch))
+        _SENDING.add(task)
+        task.add_done_callback(_SENDING.discard)
+
+    async def _run(self, batch: list[tuple[R, asyncio.Future[A]]]) -> None:
+        try:
+            answers = await self._send([request for request, _ in batch])
+        except Exception as exc:
+            _fail(batch, exc)
+            return
+        finally:
+            self._in_flight -= 1
+            self._flush()
+        for (_, future), answer in zip(batch, answers, strict=True):
+            if not future.done():
+                future.set_result(answer)
 
 
 class ClaimLease:
@@ -212,6 +260,8 @@ class ClaimGate:
         # that tick be moved away.
         self._finish_timer: TimerHandle | None = None
         self._finishes_blocked = False  # MAX_IN_FLIGHT outcome statements were in flight
+        # Missed and coalesced times to record (catch-up decides many at once).
+        self._marks: _Batcher[MarkRequest, bool] = _Batcher(coordinator.mark_many)
         # When "this replica's clock runs ahead" was last said as a warning (monotonic).
         self._ahead_said_at: float | None = None
         # Won claims waiting for their time (see _until); None once the kernel stops.
@@ -510,7 +560,7 @@ class ClaimGate:
 
     async def _mark(self, job_id: str, scheduled_at: datetime, state: ClaimState) -> bool:
         try:
-            return await self.coordinator.mark(job_id, scheduled_at, state)
+            return await self._marks.ask(MarkRequest(job_id, scheduled_at, state))
         except Exception as exc:
             log.warning("could not record the %s time %s of job %s (%s: %s); reporting it "
                         "here", state, scheduled_at, job_id, type(exc).__name__, exc)
