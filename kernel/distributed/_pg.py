@@ -393,6 +393,14 @@ END $$;
 """
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release: nothing to send. Its connections carry no session
+    state (advisory locks are transaction-scoped, SET is only SET LOCAL, LISTEN has a
+    connection of its own); asyncpg's default reset sends a query (advisory unlock, CLOSE,
+    UNLISTEN, RESET ALL) after every statement: a second round trip per statement. An
+    open transaction is still rolled back by the pool before this is called."""
+
+
 class Health(msgspec.Struct, frozen=True, kw_only=True):
     """Whether the database answered the last call, and if not, why."""
 
@@ -461,6 +469,7 @@ class Database:
             self.dsn, min_size=1, max_size=self.pool_size,
             server_settings={"search_path": self.schema,
                              "application_name": f"lark_scheduler:{self.schema}"},
+            reset=_keep_session,
         )
 
     async def migrate(self) -> None:
