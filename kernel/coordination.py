@@ -1,10 +1,12 @@
 """Coordination of several kernel replicas: who runs each scheduled time of a job.
 
 One process needs no coordinator (``Kernel(coordinator=None)``, the default, adds nothing
-to the hot path). Replicas that share jobs each fire every scheduled time on their own
+to the hot path). Each replica fires the jobs it owns (:meth:`Coordinator.owns`: the job
+set is partitioned among the live replicas; the others' jobs are parked) on its own
 timers; before a *scheduled* run starts, the job's actor asks the coordinator (through
-the kernel's claim gate, ``kernel/engine/claims.py``) to :meth:`Coordinator.claim` the
-pair (job id, scheduled time), one time after the other. Exactly one replica wins
+the kernel's claim gate, ``kernel/engine/claims.py``, which batches the claims of one
+timer tick and asks them a little ahead of their times) to claim the pair (job id,
+scheduled time), one time after the other. Exactly one replica wins
 that claim and runs; the others log at DEBUG and emit nothing. Why claims are keyed by
 the scheduled time and not by "the next run": every replica computes the same scheduled
 times from the same trigger (interval jobs share a stored anchor), so a replica whose

@@ -454,3 +454,27 @@ async def test_marks_in_one_statement_are_reported_by_the_first_replica_only(
         ("other", t1, "missed", a.replica_id)]
     # A marked time is decided: no replica claims it to run.
     assert (await b.claim("job", t2, "b-1", max_instances=1)).verdict == "taken"
+
+
+async def test_a_claim_held_after_most_of_its_lease_has_passed_is_lost_at_once(
+    db: Database,
+) -> None:
+    """Won, then the process paused for most of the lease before the run began: hold
+    answers lost at once (the run must not start); a grant never held is forgotten."""
+    (a,) = coordinators(db, 1, lease=6.0)
+    won = await a.claim("job", T0, "a-1", max_instances=1)
+    assert won.verdict == "won"
+    sent, job_id, at = a._granted[won.token]
+    a._granted[won.token] = (sent - 5.5, job_id, at)  # as if paused 5.5 s since
+    lost: list[str] = []
+    a.hold(won.token, lost.append)
+    assert lost == ["unrenewable"]
+    assert won.token not in a._held
+    other = await a.claim("job", T0 + timedelta(seconds=1), "a-2", max_instances=2)
+    sent, job_id, at = a._granted[other.token]
+    a._granted[other.token] = (sent - 7.0, job_id, at)
+    try:
+        await a.renew_held()
+    finally:
+        await a.detach()  # closes the renewal's connection
+    assert other.token not in a._granted

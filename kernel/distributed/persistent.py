@@ -28,12 +28,16 @@
   jobs run. It is listed in :attr:`PersistentKernel.unresolved` and in ``health()``, and
   ``remove_job`` removes it from the store.
 
-* **One replica fires each job.** Every replica keeps every job's timer, but only the
-  job's owner among the live replicas (rendezvous hashing over the ``replicas`` table's
-  heartbeats, :func:`~kernel.distributed.postgres.owner_of`) claims its times. When the
-  live set changes (a replica joins, leaves or stops heartbeating for two renewal
-  periods) the jobs a replica gains are caught up from their stored last decided time.
-  The claims still make each time run once while replicas disagree on the set.
+* **One replica fires each job.** Only the job's owner among the live replicas
+  (rendezvous hashing over the ``replicas`` table's heartbeats,
+  :func:`~kernel.distributed.postgres.owner_of`) claims its times; on the others the job
+  is parked out of the timer wheel at its first fire (``kernel/engine/job_actor.py``).
+  When the live set changes (a replica joins, leaves or stops heartbeating for two
+  renewal periods) parked jobs are timed again from now, and the jobs a replica gains
+  are caught up from their stored last decided time. The claims still make each time
+  run once while replicas disagree on the set.
+* **Start-up in bulk.** The declarations not stored yet are inserted in one transaction,
+  and the catch-up's claims and marks go in one statement per turn of the loop.
 
 Known limits: manual runs (``run_job``) are not claimed (they run where asked); a
 remote change replaces the local job, so a run in progress there is no longer

@@ -374,6 +374,11 @@ class PostgresCoordinator:
             if now >= held.valid_until - margin:
                 del self._held[token]
                 lost.append((held, "unrenewable"))
+        for token, (granted_at, _, _) in list(self._granted.items()):
+            if now >= granted_at + self.lease:
+                # Won but never held (the kernel stopped, or the job went, before its
+                # run began): hold would refuse it by now; forget it.
+                del self._granted[token]
         for held, why in lost:
             held.on_lost(why)
 

@@ -23,11 +23,14 @@ module. For each decision of a job, in order:
   replica that records one first reports it, so each is reported once however many
   replicas decided it.
 
-Claims asked in one turn of the loop go to :meth:`Coordinator.claim_many` together, and
-outcomes to :meth:`Coordinator.finish_many`; at most ``MAX_IN_FLIGHT`` statements of each
-kind are in flight, and what is asked meanwhile waits for one of them to answer and goes
-in the next (group commit: no added wait while the coordinator keeps up, bigger batches
-and fewer statements per fire when it does not).
+Claims asked in one turn of the loop go to the coordinator together, with the outcomes
+waiting to be stored (:meth:`Coordinator.settle_many`: outcomes first, one statement and
+one commit; :meth:`Coordinator.claim_many` when there are none). An outcome waits for the
+next tick's claims when that tick is at most half the lead away (a busy replica), else it
+is stored at once (:meth:`Coordinator.finish_many`, with the others of that turn). At most
+``MAX_IN_FLIGHT`` statements of each kind are in flight, and what is asked meanwhile
+waits for one of them to answer and goes in the next (group commit: no added wait while
+the coordinator keeps up, bigger batches and fewer statements per fire when it does not).
 
 Retries of a scheduled run (:meth:`ClaimGate.retry`) take a claim of their own
 (:meth:`Coordinator.claim_retry`), so one attempt runs once across replicas. Manual runs
@@ -92,6 +95,14 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
+def _settle_all(batch: Sequence[tuple[object, asyncio.Future[Any]]],
+                answers: Sequence[Any]) -> None:
+    """Give each asker of ``batch`` its answer (one still waiting: a cancelled one is not)."""
+    for (_, future), answer in zip(batch, answers, strict=True):
+        if not future.done():
+            future.set_result(answer)
+
+
 def _fail(batch: Sequence[tuple[object, asyncio.Future[Any]]], exc: Exception) -> None:
     """A statement carrying these outcomes failed: each lease retries its own alone."""
     for _, future in batch:
@@ -138,9 +149,7 @@ class _Batcher(Generic[R, A]):
         finally:
             self._in_flight -= 1
             self._flush()
-        for (_, future), answer in zip(batch, answers, strict=True):
-            if not future.done():
-                future.set_result(answer)
+        _settle_all(batch, answers)
 
 
 class ClaimLease:
@@ -414,12 +423,8 @@ class ClaimGate:
         finally:
             self._claims_in_flight -= 1
             self._send_batch()
-        for (_, future), answer in zip(batch, answers, strict=True):
-            if not future.done():
-                future.set_result(answer)
-        for (_, stored_future), ok in zip(finishes, stored, strict=True):
-            if not stored_future.done():
-                stored_future.set_result(ok)
+        _settle_all(batch, answers)
+        _settle_all(finishes, stored)
 
     def _finish_in_batch(self, request: FinishRequest) -> asyncio.Future[bool]:
         """Store an outcome with the others of this turn of the loop, in one statement;
@@ -470,9 +475,7 @@ class ClaimGate:
             self._finishes_in_flight -= 1
             if self._finishes_blocked:
                 self._send_finishes()
-        for (_, future), ok in zip(batch, stored, strict=True):
-            if not future.done():
-                future.set_result(ok)
+        _settle_all(batch, stored)
 
     def retry(self, job: RetryOwner, scheduled_at: datetime, attempt: int,
               retry_of: str) -> Awaitable[None]:
