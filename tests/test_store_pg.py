@@ -241,3 +241,35 @@ async def test_claims_go_on_after_the_pool_connections_are_cut(db: Database) -> 
         assert mine.health.state == "up"
     finally:
         await mine.close()
+
+
+async def test_many_declarations_are_stored_in_one_transaction_in_their_order(
+    db: Database,
+) -> None:
+    """A first deployment of many jobs: one transaction; an id stored already (another
+    replica declared it) is left out; the stored jobs list in the order given; each new row
+    is announced to the other replicas."""
+    from kernel.distributed._pgstore import PostgresJobStore
+
+    store = PostgresJobStore(db)
+
+    def job(job_id: str) -> StoredJob:
+        return StoredJob(
+            id=job_id, name=job_id, func_ref="tests.test_store_pg:noop",
+            trigger=IntervalTrigger(hours=1, start_date=T0).to_spec(), coalesce=True,
+            max_instances=1, misfire_grace_time=60, timeout=None)
+
+    assert await store.insert(job("b"), "other") == 1
+    notes: list[str] = []
+    conn = await db.connect()
+    try:
+        await conn.add_listener(db.channel, lambda *args: notes.append(args[-1]))
+        ids = ["z", "b", "a", "m"]
+        assert await store.insert_many([job(i) for i in ids], "me") == {"z": 1, "a": 1, "m": 1}
+        await eventually(lambda: len(notes) == 3)
+    finally:
+        await conn.close()
+    assert [row.id for row in await store.load()] == ["b", "z", "a", "m"]
+    assert sorted(n for n in notes) == sorted(
+        f'{{"op":"upsert","id":"{i}","version":1,"origin":"me"}}' for i in ("z", "a", "m"))
+    assert await store.insert_many([], "me") == {}

@@ -138,13 +138,16 @@ class PostgresJobStore:
         async def run(conn: Any) -> dict[str, int]:
             async with conn.transaction():
                 rows = await conn.fetch(
+                    # created_at a microsecond apart, in the order given (and not after
+                    # now()): the stored jobs list in the order they were declared.
                     "INSERT INTO jobs (id, name, func_ref, args, kwargs, trigger, options, "
-                    "executor, paused, last_fire) SELECT u.id, u.name, u.func_ref, "
+                    "executor, paused, last_fire, created_at) SELECT u.id, u.name, u.func_ref, "
                     "u.args::jsonb, u.kwargs::jsonb, u.trigger::jsonb, u.options::jsonb, "
-                    "u.executor, u.paused, u.last_fire FROM unnest($1::text[], $2::text[], "
+                    "u.executor, u.paused, u.last_fire, now() - (cardinality($1::text[]) - u.n) "
+                    "* interval '1 microsecond' FROM unnest($1::text[], $2::text[], "
                     "$3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], "
-                    "$9::boolean[], $10::timestamptz[]) AS u(id, name, func_ref, args, kwargs, "
-                    "trigger, options, executor, paused, last_fire) "
+                    "$9::boolean[], $10::timestamptz[]) WITH ORDINALITY AS u(id, name, "
+                    "func_ref, args, kwargs, trigger, options, executor, paused, last_fire, n) "
                     "ON CONFLICT (id) DO NOTHING RETURNING id, version",
                     [j.id for j in jobs], [j.name for j in jobs], [j.func_ref for j in jobs],
                     [_json(list(j.args)) for j in jobs], [_json(j.kwargs) for j in jobs],
