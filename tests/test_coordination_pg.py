@@ -4,6 +4,8 @@ replicas, expired leases reported as interrupted runs, skewed clocks."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -478,3 +480,48 @@ async def test_a_claim_held_after_most_of_its_lease_has_passed_is_lost_at_once(
     finally:
         await a.detach()  # closes the renewal's connection
     assert other.token not in a._granted
+
+
+async def test_a_blocked_loop_keeps_its_leases_renewed_on_their_own_thread(
+    db: Database,
+) -> None:
+    """On the real clock the renewals run on a thread of their own: a run that blocks the
+    kernel's loop for longer than the lease keeps its lease (another replica's reaper finds
+    nothing to reap), and its outcome is stored. Overload makes runs late, never falsely
+    interrupted; only a stopped process or an unreachable database loses leases."""
+    started = threading.Event()
+    seen: dict[str, object] = {}
+
+    async def block() -> None:
+        started.set()
+        time.sleep(2.0)  # noqa: ASYNC251 - on purpose: the kernel's loop runs nothing
+
+    def watch() -> None:
+        async def check() -> None:
+            other = Database(db.dsn, schema=db.schema)
+            await other.open()
+            try:
+                assert started.wait(10)
+                await asyncio.sleep(1.6)  # the loop is blocked past the 1.2 s lease
+                seen["live"] = await other.fetchval(
+                    "SELECT lease_until > now() FROM claims WHERE job_id = 'block'")
+                seen["reaped"] = len(await PostgresCoordinator(other, replica_id="b").reap())
+            finally:
+                await other.close()
+
+        asyncio.run(check())
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    k = Kernel(coordinator=PostgresCoordinator(db, replica_id="a", lease=1.2))
+    k.add_job(block, IntervalTrigger(hours=1, start_date=datetime.now(UTC) + timedelta(
+        seconds=0.3)), job_id="block")
+    try:
+        async with k:
+            await asyncio.get_running_loop().run_in_executor(None, watcher.join, 15)
+            await drain(k)
+            assert await db.fetchval("SELECT state FROM claims WHERE job_id = 'block'") \
+                == "succeeded"
+    finally:
+        watcher.join(15)
+    assert seen == {"live": True, "reaped": 0}

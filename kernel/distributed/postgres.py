@@ -18,7 +18,10 @@ of the claims it deletes in ``jobs.last_fire``.
 Leases are timestamps computed by the database (``now() + lease``), so replica clock
 skew does not affect them. The leases of all of this replica's running claims, and its
 row in the ``replicas`` table, are renewed by one statement every ``lease / 3``
-seconds on a connection of its own (so a busy pool does not delay it). A claim the
+seconds on a connection of its own (so a busy pool does not delay it) and, on the real
+clock, on a thread with an event loop of its own (so an overloaded or blocked kernel loop
+makes runs late, never loses their leases; what a renewal finds reaches the kernel's loop
+through ``call_soon_threadsafe``). A claim the
 statement does not renew is lost (reaped, or retried elsewhere) and its run is told at
 once; when the database cannot be reached, a run is told its lease is unrenewable
 ``lease / 6`` seconds before its lease would expire, counted on this replica's monotonic
@@ -45,6 +48,7 @@ import hashlib
 import logging
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -53,6 +57,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import msgspec
 
+from ..clock import RealClock
 from ..coordination import (
     Claim,
     ClaimRequest,
@@ -91,6 +96,10 @@ DUE_TOLERANCE = 0.05
 # renewal periods: $6 seconds). See renew_replica in _pg.py.
 _RENEW = ("SELECT o_token AS token, o_replica AS replica FROM renew_replica("
           "$1, $2, $3::text[], $4::timestamptz[], $5::bigint[], $6)")
+
+
+def _call_now(func: Callable[..., object], *args: object) -> None:
+    func(*args)
 
 
 def owner_of(live: Sequence[str], job_id: str) -> str:
@@ -152,6 +161,10 @@ class PostgresCoordinator:
         self._port: KernelPort | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
+        # On the real clock, renewals run on a thread of their own (see _renew_on_thread).
+        self._renew_thread: threading.Thread | None = None
+        self._renew_loop: asyncio.AbstractEventLoop | None = None
+        self._renew_task: asyncio.Task[None] | None = None
         self._renew_conn: asyncpg.Connection | None = None
         self._held: dict[int, _Held] = {}
         # token -> (monotonic time its claim was sent, job id, scheduled time)
@@ -169,7 +182,10 @@ class PostgresCoordinator:
         await self.db.open()
         loop = asyncio.get_running_loop()
         self._reaper = loop.create_task(self._reap_forever(port))
-        self._renewer = loop.create_task(self._renew_forever(port))
+        if isinstance(port.clock, RealClock):
+            self._start_renew_thread(port, loop)
+        else:
+            self._renewer = loop.create_task(self._renew_forever(port))
 
     async def detach(self) -> None:
         for task in (self._reaper, self._renewer):
@@ -177,18 +193,66 @@ class PostgresCoordinator:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         self._reaper = self._renewer = None
+        thread = self._renew_thread
+        if thread is not None:
+            renew_loop, renew_task = self._renew_loop, self._renew_task
+            if renew_loop is not None and renew_task is not None:
+                renew_loop.call_soon_threadsafe(renew_task.cancel)
+            # It removes this replica's row and closes its connection on its way out.
+            await asyncio.get_running_loop().run_in_executor(None, thread.join, 10)
+            self._renew_thread = self._renew_loop = self._renew_task = None
         self.live = (self.replica_id,)
         self._owns.clear()
+        await self._leave()
+
+    async def _leave(self) -> None:
+        """Leaving: this replica's row goes (the others stop counting it at once), and the
+        renewal's connection is closed (on the loop that owns it)."""
         conn, self._renew_conn = self._renew_conn, None
         if conn is not None:
             try:
-                # Leaving: the others stop counting this replica at once.
                 await conn.execute("DELETE FROM replicas WHERE id = $1", self.replica_id,
                                    timeout=2)
             except Exception as exc:
                 log.warning("could not remove replica %s from the replicas table: %s",
                             self.replica_id, exc)
             await conn.close(timeout=2)
+
+    def _start_renew_thread(self, port: KernelPort, main: asyncio.AbstractEventLoop) -> None:
+        """Renewals on a thread with a loop and a connection of their own, so that an
+        overloaded (or blocked) kernel loop makes its runs late, never loses their
+        leases: only a stopped process (SIGSTOP, a frozen VM) or an unreachable database
+        does. What a renewal finds reaches the kernel's loop with call_soon_threadsafe."""
+        started = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._renew_loop = loop
+            self._renew_task = loop.create_task(self._renew_on_thread(port, main))
+            started.set()
+            try:
+                loop.run_until_complete(asyncio.gather(self._renew_task,
+                                                       return_exceptions=True))
+                loop.run_until_complete(self._leave())
+            finally:
+                loop.close()
+
+        thread = threading.Thread(target=run, name=f"lease-renewal:{self.replica_id}",
+                                  daemon=True)
+        self._renew_thread = thread
+        thread.start()
+        started.wait()
+
+    async def _renew_on_thread(self, port: KernelPort, main: asyncio.AbstractEventLoop
+                               ) -> None:
+        while True:
+            await port.clock.sleep(self.lease / 3)
+            if main.is_closed():
+                return
+            try:
+                await self.renew_held(on_loop=main.call_soon_threadsafe)
+            except Exception:
+                log.exception("lease renewal pass failed")
 
     def owns(self, job_id: str) -> bool:
         """Whether this replica fires ``job_id`` (see :func:`owner_of`); every replica
@@ -332,10 +396,13 @@ class PostgresCoordinator:
                 answers[i] = self._answer(row, sent, claims[i].job_id, claims[i].scheduled_at)
         return answers, stored
 
-    async def renew_held(self) -> None:
+    async def renew_held(self, on_loop: Callable[..., object] | None = None) -> None:
         """One renewal: this replica's heartbeat and every held lease in one statement;
-        tell the runs whose lease is lost or can no longer be renewed in time."""
-        held_now = list(self._held.items())
+        tell the runs whose lease is lost or can no longer be renewed in time.
+        ``on_loop`` carries what it finds to the kernel's loop when the renewal runs on a
+        thread of its own (``loop.call_soon_threadsafe``); None: it runs on that loop."""
+        call: Callable[..., object] = on_loop if on_loop is not None else _call_now
+        held_now = list(self._held.items())  # one step under the GIL: a safe snapshot
         tokens = [token for token, _ in held_now]
         sent = self._monotonic()
         renewed: set[int] | None = None
@@ -349,8 +416,8 @@ class PostgresCoordinator:
                                     2 * self.lease / 3, timeout=max(self.lease / 2, 0.05))
             renewed = {row["token"] for row in rows if row["token"] is not None}
             live = {row["replica"] for row in rows if row["replica"] is not None}
-            self.db.mark_up()
-            self._set_live(tuple(sorted(live | {self.replica_id})))
+            call(self.db.mark_up)
+            call(self._set_live, tuple(sorted(live | {self.replica_id})))
         except Exception as exc:
             log.warning("Could not renew the leases of %d run(s) of replica %s: %s: %s",
                         len(tokens), self.replica_id, type(exc).__name__, exc)
@@ -359,28 +426,30 @@ class PostgresCoordinator:
                 conn.terminate()
         lost: list[tuple[_Held, LeaseLost]] = []
         if renewed is not None:
-            for token in tokens:
-                held = self._held.get(token)
-                if held is None:
-                    continue
+            for token, held in held_now:
+                if self._held.get(token) is not held:
+                    continue  # released meanwhile
                 if token in renewed:
                     held.valid_until = sent + self.lease
                 else:
-                    del self._held[token]
+                    self._held.pop(token, None)
                     lost.append((held, "lost"))
         margin = self.lease / 6
         now = self._monotonic()
         for token, held in list(self._held.items()):
             if now >= held.valid_until - margin:
-                del self._held[token]
+                self._held.pop(token, None)
                 lost.append((held, "unrenewable"))
+        call(self._forget_grants, now)
+        for held, why in lost:
+            call(held.on_lost, why)
+
+    def _forget_grants(self, now: float) -> None:
+        """Grants won but never held (the kernel stopped, or the job went, before the run
+        began) are forgotten after a lease: hold would refuse them by now."""
         for token, (granted_at, _, _) in list(self._granted.items()):
             if now >= granted_at + self.lease:
-                # Won but never held (the kernel stopped, or the job went, before its
-                # run began): hold would refuse it by now; forget it.
                 del self._granted[token]
-        for held, why in lost:
-            held.on_lost(why)
 
     async def _renew_forever(self, port: KernelPort) -> None:
         while True:
