@@ -148,6 +148,10 @@ class Coordinator(Protocol):
     replica_id: str
     lease: float
     """Seconds a claim stays live without renewal; the winner renews every third."""
+    on_rebalance: Callable[[tuple[str, ...], tuple[str, ...]], None] | None
+    """Set by the kernel: called on its loop with the (old, new) live replicas when they
+    change, so the jobs it parked (:meth:`owns` said another replica fires them) are timed
+    again. A coordinator that never partitions the jobs never calls it."""
 
     async def attach(self, port: KernelPort) -> None:
         """Called at the end of ``Kernel.start`` with the kernel's port: start background

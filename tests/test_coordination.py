@@ -50,6 +50,7 @@ class MemoryCoordinator:
         self.replica_id = replica_id
         self.lease = lease
         self.held: dict[int, Callable[[LeaseLost], None]] = {}
+        self.on_rebalance: Callable[[tuple[str, ...], tuple[str, ...]], None] | None = None
 
     async def attach(self, kernel: Kernel) -> None:
         self.shared.calls.append(("attach", self.replica_id))
@@ -473,7 +474,10 @@ async def test_a_job_another_replica_fires_leaves_the_wheel_until_the_replicas_c
         await CLOCK.advance(30)  # nothing is timed: no claim for START + 10, + 20, + 30
         assert [c for c in shared.calls if c[0] == "batch"] == []
         shared.elsewhere.clear()  # the other replica left: j is r0's now
-        a._replicas_changed()
+        coordinator = a._coordinator
+        assert isinstance(coordinator, MemoryCoordinator)
+        assert coordinator.on_rebalance is not None  # the kernel listens
+        coordinator.on_rebalance(("r0", "r1"), ("r0",))
         assert not job.parked
         assert job.entry is not None
         await CLOCK.advance(10)

@@ -121,7 +121,7 @@ class PersistentKernel(Kernel):
         self._notes: asyncio.Queue[str] | None = None
         self._bg: list[asyncio.Task[None]] = []
         self.listener = Listener(db, self._on_note, self._resync, name=self.replica_id)
-        coordinator.on_rebalance = self._rebalanced
+        coordinator.on_rebalance = self._rebalanced  # the kernel's, and catch-up
 
     # -- the public API, written through ----------------------------------------------
     def add_job(self, func: Callable[..., Any], trigger: Trigger, *,

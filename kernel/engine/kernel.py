@@ -140,6 +140,7 @@ class Kernel:
             self._dispatcher.tick_done = gate.tick_done
             self._dispatcher.lead = gate.lead
             gate.next_tick = self._dispatcher.next_tick
+            coordinator.on_rebalance = self._on_rebalance
         self._services = JobServices(self.clock, self._dispatcher, self._runner, self._bus,
                                      self._rng, self._tasks, self._jobs, gate)
         self.port = EnginePort(self.clock, self._jobs.get, self._runner, lambda: self.running)
@@ -157,6 +158,10 @@ class Kernel:
     def dropped_events(self) -> int:
         """Events subscriber streams dropped because their buffer was full."""
         return self._bus.dropped
+
+    def _on_rebalance(self, old: tuple[str, ...], new: tuple[str, ...]) -> None:
+        if self.running:
+            self._replicas_changed()
 
     def _replicas_changed(self) -> None:
         """The live replicas changed (loop thread): every parked job (another replica
