@@ -216,7 +216,10 @@ class PostgresCoordinator:
             except Exception as exc:
                 log.warning("could not remove replica %s from the replicas table: %s",
                             self.replica_id, exc)
-            await conn.close(timeout=2)
+            try:
+                await conn.close(timeout=2)
+            except Exception:
+                conn.terminate()  # cut mid-statement (a renewal cancelled at shutdown)
 
     def _start_renew_thread(self, port: KernelPort, main: asyncio.AbstractEventLoop) -> None:
         """Renewals on a thread with a loop and a connection of their own, so that an
