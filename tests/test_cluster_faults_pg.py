@@ -227,7 +227,9 @@ async def test_replicas_with_skewed_clocks_run_nothing_early_and_nothing_twice(
             decided = [r["scheduled_at"] for r in claimed]
             assert all(b - a == SECOND for a, b in itertools.pairwise(decided)), \
                 " ".join(f"{r['scheduled_at']:%S}/{r['replica']}/{r['state']}" for r in claimed)
-            assert decided
+            assert decided, (job, [dict(r) for r in await db.fetch(
+                "SELECT c.scheduled_at, c.replica, c.state, j.created_at FROM claims c "
+                "JOIN jobs j ON j.id = c.job_id WHERE c.job_id = $1 ORDER BY 1", job)])
 
     await cluster(tmp_path, scenario)
 

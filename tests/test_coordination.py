@@ -520,3 +520,20 @@ async def test_the_times_several_jobs_decide_to_skip_are_recorded_in_one_stateme
     assert sorted(job_id for (job_id, at), row in shared.claims.items()
                   if row[2] == "coalesced" and at == START) == ["j", "k", "l"]
     assert events.count(("r0", "RunSkipped")) == 3
+
+
+async def test_claims_not_due_yet_on_the_database_clock_are_asked_again_together() -> None:
+    """A replica whose clock runs ahead gets ``early`` for a tick's claims; after the wait
+    they are asked again in one statement, not one each."""
+    shared = Shared()
+    shared.early = [0.75, 0.75, 0.75]
+    (a,), events = replicas(shared, 1)
+    for name in ("k", "l"):
+        a.add_job(job, IntervalTrigger(seconds=10, start_date=START), job_id=name)
+    async with a:
+        await CLOCK.advance(10)
+        assert SEEN == []
+        await CLOCK.advance(0.75)
+    assert [c for c in shared.calls if c[0] == "batch"] == [("batch", "r0", 3)] * 2
+    assert sorted(r.job_id for r in SEEN) == ["j", "k", "l"]
+    assert events.count(("r0", "RunSucceeded")) == 3

@@ -14,7 +14,8 @@ module. For each decision of a job, in order:
   token). ``taken``: another replica has it, nothing is reported. ``busy``: the job is
   at ``max_instances`` across replicas (the claim applies the limit; the local count is
   not consulted), reported skipped. ``early``: not due yet on the coordinator's clock
-  (this replica's clock runs ahead): wait what it says and ask again. A coordinator that
+  (this replica's clock runs ahead): wait what it says and ask again, in the
+  batch of that turn of the loop. A coordinator that
   stays unreachable is retried with backoff on the kernel's clock until the time would
   be past the job's misfire grace (at most ``CLAIM_PATIENCE`` seconds), then the time is
   reported missed.
@@ -257,7 +258,7 @@ class ClaimGate:
         self._new_run_id = new_run_id
         self._running = running
         # Claims asked in this turn of the loop: sent together, in one statement.
-        self._batch: list[tuple[ClaimRequest, asyncio.Future[Claim | None]]] = []
+        self._batch: list[tuple[ClaimRequest, asyncio.Future[Claim]]] = []
         self._finishes: list[tuple[FinishRequest, asyncio.Future[bool]]] = []
         # Statements of each kind in flight: while MAX_IN_FLIGHT are, what is asked waits
         # for one to answer and goes with everything else asked meanwhile (group commit:
@@ -353,16 +354,13 @@ class ClaimGate:
         if not self._running():
             return  # stopping: the time is left to the replicas that go on (or catch-up)
         run_id = self._new_run_id()
-        answer = await self._claim_in_batch(
-            ClaimRequest(job.id, plan.scheduled_at, run_id, job.opts.max_instances))
-        if answer is None or answer.verdict == "early":
-            # Not settled by the batch (the database failed it, or the time is not due
-            # yet on its clock): this claim goes on alone, with backoff or a wait.
-            answer = await self._claim(
-                job, plan.scheduled_at, plan.lateness, plan.decided_at,
-                lambda: self.coordinator.claim(job.id, plan.scheduled_at, run_id,
-                                               max_instances=job.opts.max_instances),
-                first=answer)
+        request = ClaimRequest(job.id, plan.scheduled_at, run_id, job.opts.max_instances)
+        # In the batch of this turn of the loop; asked again (with backoff when the
+        # database failed the batch, after the wait when the time is not due yet on its
+        # clock) in the batch of that later turn: a replica whose clock runs ahead still
+        # sends its claims together.
+        answer = await self._claim(job, plan.scheduled_at, plan.lateness, plan.decided_at,
+                                   lambda: self._claim_in_batch(request))
         lateness = plan.lateness + clock.monotonic() - plan.decided_at
         verdict = None if answer is None else answer.verdict
         if verdict == "won":
@@ -382,10 +380,11 @@ class ClaimGate:
         else:
             job.apply_verdict(plan, "missed", lateness, None)
 
-    def _claim_in_batch(self, request: ClaimRequest) -> asyncio.Future[Claim | None]:
+    def _claim_in_batch(self, request: ClaimRequest) -> asyncio.Future[Claim]:
         """The answer to ``request``, sent with every other claim asked in this turn of
-        the loop (the job actors a timer tick woke) in one statement; None if it failed."""
-        future: asyncio.Future[Claim | None] = asyncio.get_running_loop().create_future()
+        the loop (the job actors a timer tick woke) in one statement; the future fails as
+        the statement did."""
+        future: asyncio.Future[Claim] = asyncio.get_running_loop().create_future()
         if not self._batch:
             asyncio.get_running_loop().call_soon(self._send_batch)
         self._batch.append((request, future))
@@ -403,10 +402,10 @@ class ClaimGate:
             _SENDING.add(task)
             task.add_done_callback(_SENDING.discard)
 
-    async def _settle(self, batch: list[tuple[ClaimRequest, asyncio.Future[Claim | None]]],
+    async def _settle(self, batch: list[tuple[ClaimRequest, asyncio.Future[Claim]]],
                       finishes: list[tuple[FinishRequest, asyncio.Future[bool]]]) -> None:
         stored: Sequence[bool] = ()
-        answers: Sequence[Claim | None]
+        answers: Sequence[Claim]
         try:
             if finishes:
                 answers, stored = await self.coordinator.settle_many(
@@ -414,12 +413,12 @@ class ClaimGate:
             else:
                 answers = await self.coordinator.claim_many([request for request, _ in batch])
         except Exception as exc:
-            log.warning("A batch of %d claims%s failed (%s: %s); each is retried alone",
+            log.warning("A batch of %d claims%s failed (%s: %s); each is asked again",
                         len(batch), f" and {len(finishes)} outcomes" if finishes else "",
                         type(exc).__name__, exc)
-            answers = [None] * len(batch)
+            _fail(batch, exc)
             _fail(finishes, exc)
-            finishes = []
+            return
         finally:
             self._claims_in_flight -= 1
             self._send_batch()
@@ -505,8 +504,7 @@ class ClaimGate:
                      job.id, scheduled_at)
 
     async def _claim(self, job: GatedJob, scheduled_at: datetime, lateness: float,
-                     decided_at: float, ask: Callable[[], Awaitable[Claim]],
-                     first: Claim | None = None) -> Claim | None:
+                     decided_at: float, ask: Callable[[], Awaitable[Claim]]) -> Claim | None:
         """The coordinator's answer (never ``early``: such a time is waited for and asked
         again), or None when it stayed unreachable past the job's grace (or
         ``CLAIM_PATIENCE``)."""
@@ -516,8 +514,7 @@ class ClaimGate:
         delay = 0.1
         while True:
             try:
-                answer = first if first is not None else await ask()
-                first = None
+                answer = await ask()
             except Exception as exc:
                 waited = lateness + clock.monotonic() - decided_at
                 gave_up = decide_one(waited + delay, grace=patience, max_instances=None,
