@@ -124,6 +124,11 @@ class _Batcher(Generic[R, A]):
         self._queue: list[tuple[R, asyncio.Future[A]]] = []
         self._in_flight = 0
 
+    @property
+    def pending(self) -> bool:
+        """Requests are waiting to be sent."""
+        return bool(self._queue)
+
     def ask(self, request: R) -> asyncio.Future[A]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[A] = loop.create_future()
@@ -257,13 +262,13 @@ class ClaimGate:
         self.clock = clock
         self._new_run_id = new_run_id
         self._running = running
-        # Claims asked in this turn of the loop: sent together, in one statement.
-        self._batch: list[tuple[ClaimRequest, asyncio.Future[Claim]]] = []
+        # Claims asked in this turn of the loop: sent together, in one statement, with the
+        # outcomes waiting to be stored (_send_claims). Statements of each kind in flight:
+        # while MAX_IN_FLIGHT are, what is asked waits for one to answer and goes with
+        # everything else asked meanwhile (group commit: no wait while the database keeps
+        # up, bigger batches when it does not).
+        self._claims: _Batcher[ClaimRequest, Claim] = _Batcher(self._send_claims)
         self._finishes: list[tuple[FinishRequest, asyncio.Future[bool]]] = []
-        # Statements of each kind in flight: while MAX_IN_FLIGHT are, what is asked waits
-        # for one to answer and goes with everything else asked meanwhile (group commit:
-        # no wait while the database keeps up, bigger batches when it does not).
-        self._claims_in_flight = 0
         self._finishes_in_flight = 0
         # Outcomes wait for the next tick's claims when that tick is at most lead / 2 away
         # (one statement and one commit for both); this timer sends them alone should
@@ -319,7 +324,7 @@ class ClaimGate:
     def _after_tick(self) -> None:
         # Runs after the first step of every actor the tick woke (their tasks were
         # scheduled first): a claim asked there is in the batch, which takes the outcomes.
-        if self._finishes and not self._batch:
+        if self._finishes and not self._claims.pending:
             self._send_finishes()
 
     def owns(self, job_id: str) -> bool:
@@ -360,7 +365,7 @@ class ClaimGate:
         # clock) in the batch of that later turn: a replica whose clock runs ahead still
         # sends its claims together.
         answer = await self._claim(job, plan.scheduled_at, plan.lateness, plan.decided_at,
-                                   lambda: self._claim_in_batch(request))
+                                   lambda: self._claims.ask(request))
         lateness = plan.lateness + clock.monotonic() - plan.decided_at
         verdict = None if answer is None else answer.verdict
         if verdict == "won":
@@ -380,50 +385,23 @@ class ClaimGate:
         else:
             job.apply_verdict(plan, "missed", lateness, None)
 
-    def _claim_in_batch(self, request: ClaimRequest) -> asyncio.Future[Claim]:
-        """The answer to ``request``, sent with every other claim asked in this turn of
-        the loop (the job actors a timer tick woke) in one statement; the future fails as
-        the statement did."""
-        future: asyncio.Future[Claim] = asyncio.get_running_loop().create_future()
-        if not self._batch:
-            asyncio.get_running_loop().call_soon(self._send_batch)
-        self._batch.append((request, future))
-        return future
-
-    def _send_batch(self) -> None:
-        if self._claims_in_flight >= MAX_IN_FLIGHT:
-            return  # sent when a statement in flight answers, with what comes meanwhile
-        batch, self._batch = self._batch, []
-        if batch:
-            # The outcomes waiting to be stored ride along: one statement, one commit.
-            finishes = self._take_finishes()
-            self._claims_in_flight += 1
-            task = asyncio.get_running_loop().create_task(self._settle(batch, finishes))
-            _SENDING.add(task)
-            task.add_done_callback(_SENDING.discard)
-
-    async def _settle(self, batch: list[tuple[ClaimRequest, asyncio.Future[Claim]]],
-                      finishes: list[tuple[FinishRequest, asyncio.Future[bool]]]) -> None:
-        stored: Sequence[bool] = ()
-        answers: Sequence[Claim]
+    async def _send_claims(self, requests: list[ClaimRequest]) -> Sequence[Claim]:
+        """One claim statement for ``requests`` (those of one turn of the loop), carrying
+        the outcomes waiting to be stored: one statement and one commit for both."""
+        finishes = self._take_finishes()
         try:
-            if finishes:
-                answers, stored = await self.coordinator.settle_many(
-                    [request for request, _ in batch], [request for request, _ in finishes])
-            else:
-                answers = await self.coordinator.claim_many([request for request, _ in batch])
+            if not finishes:
+                return await self.coordinator.claim_many(requests)
+            answers, stored = await self.coordinator.settle_many(
+                requests, [request for request, _ in finishes])
         except Exception as exc:
             log.warning("A batch of %d claims%s failed (%s: %s); each is asked again",
-                        len(batch), f" and {len(finishes)} outcomes" if finishes else "",
+                        len(requests), f" and {len(finishes)} outcomes" if finishes else "",
                         type(exc).__name__, exc)
-            _fail(batch, exc)
             _fail(finishes, exc)
-            return
-        finally:
-            self._claims_in_flight -= 1
-            self._send_batch()
-        _settle_all(batch, answers)
+            raise
         _settle_all(finishes, stored)
+        return answers
 
     def _finish_in_batch(self, request: FinishRequest) -> asyncio.Future[bool]:
         """Store an outcome with the others of this turn of the loop, in one statement;
